@@ -1,0 +1,80 @@
+"""Masked images on the device: fill values and one vectorised pass that hides one cell per image."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Real
+
+import torch
+import torch.nn.functional as F
+
+Fill = float | Sequence[float] | str
+
+
+def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of a (C, H, W) tensor, edges replicated."""
+    radius = max(1, int(round(3.0 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=image.device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = (k / k.sum()).to(image.dtype)
+    c = image.shape[0]
+    img = image[None]
+    img = F.pad(img, (radius, radius, 0, 0), mode="replicate")
+    img = F.conv2d(img, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    img = F.pad(img, (0, 0, radius, radius), mode="replicate")
+    img = F.conv2d(img, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return img[0]
+
+
+def fill_image(image: torch.Tensor, fill: Fill, region: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    """What a masked cell shows, broadcastable against the (C, H, W) image.
+
+    ``fill`` is a number or one number per channel (in the model-input domain), ``"mean"`` (the per-channel mean of
+    the explained region) or ``"blur"`` (a Gaussian-blurred copy, sigma = 1/20 of the region's smaller side, which
+    removes detail at the scale of a cell while keeping the local brightness).
+    """
+    c, h, w = image.shape
+    top, left, rh, rw = region if region is not None else (0, 0, h, w)
+    if isinstance(fill, str):
+        if fill == "mean":
+            return image[:, top : top + rh, left : left + rw].mean(dim=(1, 2), keepdim=True)
+        if fill == "blur":
+            return gaussian_blur(image, sigma=max(1.0, min(rh, rw) / 20.0))
+        raise ValueError(f"fill {fill!r} is not known: use a number, one number per channel, 'mean' or 'blur'")
+    if isinstance(fill, bool):
+        raise TypeError("fill must be a number, a sequence of numbers, 'mean' or 'blur', not a bool")
+    if isinstance(fill, Real):
+        values = [float(fill)]
+    else:
+        try:
+            values = [float(v) for v in fill]
+        except TypeError:
+            raise TypeError(f"fill {fill!r} must be a number, one number per channel, 'mean' or 'blur'") from None
+        if len(values) != c:
+            raise ValueError(f"fill has {len(values)} values but the image has {c} channels: give one per channel")
+    t = torch.tensor(values, dtype=image.dtype, device=image.device).view(-1, 1, 1)
+    if not torch.isfinite(t).all():
+        raise ValueError(f"fill {values} is not finite")
+    return t
+
+
+def mask_batch(
+    images: torch.Tensor,
+    fills: torch.Tensor,
+    image_index: torch.Tensor,
+    boxes: torch.Tensor,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> torch.Tensor:
+    """Build B masked images at once.
+
+    ``images`` (M, C, H, W) and ``fills`` (M, C, H, W) or (M, C, 1, 1) are the source images and what their masked
+    cells show; row b of the batch is ``images[image_index[b]]`` with the box ``boxes[b] = (row0, row1, col0,
+    col1)`` (end-exclusive) replaced by its fill. An empty box (row0 == row1) leaves the image as it is.
+    """
+    _, _, h, w = images.shape
+    rows = torch.arange(h, device=images.device).view(1, h, 1)
+    cols = torch.arange(w, device=images.device).view(1, 1, w)
+    r0, r1, c0, c1 = (boxes[:, k].view(-1, 1, 1) for k in range(4))
+    inside = (rows >= r0) & (rows < r1) & (cols >= c0) & (cols < c1)
+    out = torch.where(inside[:, None], fills[image_index], images[image_index])
+    return out.contiguous(memory_format=memory_format)
