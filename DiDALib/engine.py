@@ -224,8 +224,7 @@ class DiDAEngine:
         if self.device.type != "cuda":
             return CPU_BATCH_SIZE
         probe = 8
-        x = mask_batch(item.image[None], item.fill[None], torch.zeros(probe, dtype=torch.long, device=self.device),
-                       item.plan.boxes[:probe], self.memory_format)
+        x = mask_batch(item.image, item.fill, item.plan.boxes[:probe], memory_format=self.memory_format)
         torch.cuda.synchronize(self.device)
         before = torch.cuda.memory_allocated(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
@@ -264,7 +263,9 @@ class DiDAEngine:
         else:
             x = x.to(self.device)
         fill = fill_image(x, self.fill, reg)
-        return _Item(index, x, fill.expand_as(x) if fill.shape != x.shape else fill, plan, reg)
+        # Kept as (1, C, H, W) in the model's memory format so that masks broadcast straight into that layout.
+        source = x[None].contiguous(memory_format=self.memory_format)
+        return _Item(index, source, fill[None], plan, reg)
 
     # -- public API ----------------------------------------------------------------------------------------------
 
@@ -378,14 +379,13 @@ class DiDAEngine:
     def _masked(self, pieces) -> torch.Tensor:
         if len(pieces) == 1:
             item, start, stop = pieces[0]
-            index = torch.zeros(stop - start, dtype=torch.long, device=self.device)
-            return mask_batch(item.image[None], item.fill[None], index, item.plan.boxes[start:stop], self.memory_format)
-        images = torch.stack([p[0].image for p in pieces])
-        fills = torch.stack([p[0].fill for p in pieces])
+            return mask_batch(item.image, item.fill, item.plan.boxes[start:stop], memory_format=self.memory_format)
+        images = torch.cat([p[0].image for p in pieces])
+        fills = torch.cat([p[0].fill.expand_as(p[0].image) for p in pieces])
         index = torch.cat([torch.full((stop - start,), k, dtype=torch.long, device=self.device)
                            for k, (_, start, stop) in enumerate(pieces)])
         boxes = torch.cat([item.plan.boxes[start:stop] for item, start, stop in pieces])
-        return mask_batch(images, fills, index, boxes, self.memory_format)
+        return mask_batch(images, fills, boxes, index, self.memory_format)
 
     def _check_finite(self, scores: np.ndarray, index: int) -> None:
         bad = int((~np.isfinite(scores)).sum())
@@ -423,7 +423,7 @@ class DiDAEngine:
         return DiDAResult(
             base_scores=base.copy(),
             deltas=deltas,
-            image_shape=tuple(item.image.shape[1:]),
+            image_shape=tuple(item.image.shape[2:]),
             region=item.region,
             score=self.score,
             index=item.index,

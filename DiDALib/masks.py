@@ -61,20 +61,26 @@ def fill_image(image: torch.Tensor, fill: Fill, region: tuple[int, int, int, int
 def mask_batch(
     images: torch.Tensor,
     fills: torch.Tensor,
-    image_index: torch.Tensor,
     boxes: torch.Tensor,
+    image_index: torch.Tensor | None = None,
     memory_format: torch.memory_format = torch.contiguous_format,
 ) -> torch.Tensor:
     """Build B masked images at once.
 
-    ``images`` (M, C, H, W) and ``fills`` (M, C, H, W) or (M, C, 1, 1) are the source images and what their masked
-    cells show; row b of the batch is ``images[image_index[b]]`` with the box ``boxes[b] = (row0, row1, col0,
-    col1)`` (end-exclusive) replaced by its fill. An empty box (row0 == row1) leaves the image as it is.
+    ``images`` (M, C, H, W) are the sources and ``fills`` (M, C, H, W) or (M, C, 1, 1) what their masked cells
+    show. Row b of the batch is source ``image_index[b]`` (source 0 when ``image_index`` is None, which needs no
+    gather) with the box ``boxes[b] = (row0, row1, col0, col1)`` (end-exclusive) replaced by its fill; an empty
+    box (row0 == row1) leaves the image as it is.
     """
     _, _, h, w = images.shape
-    rows = torch.arange(h, device=images.device).view(1, h, 1)
-    cols = torch.arange(w, device=images.device).view(1, 1, w)
-    r0, r1, c0, c1 = (boxes[:, k].view(-1, 1, 1) for k in range(4))
+    rows = torch.arange(h, device=images.device).view(1, 1, h, 1)
+    cols = torch.arange(w, device=images.device).view(1, 1, 1, w)
+    r0, r1, c0, c1 = (boxes[:, k].view(-1, 1, 1, 1) for k in range(4))
     inside = (rows >= r0) & (rows < r1) & (cols >= c0) & (cols < c1)
-    out = torch.where(inside[:, None], fills[image_index], images[image_index])
+    if image_index is not None:
+        images, fills = images[image_index], fills[image_index]
+    elif images.shape[0] != 1:
+        raise ValueError("image_index is needed when there is more than one source image")
+    # Broadcasting one source against B boxes writes each output pixel once, with no gathered copies.
+    out = torch.where(inside, fills, images)
     return out.contiguous(memory_format=memory_format)

@@ -25,6 +25,7 @@ Weights are never unpickled: safetensors first, ``torch.load(weights_only=True)`
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -267,7 +268,9 @@ def load_model_package(package: str | Path) -> ModelPackage:
         raise ModelPackageError(f"{root}: the weights file {spec.weights!r} named in model.json is missing")
     if spec.architecture == "torchscript":
         try:
-            model = torch.jit.load(str(weights), map_location="cpu")
+            with warnings.catch_warnings():  # torch 2.14 deprecates TorchScript, but users still bring .pt files
+                warnings.simplefilter("ignore", FutureWarning)
+                model = torch.jit.load(str(weights), map_location="cpu")
         except Exception as exc:
             raise ModelPackageError(f"{weights}: not a readable TorchScript file ({type(exc).__name__})") from None
     else:
@@ -321,3 +324,21 @@ def save_model_package(folder: str | Path, spec: ModelSpec, model: torch.nn.Modu
     save_file(state, str(out / spec.weights))
     (out / "model.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def demo_model_path() -> Path:
+    """The bundled demo model package (``Resources/DemoModel``): beside the package in a source checkout, or the
+    folder named by ``DIDA_DEMO_MODEL``. It is a demonstration model trained on synthetic phantoms, not for
+    clinical use."""
+    import os
+
+    env = os.environ.get("DIDA_DEMO_MODEL")
+    here = Path(__file__).resolve().parent
+    candidates = ([Path(env)] if env else []) + [here.parent / "Resources" / "DemoModel", here / "Resources" / "DemoModel"]
+    for c in candidates:
+        if (c / "model.json").is_file():
+            return c
+    raise ModelPackageError(
+        "the bundled demo model was not found (looked in " + ", ".join(str(c) for c in candidates) + "); "
+        "reinstall DiDA from a complete checkout or set DIDA_DEMO_MODEL to the package folder"
+    )
