@@ -3,45 +3,56 @@
 The engine (``DiDAEngine``) masks every cell of several grid sizes and records, for every class, how much the
 score falls (``d > 0``, evidence for) or rises (``d < 0``, evidence against); ``mixed_image`` and ``render`` turn
 those numbers into the paper's Grid and Mixed Images.
+
+Names are imported on first use, so that ``import DiDALib.oct_readers`` (say, in Slicer's file reader at start-up)
+does not load torch.
 """
 
-from .devices import describe_device, resolve_device, resolve_precision
-from .engine import DiDACancelled, DiDAEngine, Progress, as_image
-from .grid import DEFAULT_GRIDS, cell_boxes, cell_index_map, check_weights, default_weights, grid_edges, validate_grids
-from .masks import fill_image, mask_batch
-from .mixing import MixedImage, brightness, cell_map, grid_image, mixed_image, mixed_images, saturation_scale
-from .render import grey_to_uint8, mixed_to_rgb, overlay, signed_to_rgb
-from .result import DiDAResult
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DEFAULT_GRIDS",
-    "DiDACancelled",
-    "DiDAEngine",
-    "DiDAResult",
-    "MixedImage",
-    "Progress",
-    "as_image",
-    "brightness",
-    "cell_boxes",
-    "cell_index_map",
-    "cell_map",
-    "check_weights",
-    "default_weights",
-    "describe_device",
-    "fill_image",
-    "grey_to_uint8",
-    "grid_edges",
-    "grid_image",
-    "mask_batch",
-    "mixed_image",
-    "mixed_images",
-    "mixed_to_rgb",
-    "overlay",
-    "resolve_device",
-    "resolve_precision",
-    "saturation_scale",
-    "signed_to_rgb",
-    "validate_grids",
-]
+_EXPORTS = {
+    "describe_device": "devices",
+    "resolve_device": "devices",
+    "resolve_precision": "devices",
+    "DiDACancelled": "engine",
+    "DiDAEngine": "engine",
+    "Progress": "engine",
+    "as_image": "engine",
+    "DEFAULT_GRIDS": "grid",
+    "cell_boxes": "grid",
+    "cell_index_map": "grid",
+    "check_weights": "grid",
+    "default_weights": "grid",
+    "grid_edges": "grid",
+    "validate_grids": "grid",
+    "fill_image": "masks",
+    "mask_batch": "masks",
+    "MixedImage": "mixing",
+    "brightness": "mixing",
+    "cell_map": "mixing",
+    "grid_image": "mixing",
+    "mixed_image": "mixing",
+    "mixed_images": "mixing",
+    "saturation_scale": "mixing",
+    "grey_to_uint8": "render",
+    "mixed_to_rgb": "render",
+    "overlay": "render",
+    "signed_to_rgb": "render",
+    "DiDAResult": "result",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'DiDALib' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -119,8 +119,8 @@ class DiDAEngine:
     ``score`` is ``"probabilities"`` (softmax of the outputs, sigmoid for a single output) or ``"logits"``.
     ``fill`` is what a masked cell shows, in the model-input domain: a number, one per channel, ``"mean"`` or
     ``"blur"``. ``batch_size=None`` picks one for the device (on CUDA from its free memory; an out-of-memory error
-    halves it and retries). ``precision`` is the model's compute dtype (``"auto"``: bfloat16/float16 on CUDA,
-    float32 on the CPU); scores are always compared in float32. ``compile`` wraps the model in ``torch.compile``
+    halves it and retries). ``precision`` is the model's compute dtype (``"auto"``: float16 on CUDA, float32
+    elsewhere); scores are always compared in float32. ``compile`` wraps the model in ``torch.compile``
     (``True`` or a mode such as ``"reduce-overhead"`` for CUDA graphs), falling back to eager if that fails.
     """
 

@@ -74,7 +74,8 @@ def default_weights(grids: Sequence[int]) -> np.ndarray:
 
 
 def check_weights(weights: Sequence[float] | np.ndarray | None, grids: Sequence[int]) -> np.ndarray:
-    """Return weights as a float64 array matching ``grids`` (the default weighting for ``None``)."""
+    """Weights for ``grids`` as float64, normalised to sum to 1 so that a Mixed Image stays within [0, 1] (only
+    their ratios matter); the default weighting for ``None``."""
     if weights is None:
         return default_weights(grids)
     w = np.asarray(weights, dtype=np.float64)
@@ -85,4 +86,4 @@ def check_weights(weights: Sequence[float] | np.ndarray | None, grids: Sequence[
         )
     if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise ValueError(f"weights {w.tolist()} must be finite, non-negative and not all zero")
-    return w
+    return w / w.sum()

@@ -12,14 +12,22 @@ from .grid import cell_index_map, check_weights
 from .result import DiDAResult
 
 
-def brightness(d: np.ndarray, scale: float) -> np.ndarray:
-    """``a(d) = min(|d| / scale, 1)``: monotone in |d|, 0 at d = 0, saturating at ``scale``."""
+#: Exponent of the brightness curve. Below 1 it lifts weak evidence into view while keeping the order of |d|:
+#: a confident classifier's d spans two decades (0.01 to 0.4 on the demo volume), and a linear ramp leaves the
+#: lower decade invisible on an overlay.
+BRIGHTNESS_GAMMA = 0.5
+
+
+def brightness(d: np.ndarray, scale: float, gamma: float = BRIGHTNESS_GAMMA) -> np.ndarray:
+    """``a(d) = min(|d| / scale, 1) ** gamma``: monotone in |d|, 0 at d = 0, saturating at ``scale``."""
     d = np.asarray(d, dtype=np.float32)
     if not np.isfinite(scale) or scale < 0:
         raise ValueError(f"saturation scale {scale!r} must be a finite number >= 0")
+    if not 0 < gamma <= 4:
+        raise ValueError(f"brightness gamma {gamma!r} must be within (0, 4]")
     if scale == 0:
         return np.zeros_like(d)
-    return np.minimum(np.abs(d) / np.float32(scale), np.float32(1.0))
+    return np.minimum(np.abs(d) / np.float32(scale), np.float32(1.0)) ** np.float32(gamma)
 
 
 def saturation_scale(results: DiDAResult | Iterable[DiDAResult], classes: Sequence[int] | None = None) -> float:
@@ -74,14 +82,15 @@ class MixedImage:
 
 
 def grid_image(result: DiDAResult, n: int, class_index: int, scale: float | None = None,
-               shape: tuple[int, int] | None = None) -> np.ndarray:
+               shape: tuple[int, int] | None = None, gamma: float = BRIGHTNESS_GAMMA) -> np.ndarray:
     """Grid Image of size n for one class as signed brightness: ``+a(d)`` where d >= 0 (red), ``-a(d)`` (blue)."""
     if n not in result.deltas:
         raise ValueError(f"grid {n} was not computed: this result has grids {result.grids}")
     k = result.class_index(class_index)
     scale = saturation_scale(result) if scale is None else scale
     d = result.deltas[n][k]
-    signed = np.where(d >= 0, brightness(d, scale), -brightness(d, scale)).astype(np.float32)
+    a = brightness(d, scale, gamma)
+    signed = np.where(d >= 0, a, -a).astype(np.float32)
     return signed.ravel()[cell_map(result, n, shape)]
 
 
@@ -91,6 +100,7 @@ def mixed_image(
     weights: Sequence[float] | None = None,
     scale: float | None = None,
     shape: tuple[int, int] | None = None,
+    gamma: float = BRIGHTNESS_GAMMA,
 ) -> MixedImage:
     """The Mixed Image of one class: ``p(D) = sum_i w_i p(G_i)`` on the coloured pixels, so red and blue
     accumulate separately. ``scale`` defaults to the largest |d| of the result over all classes; pass one scale
@@ -105,7 +115,7 @@ def mixed_image(
     neg = np.zeros(out, dtype=np.float32)
     for wi, n in zip(w, grids):
         d = result.deltas[n][k].ravel()
-        a = brightness(d, scale)
+        a = brightness(d, scale, gamma)
         cells = cell_map(result, n, shape)
         pos += np.float32(wi) * np.where(d >= 0, a, 0).astype(np.float32)[cells]
         neg += np.float32(wi) * np.where(d < 0, a, 0).astype(np.float32)[cells]

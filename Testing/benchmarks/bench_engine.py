@@ -23,6 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from DiDALib import DEFAULT_GRIDS, DiDAEngine, cell_index_map, describe_device, resolve_device  # noqa: E402
 
 
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -121,11 +125,13 @@ def main(argv=None) -> dict:
     engine = DiDAEngine(model, device=device, fill=0.0, batch_size=args.batch_size, precision=args.precision,
                         compile=args.compile)
     image = torch.rand(shape)
+    _log(f"DiDA on {describe_device(device)}: {args.model} {shape}, grids {grids}")
     dida_seconds = time_dida(engine, image, grids, args.repeats)
     passes = 1 + sum(n * n for n in grids)
     candidates = [1, 2, 4, 8, 16, 32, 64] if device.type == "cpu" else [64, 128, 256, 512, 1024, 2048]
     if engine.batch_size not in candidates:
         candidates = sorted(set(candidates) | {engine.batch_size})
+    _log(f"DiDA {dida_seconds:.2f} s; model throughput at batch sizes {candidates}")
     model_ips, best_bs, per_bs = model_throughput(engine, shape, candidates, args.seconds)
     out = {
         "device": describe_device(device),
@@ -147,10 +153,12 @@ def main(argv=None) -> dict:
         "python": platform.python_version(),
     }
     if not args.skip_captum:
+        _log("captum FeatureAblation")
         captum_seconds = time_captum(engine.model, image, grids, device, 0.0)
         out["captum_seconds"] = round(captum_seconds, 3)
         out["speedup_vs_captum"] = round(captum_seconds / dida_seconds, 3)
     if args.volume:
+        _log(f"volume of {args.volume} B-scans")
         out.update(time_volume(engine, shape, grids, args.volume))
     if args.json:
         print(json.dumps(out))

@@ -66,3 +66,7 @@ def test_weights_of_the_wrong_length_are_refused():
         check_weights([1, 2], (7, 9, 11))
     with pytest.raises(ValueError, match="non-negative"):
         check_weights([1, -2, 1], (7, 9, 11))
+
+
+def test_given_weights_keep_their_ratios_and_sum_to_one():
+    np.testing.assert_allclose(check_weights([1, 3], (7, 9)), [0.25, 0.75])

@@ -18,6 +18,11 @@ def test_brightness_is_monotone_saturating_and_zero_at_zero():
     assert a[2] == 0 and a[1] == a[4] and a[3] < a[4] < a[5]
     assert a[5] == 1 and a[6] == 1 and a[0] == 1
     assert np.all(brightness(d, 0.0) == 0)
+    # The default curve lifts weak evidence (gamma 0.5) but keeps the order and the saturation point.
+    np.testing.assert_allclose(brightness(d, 0.2), np.minimum(np.abs(d) / 0.2, 1) ** 0.5, rtol=1e-6)
+    np.testing.assert_allclose(brightness(d, 0.2, gamma=1.0), np.minimum(np.abs(d) / 0.2, 1), rtol=1e-6)
+    with pytest.raises(ValueError, match="gamma"):
+        brightness(d, 0.2, gamma=0)
     with pytest.raises(ValueError):
         brightness(d, float("nan"))
 
@@ -28,7 +33,7 @@ def test_a_cell_positive_at_one_scale_and_negative_at_another_shows_both():
     d4 = np.zeros((2, 4, 4))
     d4[0, 0, 0] = -0.2  # top-left 2x2 pixels: against class a at grid 4
     r = _result({2: d2, 4: d4})
-    m = mixed_image(r, "a", weights=[0.5, 0.5])
+    m = mixed_image(r, "a", weights=[0.5, 0.5], gamma=1.0)
     assert m.scale == pytest.approx(0.4)
     assert m.positive[0, 0] == pytest.approx(0.5) and m.negative[0, 0] == pytest.approx(0.25)
     assert m.positive[3, 3] == pytest.approx(0.5) and m.negative[3, 3] == 0  # only grid 2's cell covers it
@@ -45,16 +50,16 @@ def test_one_scale_for_all_classes_and_results():
     assert saturation_scale([r1, r2]) == pytest.approx(0.6)
     ma, mb = mixed_images(r1, [0, 1])
     assert ma.scale == mb.scale == pytest.approx(0.3)
-    assert ma.positive.max() == pytest.approx(1 / 3) and mb.negative.max() == pytest.approx(1.0)
+    assert ma.positive.max() == pytest.approx((1 / 3) ** 0.5) and mb.negative.max() == pytest.approx(1.0)
 
 
 def test_grid_image_signs_and_resampling_keeps_crisp_cells():
     d = np.array([[[0.2, -0.1], [0.0, 0.05]], [[0, 0], [0, 0]]])
     r = _result({2: d}, shape=(4, 6))
-    g = grid_image(r, 2, 0, scale=0.2)
+    g = grid_image(r, 2, 0, scale=0.2, gamma=1.0)
     assert g.shape == (4, 6)
     assert np.all(g[:2, :3] == 1.0) and np.all(g[:2, 3:] == -0.5) and np.all(g[2:, 3:] == 0.25)
-    big = grid_image(r, 2, 0, scale=0.2, shape=(40, 90))
+    big = grid_image(r, 2, 0, scale=0.2, shape=(40, 90), gamma=1.0)
     assert set(np.unique(big)) == {1.0, -0.5, 0.0, 0.25}
     assert np.all(big[:20, :45] == 1.0) and np.all(big[20:, 45:] == 0.25)
     rgb = signed_to_rgb(g)

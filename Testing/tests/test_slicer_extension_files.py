@@ -1,0 +1,161 @@
+"""The extension's packaging: the catalog entry, the CMake metadata and extension.s4ext agree, and the CMake files
+configure (with Slicer absent: stopping at find_package(Slicer); with a stand-in Slicer package: shipping every
+file of the module and of DiDALib where Slicer will look for them)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "slicer"
+CMAKE = shutil.which("cmake")
+RAW_PREFIX = re.compile(r"https://raw\.githubusercontent\.com/[^/]+/[^/]+/[^/]+/(.+)$")
+
+
+def cmake_vars() -> dict[str, str]:
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    return dict(re.findall(r'set\((EXTENSION_\w+) "([^"]*)"\)', text))
+
+
+def s4ext() -> dict[str, str]:
+    out = {}
+    for line in (ROOT / "extension.s4ext").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition(" ")
+            out[key] = value.strip()
+    return out
+
+
+def test_catalog_entry_validates_against_the_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema_path = SHARED / "slicer-extension-catalog-entry-schema-v1.0.2.json"
+    if not schema_path.exists():
+        pytest.skip(f"{schema_path} is not available")
+    entry = json.loads((ROOT / "DiDA.json").read_text(encoding="utf-8"))
+    jsonschema.validate(entry, json.loads(schema_path.read_text(encoding="utf-8")))
+    categories = (SHARED / "accepted-extension-categories.txt").read_text(encoding="utf-8").splitlines()
+    assert entry["category"] in categories
+    # ExtensionsIndex rules: the entry is not named Slicer*, the repository is.
+    assert not (ROOT / "DiDA.json").stem.startswith("Slicer")
+    assert re.search(r"/Slicer[^/]*?(\.git)?$", entry["scm_url"]), entry["scm_url"]
+
+
+def test_metadata_agrees_across_cmake_s4ext_and_catalog_entry():
+    cm, s4, entry = cmake_vars(), s4ext(), json.loads((ROOT / "DiDA.json").read_text(encoding="utf-8"))
+    project = re.search(r"^project\((\w+)\)", (ROOT / "CMakeLists.txt").read_text(), re.M).group(1)
+    assert project == "DiDA" == (ROOT / "DiDA.json").stem
+    depends = cm["EXTENSION_DEPENDS"].split()
+    assert depends == ["PyTorch"] == entry["build_dependencies"] == s4["depends"].split()
+    assert cm["EXTENSION_CATEGORY"] == entry["category"] == s4["category"]
+    for key, s4key in (("HOMEPAGE", "homepage"), ("CONTRIBUTORS", "contributors"), ("DESCRIPTION", "description"),
+                       ("ICONURL", "iconurl"), ("SCREENSHOTURLS", "screenshoturls")):
+        assert cm[f"EXTENSION_{key}"] == s4[s4key], key
+    assert s4["scmurl"] == entry["scm_url"]
+    # The icon and screenshot URLs point at files of this repository.
+    for url in [cm["EXTENSION_ICONURL"], *cm["EXTENSION_SCREENSHOTURLS"].split()]:
+        path = ROOT / RAW_PREFIX.match(url).group(1)
+        assert path.is_file(), f"{url} names {path}, which does not exist"
+    shot = ROOT / RAW_PREFIX.match(cm["EXTENSION_SCREENSHOTURLS"].split()[0]).group(1)
+    assert shot.stat().st_size < 500_000
+
+
+def test_module_cmake_follows_the_template():
+    text = (ROOT / "DiDA" / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert "slicerMacroBuildScriptedModule(" in text and "WITH_GENERIC_TESTS" in text
+    assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
+    assert (ROOT / "DiDA" / "Testing" / "CMakeLists.txt").read_text().strip() == "add_subdirectory(Python)"
+    assert (ROOT / "DiDA" / "Testing" / "Python" / "CMakeLists.txt").is_file()
+    assert "add_subdirectory(DiDA)" in (ROOT / "CMakeLists.txt").read_text()
+
+
+@pytest.mark.skipif(CMAKE is None, reason="cmake is not installed")
+def test_configure_without_slicer_stops_at_find_package(tmp_path):
+    run = subprocess.run([CMAKE, "-S", str(ROOT), "-B", str(tmp_path / "build")], capture_output=True, text=True,
+                         timeout=240)
+    assert run.returncode != 0
+    assert 'Could not find a package configuration file provided by "Slicer"' in run.stderr.replace("\n  ", " ")
+    assert "cmake_minimum_required" not in run.stderr, "the installed CMake rejects the version range"
+
+
+# A stand-in for Slicer's CMake package: the macros record what they are given, and compute where
+# ctkMacroCompilePythonScript would copy each file (relative: <destination>/<path>; absolute: <destination>/<path
+# relative to the current binary directory>).
+FAKE_USE_SLICER = r"""
+set(BUILD_TESTING ON)
+set(Slicer_QTSCRIPTEDMODULES_LIB_DIR "lib/Slicer-5.10/qt-scripted-modules")
+set(Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR "${Slicer_QTSCRIPTEDMODULES_LIB_DIR}")
+set(RECORD "${CMAKE_BINARY_DIR}/slicer-macro-calls.txt")
+file(WRITE "${RECORD}" "")
+function(slicerMacroBuildScriptedModule)
+  cmake_parse_arguments(MY "WITH_GENERIC_TESTS;WITH_SUBDIR;VERBOSE" "NAME" "SCRIPTS;RESOURCES" ${ARGN})
+  if(MY_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "Unknown keywords given to slicerMacroBuildScriptedModule(): ${MY_UNPARSED_ARGUMENTS}")
+  endif()
+  file(APPEND "${RECORD}" "MODULE ${MY_NAME} ${MY_WITH_GENERIC_TESTS}\n")
+  foreach(kind SCRIPTS RESOURCES)
+    foreach(f ${MY_${kind}})
+      if(IS_ABSOLUTE "${f}")
+        set(src "${f}")
+        file(RELATIVE_PATH tgt "${CMAKE_CURRENT_BINARY_DIR}" "${f}")
+      else()
+        set(src "${CMAKE_CURRENT_SOURCE_DIR}/${f}")
+        set(tgt "${f}")
+      endif()
+      if(NOT EXISTS "${src}")
+        message(FATAL_ERROR "slicerMacroBuildScriptedModule(${kind}) given nonexistent file '${f}'")
+      endif()
+      file(APPEND "${RECORD}" "${kind} ${src}|${tgt}\n")
+    endforeach()
+  endforeach()
+endfunction()
+function(slicer_add_python_unittest)
+  cmake_parse_arguments(MY "" "SCRIPT;TESTNAME_PREFIX" "SLICER_ARGS" ${ARGN})
+  file(APPEND "${RECORD}" "UNITTEST ${CMAKE_CURRENT_SOURCE_DIR}/${MY_SCRIPT}\n")
+endfunction()
+"""
+
+
+@pytest.mark.skipif(CMAKE is None, reason="cmake is not installed")
+def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
+    fake = tmp_path / "FakeSlicer"
+    fake.mkdir()
+    (fake / "UseSlicer.cmake").write_text(FAKE_USE_SLICER)
+    (fake / "Empty.cmake").write_text("")
+    (fake / "SlicerConfig.cmake").write_text(
+        'set(Slicer_USE_FILE "${CMAKE_CURRENT_LIST_DIR}/UseSlicer.cmake")\n'
+        'set(Slicer_EXTENSION_GENERATE_CONFIG "${CMAKE_CURRENT_LIST_DIR}/Empty.cmake")\n'
+        'set(Slicer_EXTENSION_CPACK "${CMAKE_CURRENT_LIST_DIR}/Empty.cmake")\n')
+    build = tmp_path / "build"
+    run = subprocess.run([CMAKE, "-S", str(ROOT), "-B", str(build), f"-DSlicer_DIR={fake}"], capture_output=True,
+                         text=True, timeout=240)
+    assert run.returncode == 0, run.stderr
+    lines = (build / "slicer-macro-calls.txt").read_text().splitlines()
+    assert "MODULE DiDA TRUE" in lines
+    shipped = {}
+    for line in lines:
+        kind, _, rest = line.partition(" ")
+        if kind in ("SCRIPTS", "RESOURCES"):
+            src, tgt = rest.split("|")
+            assert not tgt.startswith(".."), f"{src} would be copied outside the scripted modules folder"
+            shipped[tgt] = Path(src)
+    library = {f"DiDALib/{p.name}": p for p in (ROOT / "DiDALib").glob("*.py")}
+    expected = {"DiDA.py", *library, "Resources/Icons/DiDA.png", "Resources/UI/DiDA.ui", "Resources/requirements.txt"}
+    assert expected <= set(shipped), f"not shipped: {sorted(expected - set(shipped))}"
+    for tgt, original in library.items():
+        assert shipped[tgt].read_bytes() == original.read_bytes(), f"{tgt} is not a copy of {original}"
+    assert f"UNITTEST {ROOT / 'DiDA' / 'DiDA.py'}" in lines
+    # The demo model lands beside DiDALib, where DiDALib.models.demo_model_path() looks.
+    package = ROOT / "Resources" / "DemoModel" / "model.json"
+    demo = ["model.json", json.loads(package.read_text()).get("weights", "model.safetensors")] \
+        if package.exists() else []
+    demo = sorted(demo + (["MODEL_CARD.md"] if demo and (package.parent / "MODEL_CARD.md").exists() else []))
+    copied = build / "lib/Slicer-5.10/qt-scripted-modules/Resources/DemoModel"
+    assert sorted(p.name for p in copied.glob("*")) == demo
+    for name in demo:
+        assert (copied / name).read_bytes() == (package.parent / name).read_bytes()

@@ -1,0 +1,178 @@
+"""Static checks of what only Slicer can run: the module file against its Qt Designer file and the parameter node
+wrapper's rules (Slicer/Slicer Base/Python/slicer/parameterNodeWrapper/guiConnectors.py), without importing Qt."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULE = ROOT / "DiDA" / "DiDA.py"
+UI = ROOT / "DiDA" / "Resources" / "UI" / "DiDA.ui"
+REQUIREMENTS = ROOT / "DiDA" / "Resources" / "requirements.txt"
+
+
+@pytest.fixture(scope="module")
+def tree() -> ast.Module:
+    return ast.parse(MODULE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def ui() -> ET.Element:
+    return ET.parse(UI).getroot()
+
+
+def ui_widgets(ui) -> dict[str, str]:
+    """Every widget of the .ui: name -> class."""
+    return {w.get("name"): w.get("class") for w in ui.iter("widget")}
+
+
+def ui_bindings(ui) -> dict[str, str]:
+    """Widgets bound to the parameter node: parameter name -> widget class."""
+    out = {}
+    for w in ui.iter("widget"):
+        for prop in w.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                out[prop.find("string").text] = w.get("class")
+    return out
+
+
+def class_def(tree, name) -> ast.ClassDef:
+    found = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name]
+    assert found, f"DiDA.py has no class {name}"
+    return found[0]
+
+
+def parameter_fields(tree) -> dict[str, ast.expr]:
+    node = class_def(tree, "DiDAParameterNode")
+    return {s.target.id: s.annotation for s in node.body if isinstance(s, ast.AnnAssign)}
+
+
+def enum_classes(tree) -> dict[str, list[str]]:
+    """Enums defined in DiDA.py: name -> member values."""
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and any(ast.unparse(b) == "enum.Enum" for b in node.bases):
+            out[node.name] = [s.value.value for s in node.body
+                              if isinstance(s, ast.Assign) and isinstance(s.value, ast.Constant)]
+    return out
+
+
+@pytest.mark.parametrize("version", [(3, 10), (3, 11), (3, 12)])
+def test_module_and_library_parse_on_python_3_10_and_later(version):
+    for path in [MODULE, *sorted((ROOT / "DiDALib").glob("mrml_*.py")), ROOT / "DiDALib" / "background.py"]:
+        ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=version)
+
+
+def test_module_follows_the_scripted_module_pattern(tree):
+    names = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+    for name in ("DiDA", "DiDAParameterNode", "DiDAWidget", "DiDALogic", "DiDATest", "DiDAFileReader"):
+        assert name in names, f"DiDA.py lacks {name}"
+    decorators = [ast.unparse(d) for d in class_def(tree, "DiDAParameterNode").decorator_list]
+    assert decorators == ["parameterNodeWrapper"]
+    reader = {f.name for f in class_def(tree, "DiDAFileReader").body if isinstance(f, ast.FunctionDef)}
+    assert {"description", "fileType", "extensions", "canLoadFileConfidence", "load"} <= reader
+
+
+def test_every_widget_the_code_names_exists_in_the_ui(tree, ui):
+    named = {n.attr for n in ast.walk(tree)
+             if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Attribute) and n.value.attr == "ui"}
+    missing = sorted(named - set(ui_widgets(ui)))
+    assert not missing, f"DiDA.py uses widgets that DiDA.ui does not have: {missing}"
+    assert len(named) >= 10
+
+
+def test_every_bound_parameter_exists_on_the_parameter_node(tree, ui):
+    fields = parameter_fields(tree)
+    bound = ui_bindings(ui)
+    missing = sorted(set(bound) - set(fields))
+    assert not missing, f"DiDA.ui binds parameters that DiDAParameterNode lacks: {missing}"
+    unbound = sorted(set(fields) - set(bound))
+    assert not unbound, f"parameters without a widget: {unbound}"
+
+
+def test_bound_widgets_have_a_gui_connector_for_their_type(tree, ui):
+    """The pairs that slicer.parameterNodeWrapper's connectors accept (otherwise connectGui raises in Slicer)."""
+    fields = parameter_fields(tree)
+    enums = enum_classes(tree)
+    for name, widget in ui_bindings(ui).items():
+        annotation = ast.unparse(fields[name])
+        if widget == "QComboBox":
+            ok = annotation in enums or "Choice(" in annotation
+        elif widget == "ctkSliderWidget":
+            ok = annotation.startswith("Annotated[float") and "WithinRange(" in annotation  # bounded float only
+        elif widget == "qMRMLNodeComboBox":
+            ok = annotation.startswith("vtkMRML")
+        else:
+            ok = annotation == {"QCheckBox": "bool", "QLineEdit": "str", "QSpinBox": "int",
+                                "ctkPathLineEdit": "Path"}.get(widget)
+        assert ok, f"parameter {name}: {annotation} cannot be bound to a {widget}"
+
+
+def test_enum_labels_cover_every_member(tree):
+    for name, values in enum_classes(tree).items():
+        label = [f for f in class_def(tree, name).body if isinstance(f, ast.FunctionDef) and f.name == "label"]
+        assert label, f"{name} has no label(): the combo box would show raw names"
+        keys = [k.value for k in ast.walk(label[0]) if isinstance(k, ast.Dict) for k in k.keys]
+        assert sorted(keys) == sorted(values), f"{name}.label() covers {keys}, members are {values}"
+
+
+def test_parameter_defaults_are_members_and_in_range(tree):
+    enums = enum_classes(tree)
+    node = class_def(tree, "DiDAParameterNode")
+    for stmt in node.body:
+        if isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            annotation = ast.unparse(stmt.annotation)
+            if annotation in enums:
+                assert ast.unparse(stmt.value).split(".")[0] == annotation
+                assert ast.unparse(stmt.value).split(".")[1] in enums[annotation]
+            m = re.search(r"WithinRange\(([^,]+), ([^)]+)\)", annotation)
+            if m:
+                assert float(m.group(1)) <= stmt.value.value <= float(m.group(2))
+
+
+def test_ui_declares_its_custom_widgets_and_is_the_module_widget(ui):
+    declared = {c.find("class").text for c in ui.iter("customwidget")}
+    used = {cls for cls in ui_widgets(ui).values() if cls.startswith(("qMRML", "ctk"))}
+    assert used <= declared, f"custom widgets used but not declared: {sorted(used - declared)}"
+    assert ui.find("class").text == "DiDA" and ui.find("widget").get("class") == "qMRMLWidget"
+    receivers = {c.find("receiver").text for c in ui.iter("connection")
+                 if c.find("slot").text == "setMRMLScene(vtkMRMLScene*)"}
+    node_boxes = {n for n, cls in ui_widgets(ui).items() if cls == "qMRMLNodeComboBox"}
+    assert node_boxes <= receivers, "a node selector does not get the scene"
+
+
+def test_resources_the_module_loads_exist(tree):
+    text = MODULE.read_text(encoding="utf-8")
+    for rel in re.findall(r'resourcePath\("([^"]+)"\)', text):
+        assert (ROOT / "DiDA" / "Resources" / rel).is_file(), rel
+    for rel in re.findall(r'"(Resources/[^"]+\.(?:png|ui|txt))"', text):
+        assert (ROOT / "DiDA" / rel).is_file(), rel
+    assert (ROOT / "DiDA" / "Resources" / "Icons" / "DiDA.png").stat().st_size < 100_000
+
+
+def test_requirements_cover_the_library_imports():
+    """What DiDALib imports and Slicer does not ship is in requirements.txt (torch comes from the PyTorch
+    extension; numpy, SimpleITK, vtk and slicer are Slicer's own; tqdm serves only the command line)."""
+    from packaging.requirements import Requirement
+
+    reqs = {Requirement(line).name.lower() for line in REQUIREMENTS.read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
+    provided = {"torch", "torchvision", "numpy", "simpleitk", "vtk", "vtkmodules", "slicer", "tqdm"}
+    distribution = {"pil": "pillow", "yaml": "pyyaml"}
+    imported = set()
+    for path in (ROOT / "DiDALib").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "DiDALib"}
+    needed = {distribution.get(m.lower(), m.lower()) for m in third_party} - provided
+    assert needed <= reqs, f"missing from requirements.txt: {sorted(needed - reqs)}"
+    assert not reqs & {"torch", "torchvision", "numpy", "simpleitk"}, "never pip-install over Slicer's own packages"
