@@ -86,12 +86,18 @@ def make_test_volume(env, n_bscans: int = 5, depth: int = 48, width: int = 64, s
     return add_oct_volume(env.scene, volume, "phantom")
 
 
-def make_explainer(package_dir: str | Path, grids=TEST_GRIDS, **settings):
+def make_explainer(package_dir: str | Path, grids=TEST_GRIDS, wrap=None, **settings):
+    """A CPU explainer for the package; ``wrap(model)`` returns a callable to use instead of the model (to slow it
+    down or make it fail in tests)."""
+    from dataclasses import replace
+
     from .models import load_model_package
     from .pipeline import ExplainSettings, VolumeExplainer
 
-    return VolumeExplainer(load_model_package(package_dir), ExplainSettings(grids=tuple(grids), device="cpu",
-                                                                            **settings))
+    package = load_model_package(package_dir)
+    if wrap is not None:
+        package = replace(package, model=wrap(package.model))
+    return VolumeExplainer(package, ExplainSettings(grids=tuple(grids), device="cpu", **settings))
 
 
 @dataclass
@@ -421,14 +427,14 @@ def check_cancel(env, package_dir: str | Path) -> None:
     import time
 
     volume = make_test_volume(env, n_bscans=6)
-    session = ExplainSession(env.scene, volume, make_explainer(package_dir), classes="top3", name="DiDA cancel")
-    model = session.explainer.engine.model
+    def slow(model):  # slow enough that the main thread sees a result and cancels while B-scans remain
+        def call(x):
+            time.sleep(0.03)
+            return model(x)
+        return call
 
-    def slow(x):  # slow enough that the main thread sees a result and cancels while B-scans remain
-        time.sleep(0.03)
-        return model(x)
-
-    replace_model(session, slow)
+    session = ExplainSession(env.scene, volume, make_explainer(package_dir, wrap=slow), classes="top3",
+                             name="DiDA cancel")
     session.start()
 
     def handle(kind, payload):
@@ -452,12 +458,6 @@ def check_cancel(env, package_dir: str | Path) -> None:
             assert o.bscan_labels(k).any(), f"finished B-scan {k} lost its overlay"
     indices, _, _ = read_scores(run.table)
     assert indices == finished, "the score table lists unfinished B-scans"
-
-
-def replace_model(session: ExplainSession, fn) -> None:
-    """Make the session's engine call ``fn`` instead of its model (to slow it down or make it fail in tests)."""
-    engine = session.explainer.engine
-    engine.model = engine._forward_fn = fn
 
 
 def run_all(env_factory, package_dir: str | Path, folder: str | Path, log=print) -> None:

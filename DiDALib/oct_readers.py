@@ -709,6 +709,21 @@ def _pil_grey(im, where: str) -> tuple[np.ndarray, str | None]:
         raise OCTReadError(f"{where}: the image data cannot be decoded ({_short(e)}): the file may be truncated") from e
 
 
+def _append_frame(frames: list[np.ndarray], arr: np.ndarray, where: str, first: str) -> None:
+    """Add one B-scan to a stack, refusing one whose size or bit depth differs from the first."""
+    if frames and arr.shape != frames[0].shape:
+        raise OCTReadError(
+            f"{where}: is {arr.shape[1]} x {arr.shape[0]} px but {first} is "
+            f"{frames[0].shape[1]} x {frames[0].shape[0]} px: all B-scans must share one size"
+        )
+    if frames and arr.dtype != frames[0].dtype:
+        raise OCTReadError(
+            f"{where}: has {arr.dtype} pixels but {first} has {frames[0].dtype}: "
+            "export all B-scans with one bit depth"
+        )
+    frames.append(arr)
+
+
 def _read_image(p: Path, bscan_distance: float | None, *, source: str) -> OCTVolume:
     frames: list[np.ndarray] = []
     notes: set[str] = set()
@@ -721,17 +736,7 @@ def _read_image(p: Path, bscan_distance: float | None, *, source: str) -> OCTVol
             arr, note = _pil_grey(im, where)
             if note:
                 notes.add(note)
-            if frames and arr.shape != frames[0].shape:
-                raise OCTReadError(
-                    f"{where}: is {arr.shape[1]} x {arr.shape[0]} px but page 1 is "
-                    f"{frames[0].shape[1]} x {frames[0].shape[0]} px: all B-scans must share one size"
-                )
-            if frames and arr.dtype != frames[0].dtype:
-                raise OCTReadError(
-                    f"{where}: has {arr.dtype} pixels but page 1 has {frames[0].dtype}: "
-                    "all B-scans must share one bit depth"
-                )
-            frames.append(arr)
+            _append_frame(frames, arr, where, "page 1")
     fmt = "multipage-tiff" if n_frames > 1 else "image"
     bscans, intensity = to_unit_range(np.stack(frames), str(p))
     metadata = {
@@ -767,17 +772,7 @@ def _read_image_folder(folder: Path, bscan_distance: float | None, *, source: st
             arr, note = _pil_grey(im, str(f))
         if note:
             notes.add(note)
-        if frames and arr.shape != frames[0].shape:
-            raise OCTReadError(
-                f"{f}: is {arr.shape[1]} x {arr.shape[0]} px but {files[0].name} (the first B-scan) is "
-                f"{frames[0].shape[1]} x {frames[0].shape[0]} px: all B-scans of a folder must share one size"
-            )
-        if frames and arr.dtype != frames[0].dtype:
-            raise OCTReadError(
-                f"{f}: has {arr.dtype} pixels but {files[0].name} (the first B-scan) has {frames[0].dtype}: "
-                "export all B-scans with one bit depth"
-            )
-        frames.append(arr)
+        _append_frame(frames, arr, str(f), f"{files[0].name} (the first B-scan)")
     bscans, intensity = to_unit_range(np.stack(frames), str(folder))
     metadata = {
         "spacing_source": "none: image files carry no physical spacing; pixel units",

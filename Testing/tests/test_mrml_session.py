@@ -93,17 +93,18 @@ def test_continuing_a_run_adds_bscans(env, package):
 
 def test_a_failing_model_keeps_the_finished_bscans(env, package):
     volume = scenarios.make_test_volume(env, n_bscans=3)
-    session = ExplainSession(env.scene, volume, scenarios.make_explainer(package), classes="top3")
-    model, calls = session.explainer.engine.model, []
+    calls = []
     per_bscan = 1 + sum(n * n for n in scenarios.TEST_GRIDS)
 
-    def breaks_later(x):
-        calls.append(x.shape[0])
-        if sum(calls) > per_bscan + 8:
-            raise RuntimeError("CUDA error: device-side assert triggered")
-        return model(x)
+    def breaks_later(model):
+        def call(x):
+            calls.append(x.shape[0])
+            if sum(calls) > per_bscan + 8:
+                raise RuntimeError("CUDA error: device-side assert triggered")
+            return model(x)
+        return call
 
-    scenarios.replace_model(session, breaks_later)
+    session = ExplainSession(env.scene, volume, scenarios.make_explainer(package, wrap=breaks_later), classes="top3")
     state = session.run_blocking(timeout=60)
     assert state == "failed" and "device-side assert" in session.summary()
     assert session.run.finished and len(session.run.finished) < 3
