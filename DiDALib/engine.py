@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .devices import CPU_BATCH_SIZE, MAX_CUDA_BATCH_SIZE, resolve_device, resolve_precision
+from .devices import MAX_CUDA_BATCH_SIZE, BatchSizeTuner, resolve_device, resolve_precision
 from .grid import DEFAULT_GRIDS, cell_boxes, validate_grids
 from .masks import Fill, fill_image, mask_batch
 from .result import DiDAResult
@@ -118,10 +118,11 @@ class DiDAEngine:
     mode and moved to the device (channels-last where asked), a plain function is called as it is.
     ``score`` is ``"probabilities"`` (softmax of the outputs, sigmoid for a single output) or ``"logits"``.
     ``fill`` is what a masked cell shows, in the model-input domain: a number, one per channel, ``"mean"`` or
-    ``"blur"``. ``batch_size=None`` picks one for the device (on CUDA from its free memory; an out-of-memory error
-    halves it and retries). ``precision`` is the model's compute dtype (``"auto"``: float16 on CUDA, float32
-    elsewhere); scores are always compared in float32. ``compile`` wraps the model in ``torch.compile``
-    (``True`` or a mode such as ``"reduce-overhead"`` for CUDA graphs), falling back to eager if that fails.
+    ``"blur"``. ``batch_size=None`` picks one for the device (on CUDA from its free memory, and an out-of-memory
+    error halves it and retries; on the CPU the fastest of a few sizes, timed on the first batches of real work).
+    ``precision`` is the model's compute dtype (``"auto"``: float16 on CUDA, float32 elsewhere); scores are always
+    compared in float32. ``compile`` wraps the model in ``torch.compile`` (``True`` or a mode such as
+    ``"reduce-overhead"`` for CUDA graphs), falling back to eager if that fails.
     """
 
     def __init__(
@@ -166,6 +167,7 @@ class DiDAEngine:
             except Exception as exc:  # torch.compile is unavailable on some builds and platforms
                 warnings.warn(f"torch.compile is unavailable ({exc}); running the model eagerly", stacklevel=2)
         self._batch_size = int(batch_size) if batch_size is not None else None
+        self._tuner: BatchSizeTuner | None = None
         self._plans: dict[tuple, _Plan] = {}
 
     # -- model calls ---------------------------------------------------------------------------------------------
@@ -222,7 +224,8 @@ class DiDAEngine:
 
     def _choose_batch_size(self, item: _Item) -> int:
         if self.device.type != "cuda":
-            return CPU_BATCH_SIZE
+            self._tuner = BatchSizeTuner()
+            return self._tuner.size
         probe = 8
         x = mask_batch(item.image, item.fill, item.plan.boxes[:probe], memory_format=self.memory_format)
         torch.cuda.synchronize(self.device)
@@ -336,6 +339,7 @@ class DiDAEngine:
                     pieces.append((item, item.cursor, item.cursor + take))
                     room -= take
             batch = self._masked(pieces)
+            batch_started = self._tuner.start() if self._tuner else 0.0
             try:
                 scores = self.scores(batch)
             except torch.OutOfMemoryError:
@@ -346,9 +350,15 @@ class DiDAEngine:
                         "(close other programs) or use device='cpu'"
                     ) from None
                 self._batch_size = max(1, self._batch_size // 2)
+                self._tuner = None
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
+            if self._tuner is not None:
+                self._tuner.record(len(batch), batch_started)
+                self._batch_size = self._tuner.size
+                if self._tuner.best is not None:
+                    self._tuner = None
             if num_classes is None:
                 num_classes = scores.shape[1]
             elif scores.shape[1] != num_classes:

@@ -30,18 +30,34 @@ def brightness(d: np.ndarray, scale: float, gamma: float = BRIGHTNESS_GAMMA) -> 
     return np.minimum(np.abs(d) / np.float32(scale), np.float32(1.0)) ** np.float32(gamma)
 
 
-def saturation_scale(results: DiDAResult | Iterable[DiDAResult], classes: Sequence[int] | None = None) -> float:
-    """The |d| at which brightness saturates: the largest |d| over every grid, the given classes (all by default)
-    and every result, so that brighter means more contribution across the classes and B-scans of a run."""
+def mixed_peak(result: DiDAResult, weights: Sequence[float] | None = None, gamma: float = BRIGHTNESS_GAMMA,
+               classes: Sequence[int] | None = None) -> float:
+    """The strongest evidence of a result's Mixed Images as a |d|: the largest weighted power mean over the grids,
+    ``(sum_i w_i |d_i| ** gamma) ** (1 / gamma)``, at any pixel, for either sign, over the given classes (all by
+    default). With one grid it is the largest |d|."""
+    w = check_weights(weights, result.grids)
+    ks = list(range(result.num_classes)) if classes is None else [result.class_index(k) for k in classes]
+    if not ks:
+        return 0.0
+    _, _, h, wd = result.region
+    pos = np.zeros((len(ks), h, wd), np.float64)
+    neg = np.zeros_like(pos)
+    for wi, n in zip(w, result.grids):
+        d = result.deltas[n][ks].reshape(len(ks), -1).astype(np.float64)
+        cells = cell_map(result, n)
+        pos += wi * (np.clip(d, 0, None) ** gamma)[:, cells]
+        neg += wi * (np.clip(-d, 0, None) ** gamma)[:, cells]
+    return float(max(pos.max(), neg.max()) ** (1.0 / gamma))
+
+
+def saturation_scale(results: DiDAResult | Iterable[DiDAResult], classes: Sequence[int] | None = None,
+                     weights: Sequence[float] | None = None, gamma: float = BRIGHTNESS_GAMMA) -> float:
+    """The |d| at which brightness saturates, one for all the classes and results given: the strongest Mixed-Image
+    evidence among them (``mixed_peak``). At this scale the brightest Mixed-Image pixel of a run is fully bright
+    wherever its grids agree, and brighter means more contribution across classes and B-scans."""
     if isinstance(results, DiDAResult):
         results = (results,)
-    peak = 0.0
-    for r in results:
-        for d in r.deltas.values():
-            sel = d if classes is None else d[list(classes)]
-            if sel.size:
-                peak = max(peak, float(np.abs(sel).max()))
-    return peak
+    return max((mixed_peak(r, weights, gamma, classes) for r in results), default=0.0)
 
 
 @lru_cache(maxsize=64)
@@ -83,11 +99,12 @@ class MixedImage:
 
 def grid_image(result: DiDAResult, n: int, class_index: int, scale: float | None = None,
                shape: tuple[int, int] | None = None, gamma: float = BRIGHTNESS_GAMMA) -> np.ndarray:
-    """Grid Image of size n for one class as signed brightness: ``+a(d)`` where d >= 0 (red), ``-a(d)`` (blue)."""
+    """Grid Image of size n for one class as signed brightness: ``+a(d)`` where d >= 0 (red), ``-a(d)`` (blue).
+    ``scale`` defaults to the grid's largest |d| over all classes."""
     if n not in result.deltas:
         raise ValueError(f"grid {n} was not computed: this result has grids {result.grids}")
     k = result.class_index(class_index)
-    scale = saturation_scale(result) if scale is None else scale
+    scale = float(np.abs(result.deltas[n]).max()) if scale is None else scale
     d = result.deltas[n][k]
     a = brightness(d, scale, gamma)
     signed = np.where(d >= 0, a, -a).astype(np.float32)
@@ -108,7 +125,7 @@ def mixed_image(
     k = result.class_index(class_index)
     grids = result.grids
     w = check_weights(weights, grids)
-    scale = saturation_scale(result) if scale is None else float(scale)
+    scale = saturation_scale(result, weights=w, gamma=gamma) if scale is None else float(scale)
     _, _, h, wd = result.region
     out = shape if shape is not None else (h, wd)
     pos = np.zeros(out, dtype=np.float32)
@@ -124,5 +141,5 @@ def mixed_image(
 
 def mixed_images(result: DiDAResult, classes: Sequence[int | str], weights=None, scale=None, shape=None) -> list[MixedImage]:
     """Mixed Images of several classes of one result at one shared saturation scale."""
-    scale = saturation_scale(result) if scale is None else scale
+    scale = saturation_scale(result, weights=weights) if scale is None else scale
     return [mixed_image(result, c, weights, scale, shape) for c in classes]

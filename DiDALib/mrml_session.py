@@ -16,7 +16,7 @@ import numpy as np
 from .background import BackgroundJob
 from .engine import DiDACancelled, Progress
 from .grid import check_weights
-from .mixing import mixed_image
+from .mixing import mixed_image, saturation_scale
 from .models import input_region
 from .mrml_overlays import ClassOverlay, add_class_overlay
 from .mrml_results import DiDARun
@@ -139,8 +139,9 @@ class ExplainSession:
                              class_names=self.explainer.class_names)
         self._ensure_overlays(base)
         # The preview is drawn at the run's scale, widened to the preview's own peak while nothing else is known.
-        scale = max(self.explanation.scale() if self.explanation.results else 0.0, partial.max_abs_delta())
         weights = self._weights_for(partial.grids)
+        scale = max(self.explanation.scale() if self.explanation.results else 0.0,
+                    saturation_scale(partial, weights=weights))
         for overlay in self.run.overlays:
             overlay.write(index, mixed_image(partial, overlay.class_index, weights, scale, self.bscans.shape[1:]))
         self._drawn_scale.pop(index, None)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .engine import DiDAEngine, GridCallback, Progress
 from .grid import DEFAULT_GRIDS, check_weights, validate_grids
-from .mixing import MixedImage, mixed_image, saturation_scale
+from .mixing import MixedImage, mixed_image, mixed_peak
 from .models import ModelPackage, input_region, preprocess_bscan
 from .result import DiDAResult
 
@@ -78,6 +78,7 @@ class VolumeExplanation:
     results: dict[int, DiDAResult] = field(default_factory=dict)  # B-scan index → result
     bscan_shape: tuple[int, int] = (0, 0)
     weights: tuple[float, ...] | None = None
+    _peaks: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def indices(self) -> list[int]:
@@ -88,8 +89,12 @@ class VolumeExplanation:
         return np.stack([self.results[i].base_scores for i in self.indices]) if self.results else np.zeros((0, len(self.class_names)))
 
     def scale(self) -> float:
-        """One saturation scale for all classes and all B-scans of the run."""
-        return saturation_scale(self.results.values())
+        """One saturation scale for all classes and all B-scans of the run (``mixing.saturation_scale``)."""
+        peaks = self._peaks
+        for i, r in self.results.items():
+            if peaks.get(i, (None,))[0] is not r:  # each result's peak is computed once, however often this is asked
+                peaks[i] = (r, mixed_peak(r, self.weights))
+        return max((peaks[i][1] for i in self.results), default=0.0)
 
     def select_classes(self, rule: str | Sequence[str]) -> list[int]:
         """Class indices to show: names as given, or the top N ranked by their highest score over the B-scans."""

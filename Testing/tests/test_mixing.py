@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from DiDALib import DiDAResult, brightness, grid_image, mixed_image, mixed_images, saturation_scale
+from DiDALib.mixing import mixed_peak
 from DiDALib.render import mixed_to_rgb, overlay, signed_to_rgb
 
 
@@ -33,14 +34,34 @@ def test_a_cell_positive_at_one_scale_and_negative_at_another_shows_both():
     d4 = np.zeros((2, 4, 4))
     d4[0, 0, 0] = -0.2  # top-left 2x2 pixels: against class a at grid 4
     r = _result({2: d2, 4: d4})
-    m = mixed_image(r, "a", weights=[0.5, 0.5], gamma=1.0)
-    assert m.scale == pytest.approx(0.4)
+    m = mixed_image(r, "a", weights=[0.5, 0.5], scale=0.4, gamma=1.0)
     assert m.positive[0, 0] == pytest.approx(0.5) and m.negative[0, 0] == pytest.approx(0.25)
     assert m.positive[3, 3] == pytest.approx(0.5) and m.negative[3, 3] == 0  # only grid 2's cell covers it
     assert m.net[0, 0] == pytest.approx(0.25)
     rgb = mixed_to_rgb(m)
     assert rgb[0, 0, 0] > 0 and rgb[0, 0, 2] > 0 and rgb[0, 0, 1] == 0  # red and blue together
     assert np.all(m.positive[4:, :] == 0) and np.all(m.negative[4:, :] == 0)
+
+
+def test_the_default_scale_makes_the_strongest_mixed_pixel_fully_bright():
+    d2 = np.zeros((2, 2, 2))
+    d2[0, 0, 0], d2[1, 1, 1] = 0.16, -0.04
+    d4 = np.zeros((2, 4, 4))
+    d4[0, 0, 0] = 0.04
+    r = _result({2: d2, 4: d4})
+    # Top-left 2 x 2 pixels of class a: the power mean over grids, (0.5 * 0.16**0.5 + 0.5 * 0.04**0.5) ** 2.
+    peak = (0.5 * 0.4 + 0.5 * 0.2) ** 2
+    assert mixed_peak(r, weights=[1, 1]) == pytest.approx(peak)
+    assert mixed_peak(r, weights=[1, 1], classes=[1]) == pytest.approx(0.5**2 * 0.04)
+    assert mixed_peak(r, weights=[1, 0]) == pytest.approx(0.16)  # one grid: its largest |d|
+    m = mixed_image(r, "a", weights=[1, 1])
+    assert m.scale == pytest.approx(peak)
+    # Grid 2 saturates there (0.16 > 0.09): 0.5 * 1 + 0.5 * (0.04 / 0.09) ** 0.5.
+    assert m.positive[0, 0] == pytest.approx(0.5 + 0.5 * (0.04 / peak) ** 0.5, rel=1e-5) and m.positive[7, 7] == 0
+    agree = _result({2: d2, 4: np.where(d4 > 0, 0.16, 0.0)})
+    assert mixed_image(agree, "a", weights=[1, 1]).positive.max() == pytest.approx(1.0, abs=1e-6)
+    weak = _result({2: d2 / 4, 4: d4 / 4})
+    assert saturation_scale([r, weak], weights=[1, 1]) == pytest.approx(peak)  # the strongest result sets it
 
 
 def test_one_scale_for_all_classes_and_results():
