@@ -94,7 +94,7 @@ def _progress_bar(total: int, quiet: bool, desc: str):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="img", desc=desc, dynamic_ncols=True, file=sys.stderr)
+    return tqdm(total=total, unit="img", desc=desc, dynamic_ncols=True, mininterval=0.5, file=sys.stderr)
 
 
 def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings, indices: Sequence[int],
@@ -204,7 +204,7 @@ def demo_volume(n_bscans: int = 9, seed: int = 0) -> tuple[OCTVolume, list[str]]
 def cmd_demo(args) -> int:
     package = load_model_package(demo_model_path())
     volume, truths = demo_volume(args.bscans)
-    settings = ExplainSettings(device=args.device)
+    settings = ExplainSettings(device=args.device, classes="all")  # the demo volume shows every class somewhere
     print(f"DiDA demo: {volume.n_bscans} synthetic B-scans, model '{package.spec.name}' "
           "(a demonstration model trained on synthetic phantoms, not for clinical use)")
     summary = run_explain(volume, package, settings, list(range(volume.n_bscans)), Path(args.out),

@@ -192,13 +192,17 @@ def _suffix(p: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else p.suffix.lower()
 
 
-def _is_dicom(p: Path) -> bool:
+def _head(p: Path, size: int) -> bytes:
+    """The first ``size`` bytes of a file (fewer if it is shorter; none if it cannot be read)."""
     try:
         with open(p, "rb") as f:
-            head = f.read(132)
+            return f.read(size)
     except OSError:
-        return False
-    return len(head) == 132 and head[128:132] == b"DICM"
+        return b""
+
+
+def _is_dicom(p: Path) -> bool:
+    return _head(p, 132)[128:132] == b"DICM"
 
 
 def _file_format(p: Path) -> str:
@@ -260,12 +264,7 @@ def _folder_format(folder: Path) -> tuple[str, Path]:
 
 
 def _looks_like_heyex_xml(p: Path) -> bool:
-    try:
-        with open(p, "rb") as f:
-            head = f.read(2048)
-    except OSError:
-        return False
-    return b"<HEDX" in head
+    return b"<HEDX" in _head(p, 2048)
 
 
 # --------------------------------------------------------------------------------------------- shared helpers

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "slicer"
+# Copies of Slicer's catalog-entry schema (Slicer/Slicer Schemas/) and of ExtensionsIndex's accepted categories.
+SLICER_DATA = ROOT / "Testing" / "Data" / "slicer"
 CMAKE = shutil.which("cmake")
 RAW_PREFIX = re.compile(r"https://raw\.githubusercontent\.com/[^/]+/[^/]+/[^/]+/(.+)$")
 
@@ -34,12 +35,10 @@ def s4ext() -> dict[str, str]:
 
 def test_catalog_entry_validates_against_the_schema():
     jsonschema = pytest.importorskip("jsonschema")
-    schema_path = SHARED / "slicer-extension-catalog-entry-schema-v1.0.2.json"
-    if not schema_path.exists():
-        pytest.skip(f"{schema_path} is not available")
+    schema_path = SLICER_DATA / "slicer-extension-catalog-entry-schema-v1.0.2.json"
     entry = json.loads((ROOT / "DiDA.json").read_text(encoding="utf-8"))
     jsonschema.validate(entry, json.loads(schema_path.read_text(encoding="utf-8")))
-    categories = (SHARED / "accepted-extension-categories.txt").read_text(encoding="utf-8").splitlines()
+    categories = (SLICER_DATA / "accepted-extension-categories.txt").read_text(encoding="utf-8").splitlines()
     assert entry["category"] in categories
     # ExtensionsIndex rules: the entry is not named Slicer*, the repository is.
     assert not (ROOT / "DiDA.json").stem.startswith("Slicer")
