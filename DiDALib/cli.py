@@ -9,7 +9,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 
 from . import __version__
 from .devices import describe_device

@@ -49,7 +49,7 @@ def dida_view_figure(
     truth: str | None = None,
     titles: Mapping[str, str] | None = None,
     panel_width: int = 480,
-    opacity: float = 0.7,
+    opacity: float = 0.85,
 ) -> Image.Image:
     """Four panels side by side: the B-scan (with the known diagnosis when given), then the Mixed Image of each of
     the B-scan's top three classes (or ``classes``) laid over it, each with its class name and score in the corner,

@@ -247,7 +247,7 @@ def _add_oedema(scene: _Scene, rng: np.random.Generator) -> list:
 
 def _add_atrophy(scene: _Scene, rng: np.random.Generator) -> list:
     anat = scene.anatomy
-    sz, sx = anat.depth / 256.0, anat.width / 384.0
+    sx = anat.width / 384.0
     c = _centre(rng, anat, 0.25)
     half = sx * rng.uniform(20.0, 50.0)
     a = _sigmoid((half - np.abs(scene.x - c)) / (3.5 * sx))  # 1 inside the atrophic segment, soft edges

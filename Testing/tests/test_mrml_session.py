@@ -98,9 +98,9 @@ def test_a_failing_model_keeps_the_finished_bscans(env, package):
 
     def breaks_later(model):
         def call(x):
-            calls.append(x.shape[0])
-            if sum(calls) > per_bscan + 8:
+            if sum(calls) >= per_bscan:  # the first B-scan's passes are done (one batch may span B-scans)
                 raise RuntimeError("CUDA error: device-side assert triggered")
+            calls.append(x.shape[0])
             return model(x)
         return call
 
