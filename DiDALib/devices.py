@@ -41,10 +41,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """The compute dtype of the model: ``"auto"`` is float16 on CUDA and float32 elsewhere.
 
-    float16, not bfloat16, because d is a small difference of two scores: on the demo model (autocast, 3 grids,
-    3 phantom classes, both score modes) float16 kept every d within 0.08-0.41 % of float32 (relative to the
-    largest |d|), bfloat16's 8-bit mantissa only within 0.7-3.5 %, above the project's 1 % limit. bfloat16 stays
-    available by name for models that overflow in float16.
+    float16, not bfloat16, because d is a small difference of two scores: on the demo model (CPU autocast, the
+    8 default grids, one phantom B-scan of each of the 5 classes, both score modes) float16 kept every d within
+    0.18-0.41 % of float32 (relative to the largest |d|), bfloat16's 8-bit mantissa only within 1.1-5.5 %, above
+    the project's 1 % limit. bfloat16 stays available by name for models that overflow in float16.
     """
     if precision == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
