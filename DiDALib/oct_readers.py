@@ -85,23 +85,12 @@ SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(
     sorted({ext for info in SUPPORTED_FORMATS.values() for ext in info.extensions})
 )
 
+# Extension -> reader; ".tif"/".tiff" name "image" here and become "multipage-tiff" by their page count.
 _EXTENSION_FORMAT = {
-    ".vol": "heyex-vol",
-    ".xml": "heyex-xml",
-    ".e2e": "heyex-e2e",
-    ".png": "image",
-    ".jpg": "image",
-    ".jpeg": "image",
-    ".tif": "image",  # or multipage-tiff: decided by the page count
-    ".tiff": "image",
-    ".nrrd": "nrrd",
-    ".nhdr": "nrrd",
-    ".nii": "nifti",
-    ".nii.gz": "nifti",
-    ".mha": "metaimage",
-    ".mhd": "metaimage",
-    ".dcm": "dicom",
-    ".dicom": "dicom",
+    ext: name
+    for name, info in SUPPORTED_FORMATS.items()
+    if name not in ("image-folder", "multipage-tiff")
+    for ext in info.extensions
 }
 _SITK_IO = {
     "nrrd": ("NrrdImageIO", "NRRD"),
@@ -154,30 +143,26 @@ def load_oct(path: str | os.PathLike, *, bscan_distance: float | None = None) ->
     if bscan_distance is not None:
         bscan_distance = check_bscan_distance(bscan_distance)
     p = Path(os.fspath(path))
-    if not p.exists():
-        raise OCTReadError(f"{p}: no such file or folder: give the path of an OCT file or a folder of B-scans")
     try:
-        if p.is_dir():
-            fmt, target = _folder_format(p)
-        else:
-            fmt, target = _file_format(p), p
+        fmt, target = _locate(p)
         return _READERS[fmt](target, bscan_distance, source=str(p))
-    except OCTReadError:
-        raise
-    except MemoryError:
-        raise
     except OSError as e:  # permissions, disk errors, files vanishing mid-read
         raise OCTReadError(f"{p}: cannot be read ({e.__class__.__name__}: {e})") from e
+
+
+def _locate(p: Path) -> tuple[str, Path]:
+    """The reader's format name for an existing file or folder, and the path that reader opens."""
+    if not p.exists():
+        raise OCTReadError(f"{p}: no such file or folder: give the path of an OCT file or a folder of B-scans")
+    if p.is_dir():
+        return _folder_format(p)
+    return _file_format(p), p
 
 
 def detect_format(path: str | os.PathLike) -> str:
     """The format name ``load_oct`` would use for ``path`` (reads at most a header), or OCTReadError."""
     p = Path(os.fspath(path))
-    if not p.exists():
-        raise OCTReadError(f"{p}: no such file or folder: give the path of an OCT file or a folder of B-scans")
-    if p.is_dir():
-        return _folder_format(p)[0]
-    fmt = _file_format(p)
+    fmt, _ = _locate(p)
     if fmt == "image" and _suffix(p) in (".tif", ".tiff"):
         with _open_pil(p) as im:
             return "multipage-tiff" if getattr(im, "n_frames", 1) > 1 else "image"
@@ -338,6 +323,18 @@ def _short(e: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+@contextlib.contextmanager
+def _read_errors(p: Path, what: str, hint: str = "") -> Iterator[None]:
+    """Turn a third-party reader's exception into ``OCTReadError("{p}: {what} (Type: message){hint}")``; our own
+    OCTReadErrors pass through unchanged."""
+    try:
+        yield
+    except OCTReadError:
+        raise
+    except Exception as e:
+        raise OCTReadError(f"{p}: {what} ({e.__class__.__name__}: {_short(e)}){hint}") from e
+
+
 class _Collect(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -389,12 +386,7 @@ def _eyepy_data(ev, where: str) -> tuple[np.ndarray, str]:
     data = np.asarray(ev.data)
     if data.ndim != 3 or min(data.shape) < 1:
         raise OCTReadError(f"{where}: eyepy returned B-scans of shape {data.shape}: expected (n_bscans, depth, width)")
-    if data.dtype != np.uint8:  # eyepy's display transforms return uint8; anything else is scaled generically
-        return to_unit_range(data, where)
-    out = data.astype(np.float32)
-    out /= np.float32(255.0)
-    np.clip(out, 0.0, 1.0, out=out)
-    return out, "uint8 / 255"
+    return to_unit_range(data, where)  # eyepy's display transforms give uint8: "uint8 / 255"
 
 
 def _bscan_positions(bscan_meta) -> list[list[float]]:
@@ -416,13 +408,10 @@ def _read_heyex_vol(p: Path, bscan_distance: float | None, *, source: str) -> OC
     from eyepy.io import HeVolReader
 
     with _quiet_eyepy() as notes:
-        try:
+        # construct raises StreamError etc. for cut or damaged files
+        with _read_errors(p, "cannot be parsed as a Heidelberg .vol file",
+                          ": it is probably truncated or damaged; copy or export it again"):
             reader = HeVolReader(p)
-        except Exception as e:  # construct raises StreamError etc. for cut or damaged files
-            raise OCTReadError(
-                f"{p}: cannot be parsed as a Heidelberg .vol file ({e.__class__.__name__}: {_short(e)}): "
-                "it is probably truncated or damaged; copy or export it again"
-            ) from e
         hdr = reader.parsed_file
         pattern = int(hdr.scan_pattern)
         if pattern in _NON_CARTESIAN:
@@ -430,15 +419,9 @@ def _read_heyex_vol(p: Path, bscan_distance: float | None, *, source: str) -> OC
                 f"{p}: is a {_NON_CARTESIAN[pattern]} scan (VOL scan pattern {pattern}): its B-scans are not a "
                 "Cartesian volume; DiDA reads line and volume scans (patterns 0, 1, 3, 4)"
             )
-        try:
+        with _read_errors(p, "the .vol header was read but its B-scans could not be"):
             ev = reader.volume
             bscans, intensity = _eyepy_data(ev, str(p))
-        except OCTReadError:
-            raise
-        except Exception as e:
-            raise OCTReadError(
-                f"{p}: the .vol header was read but its B-scans could not be ({e.__class__.__name__}: {_short(e)})"
-            ) from e
     expected = (int(hdr.n_bscans), int(hdr.size_y), int(hdr.size_x))
     if bscans.shape != expected:
         raise OCTReadError(f"{p}: B-scans of shape {bscans.shape} but the header says {expected}: the file is damaged")
@@ -511,34 +494,29 @@ def _read_heyex_xml(p: Path, bscan_distance: float | None, *, source: str) -> OC
 
     with _quiet_eyepy() as notes:
         try:
-            reader = reader_class(p)
-            series_type = ""
-            node = reader.xml_root[0].find("./Patient/Study/Series/Type")
-            if node is not None and node.text:
-                series_type = node.text.strip()
-            if any(word in series_type.lower() for word in ("circle", "radial", "star")):
-                raise OCTReadError(
-                    f"{p}: is a {series_type} scan: its B-scans are not a Cartesian volume; "
-                    "DiDA reads line and volume scans"
-                )
-            names = [m["scan_name"] for m in reader.bscan_meta]
-            if not names:
-                raise OCTReadError(f"{p}: the XML lists no OCT B-scans (no <Image> of type OCT)")
-            missing = [n for n in names if not (p.parent / n).is_file()]
-            if missing:
-                raise OCTReadError(
-                    f"{p}: the XML lists B-scan image(s) missing from {p.parent}: {', '.join(missing[:5])}; "
-                    "copy the whole export folder"
-                )
-            ev = reader.volume
-            bscans, intensity = _eyepy_data(ev, str(p))
-            parsed = dict(reader.parsed_values)
-        except OCTReadError:
-            raise
-        except Exception as e:
-            raise OCTReadError(
-                f"{p}: cannot be read as a Heyex XML export ({e.__class__.__name__}: {_short(e)})"
-            ) from e
+            with _read_errors(p, "cannot be read as a Heyex XML export"):
+                reader = reader_class(p)
+                series_type = ""
+                node = reader.xml_root[0].find("./Patient/Study/Series/Type")
+                if node is not None and node.text:
+                    series_type = node.text.strip()
+                if any(word in series_type.lower() for word in ("circle", "radial", "star")):
+                    raise OCTReadError(
+                        f"{p}: is a {series_type} scan: its B-scans are not a Cartesian volume; "
+                        "DiDA reads line and volume scans"
+                    )
+                names = [m["scan_name"] for m in reader.bscan_meta]
+                if not names:
+                    raise OCTReadError(f"{p}: the XML lists no OCT B-scans (no <Image> of type OCT)")
+                missing = [n for n in names if not (p.parent / n).is_file()]
+                if missing:
+                    raise OCTReadError(
+                        f"{p}: the XML lists B-scan image(s) missing from {p.parent}: {', '.join(missing[:5])}; "
+                        "copy the whole export folder"
+                    )
+                ev = reader.volume
+                bscans, intensity = _eyepy_data(ev, str(p))
+                parsed = dict(reader.parsed_values)
         finally:
             get_xml_root.cache_clear()  # eyepy caches parsed XML by path: a re-export at the same path must be re-read
     lateral, axial = parsed.get("scale_x"), parsed.get("scale_y")
@@ -626,16 +604,9 @@ def _e2e_spacing(bscan_meta, width: int) -> tuple[float | None, float | None, fl
 def _read_heyex_e2e(p: Path, bscan_distance: float | None, *, source: str) -> OCTVolume:
     _check_magic(p, 0, (b"CMDb",), "a Heidelberg .e2e export")
     with _quiet_eyepy() as notes:
-        try:
+        with _read_errors(p, "cannot be parsed as a Heidelberg .e2e file", ": it may be truncated or damaged"):
             ev, n_series, used, skipped = _e2e_eyevolume(p)
             bscans, intensity = _eyepy_data(ev, str(p))
-        except OCTReadError:
-            raise
-        except Exception as e:
-            raise OCTReadError(
-                f"{p}: cannot be parsed as a Heidelberg .e2e file ({e.__class__.__name__}: {_short(e)}): "
-                "it may be truncated or damaged"
-            ) from e
     bscan_meta = ev.meta["bscan_meta"]
     lateral, axial, distance, how = _e2e_spacing(bscan_meta, bscans.shape[2])
     unit = "mm" if lateral is not None and axial is not None else "pixel"
@@ -934,24 +905,19 @@ def _read_dicom(p: Path, bscan_distance: float | None, *, source: str) -> OCTVol
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    try:
-        ds = pydicom.dcmread(p)
-    except InvalidDicomError as e:
-        raise OCTReadError(
-            f"{p}: is not a DICOM file ({_short(e)}): expected a DICOM Part 10 file (128-byte preamble + 'DICM')"
-        ) from e
-    except Exception as e:
-        raise OCTReadError(f"{p}: the DICOM file cannot be parsed ({e.__class__.__name__}: {_short(e)})") from e
+    with _read_errors(p, "the DICOM file cannot be parsed"):
+        try:
+            ds = pydicom.dcmread(p)
+        except InvalidDicomError as e:
+            raise OCTReadError(
+                f"{p}: is not a DICOM file ({_short(e)}): expected a DICOM Part 10 file (128-byte preamble + 'DICM')"
+            ) from e
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         kind = getattr(getattr(ds, "SOPClassUID", None), "name", "this object")
         raise OCTReadError(f"{p}: has no pixel data ({kind}): expected an image, e.g. Ophthalmic Tomography")
-    try:
+    with _read_errors(p, "its pixel data cannot be decoded", ": install the decoder pydicom names (e.g. pylibjpeg, "
+                      "pylibjpeg-libjpeg) or export uncompressed DICOM"):
         arr = ds.pixel_array
-    except Exception as e:
-        raise OCTReadError(
-            f"{p}: its pixel data cannot be decoded ({e.__class__.__name__}: {_short(e)}): install the decoder "
-            "pydicom names (e.g. pylibjpeg, pylibjpeg-libjpeg) or export uncompressed DICOM"
-        ) from e
     samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     colour = None

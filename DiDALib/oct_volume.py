@@ -17,18 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-FORMATS = (
-    "heyex-vol",
-    "heyex-xml",
-    "heyex-e2e",
-    "image-folder",
-    "multipage-tiff",
-    "image",
-    "nrrd",
-    "nifti",
-    "metaimage",
-    "dicom",
-)
 SPACING_UNITS = ("mm", "pixel")
 # ITU-R BT.601 luma weights: the same as Pillow's convert("L"), so colour exports match what viewers show as grey.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
