@@ -240,7 +240,7 @@ class DiDAEngine:
 
     # -- planning ------------------------------------------------------------------------------------------------
 
-    def _plan(self, height: int, width: int, region: tuple[int, int, int, int], grids) -> _Plan:
+    def _plan(self, region: tuple[int, int, int, int], grids) -> _Plan:
         top, left, h, w = region
         sizes = validate_grids(grids, h, w)
         key = (region, sizes)
@@ -258,9 +258,9 @@ class DiDAEngine:
 
     def _start(self, image, index: int, grids, region) -> _Item:
         x = as_image(image, name=f"image {index}")
-        c, h, w = x.shape
+        _, h, w = x.shape
         reg = _check_region(region, h, w)
-        plan = self._plan(h, w, reg, grids)
+        plan = self._plan(reg, grids)
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True)
         else:

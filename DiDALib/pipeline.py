@@ -37,7 +37,8 @@ class ExplainSettings:
         if not self.grids:
             raise ValueError("no grid sizes given: use e.g. 7,9,11,13,15,17,19,21")
         validate_grids(self.grids, max(self.grids), max(self.grids))
-        check_weights(self.weights, sorted(self.grids)) if self.weights is not None else None
+        if self.weights is not None:
+            check_weights(self.weights, sorted(self.grids))
         if isinstance(self.classes, str):
             parse_top(self.classes)
 
