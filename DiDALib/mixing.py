@@ -121,7 +121,8 @@ def mixed_image(
 ) -> MixedImage:
     """The Mixed Image of one class: ``p(D) = sum_i w_i p(G_i)`` on the coloured pixels, so red and blue
     accumulate separately. ``scale`` defaults to the result's own ``saturation_scale`` (its strongest Mixed-Image
-    evidence over all classes); pass one scale (``saturation_scale`` of a whole run) to compare B-scans. ``shape`` resamples onto another pixel grid."""
+    evidence over all classes); pass one scale (``saturation_scale`` of a whole run) to compare B-scans.
+    ``shape`` resamples onto another pixel grid."""
     k = result.class_index(class_index)
     grids = result.grids
     w = check_weights(weights, grids)

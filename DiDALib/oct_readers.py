@@ -38,7 +38,6 @@ from .oct_volume import (
     check_bscan_distance,
     grey_rule,
     placeholder_distance,
-    placeholder_note,
     to_grey,
     to_unit_range,
 )
@@ -276,11 +275,9 @@ def _finish(
     placeholder = False
     usable = distance is not None and math.isfinite(distance) and distance > 0
     if n == 1 or not usable:
-        if usable and n == 1:
-            metadata["file_bscan_distance"] = float(distance)  # kept for reference: one B-scan has no neighbour
         why = "a single B-scan" if n == 1 else (missing or "the file gives no B-scan distance")
-        distance = placeholder_distance(lateral, bscan_distance)
-        metadata["spacing_note"] = placeholder_note(lateral, bscan_distance, why)
+        file_distance = distance if usable else None  # kept for reference: one B-scan has no neighbour
+        distance = placeholder_distance(metadata, lateral, bscan_distance, why, file_distance)
         placeholder = True
     return OCTVolume(
         bscans=bscans,
@@ -708,18 +705,8 @@ def _read_image(p: Path, bscan_distance: float | None, *, source: str) -> OCTVol
                 notes.add(note)
             _append_frame(frames, arr, where, "page 1")
     fmt = "multipage-tiff" if n_frames > 1 else "image"
-    bscans, intensity = to_unit_range(np.stack(frames), str(p))
-    metadata = {
-        "spacing_source": "none: image files carry no physical spacing; pixel units",
-        "intensity": intensity,
-        "container": container,
-    }
-    if notes:
-        metadata["colour"] = "; ".join(sorted(notes))
-    return _finish(
-        source, fmt, bscans, None, None, None, unit="pixel", bscan_distance=bscan_distance, metadata=metadata,
-        missing="an image stack has no B-scan distance",
-    )
+    return _image_stack(source, fmt, frames, notes, str(p), {"container": container}, bscan_distance,
+                        "an image stack has no B-scan distance")
 
 
 def _read_image_folder(folder: Path, bscan_distance: float | None, *, source: str) -> OCTVolume:
@@ -743,18 +730,22 @@ def _read_image_folder(folder: Path, bscan_distance: float | None, *, source: st
         if note:
             notes.add(note)
         _append_frame(frames, arr, str(f), f"{files[0].name} (the first B-scan)")
-    bscans, intensity = to_unit_range(np.stack(frames), str(folder))
-    metadata = {
-        "spacing_source": "none: image files carry no physical spacing; pixel units",
-        "intensity": intensity,
-        "bscan_order": "natural sort of the file names (B2 before B10)",
-        "files": [f.name for f in files],
-    }
+    extra = {"bscan_order": "natural sort of the file names (B2 before B10)", "files": [f.name for f in files]}
+    return _image_stack(source, "image-folder", frames, notes, str(folder), extra, bscan_distance,
+                        "a folder of images has no B-scan distance")
+
+
+def _image_stack(source: str, fmt: str, frames: list[np.ndarray], notes: set[str], where: str, extra: dict,
+                 bscan_distance: float | None, missing: str) -> OCTVolume:
+    """A volume from grey image frames: no physical spacing (pixel units), colour reductions noted."""
+    bscans, intensity = to_unit_range(np.stack(frames), where)
+    metadata = {"spacing_source": "none: image files carry no physical spacing; pixel units", "intensity": intensity}
+    metadata.update(extra)
     if notes:
         metadata["colour"] = "; ".join(sorted(notes))
     return _finish(
-        source, "image-folder", bscans, None, None, None, unit="pixel", bscan_distance=bscan_distance,
-        metadata=metadata, missing="a folder of images has no B-scan distance",
+        source, fmt, bscans, None, None, None, unit="pixel", bscan_distance=bscan_distance, metadata=metadata,
+        missing=missing,
     )
 
 

@@ -168,11 +168,8 @@ class OCTVolume:
         distance = spacing[2] if dim == 3 else None
         placeholder = bscans.shape[0] == 1  # one B-scan has no neighbour: a z spacing there is not a distance
         if placeholder:
-            if distance is not None:
-                metadata["file_bscan_distance"] = distance
             why = "a 2-D image holds one B-scan" if dim == 2 else "a single B-scan"
-            distance = placeholder_distance(lateral, bscan_distance)
-            metadata["spacing_note"] = placeholder_note(lateral, bscan_distance, why)
+            distance = placeholder_distance(metadata, lateral, bscan_distance, why, file_distance=distance)
         return cls(
             bscans=bscans,
             spacing=(lateral, axial, float(distance)),
@@ -184,22 +181,25 @@ class OCTVolume:
         )
 
 
-def placeholder_distance(lateral: float, bscan_distance: float | None = None) -> float:
+def placeholder_distance(
+    metadata: dict, lateral: float, bscan_distance: float | None, why: str, file_distance: float | None = None
+) -> float:
     """The B-scan distance used where the file gives none: ``bscan_distance`` when given, else ``lateral``.
 
     The lateral spacing gives the voxels a thickness equal to their width, so that a single B-scan renders as a
-    thin but not flat slab in Slicer; it is a placeholder, never a measurement.
+    thin but not flat slab in Slicer; it is a placeholder, never a measurement. ``metadata`` gets a
+    ``spacing_note`` saying where it came from (``why`` the file has none), and ``file_bscan_distance`` when the
+    file did give one that cannot serve (one B-scan has no neighbour).
     """
+    if file_distance is not None:
+        metadata["file_bscan_distance"] = float(file_distance)
+    said = f"B-scan distance not in the file ({why})"
     if bscan_distance is not None:
-        return check_bscan_distance(bscan_distance)
+        value = check_bscan_distance(bscan_distance)
+        metadata["spacing_note"] = f"{said}: the caller's bscan_distance {value:g} is used"
+        return value
+    metadata["spacing_note"] = f"{said}: placeholder = the lateral spacing {float(lateral):g}"
     return float(lateral)
-
-
-def placeholder_note(lateral: float, bscan_distance: float | None, why: str) -> str:
-    """The metadata sentence saying where a placeholder B-scan distance came from."""
-    if bscan_distance is not None:
-        return f"B-scan distance not in the file ({why}): the caller's bscan_distance {float(bscan_distance):g} is used"
-    return f"B-scan distance not in the file ({why}): placeholder = the lateral spacing {float(lateral):g}"
 
 
 def check_bscan_distance(bscan_distance: float) -> float:
