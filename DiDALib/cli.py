@@ -102,11 +102,8 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
     """Explain the chosen B-scans and write every output into ``out_dir`` (all or nothing). Returns a summary."""
     from .figures import dida_view_figure
 
-    explainer = VolumeExplainer(package, settings)
-    # Fail on unknown class names and an occupied output folder before the long run, not after it.
-    if not isinstance(settings.classes, str):
-        explainer.new_explanation((1, 1)).select_classes(settings.classes)
-    check_output_dir(out_dir, force)
+    explainer = VolumeExplainer(package, settings)  # checks class names
+    check_output_dir(out_dir, force)  # an occupied output folder fails before the long run, not after it
     passes = 1 + sum(n * n for n in settings.grids)
     bar = _progress_bar(len(indices) * passes, quiet, "DiDA")
     done = [0]

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .mixing import MixedImage
 from .pipeline import VolumeExplanation
 from .render import grey_to_uint8, overlay
 
@@ -20,12 +21,10 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def strongest_point(explanation: VolumeExplanation, index: int, classes: Sequence[int],
-                    scale: float | None = None) -> tuple[int, int]:
-    """(row, col) on the B-scan where the shown classes' evidence, for or against, is strongest."""
+def strongest_point(mixed: Sequence[MixedImage]) -> tuple[int, int]:
+    """(row, col) where the given Mixed Images' evidence, for or against, is strongest in total."""
     total = None
-    for k in classes:
-        m = explanation.mixed(index, k, scale)
+    for m in mixed:
         s = m.positive + m.negative
         total = s if total is None else total + s
     row, col = np.unravel_index(int(np.argmax(total)), total.shape)
@@ -61,8 +60,9 @@ def dida_view_figure(
     scale = explanation.scale() if scale is None else scale
     titles = dict(titles or {})
     depth, width = explanation.bscan_shape
+    mixed = [explanation.mixed(index, k, scale) for k in classes]
     if point is None:
-        point = strongest_point(explanation, index, classes, scale)
+        point = strongest_point(mixed)
     row, col = point
     if not (0 <= row < depth and 0 <= col < width):
         raise ValueError(f"point {point} lies outside the {depth} x {width} B-scan")
@@ -70,8 +70,8 @@ def dida_view_figure(
     grey = grey_to_uint8(bscan, 0.0, 1.0)
     panels = [np.repeat(grey[..., None], 3, axis=-1)]
     captions = [f"B-scan {index}" + (f" · diagnosis: {truth}" if truth else "")]
-    for k in classes:
-        panels.append(overlay(grey, explanation.mixed(index, k, scale), opacity))
+    for k, m in zip(classes, mixed):
+        panels.append(overlay(grey, m, opacity))
         name = explanation.class_names[k]
         captions.append(f"{titles.get(name, name)}  {result.base_scores[k]:.3f}")
 

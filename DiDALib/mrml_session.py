@@ -21,7 +21,7 @@ from .models import input_region
 from .mrml_overlays import ClassOverlay, add_class_overlay
 from .mrml_results import DiDARun
 from .mrml_volumes import bscans_from_volume_node
-from .pipeline import VolumeExplainer, parse_top
+from .pipeline import VolumeExplainer, chosen_bscans, class_indices
 from .result import DiDAResult
 
 
@@ -38,13 +38,7 @@ class ExplainSession:
         self.volume = volume
         self.explainer = explainer
         self.classes = classes if isinstance(classes, str) else tuple(classes)
-        if isinstance(self.classes, str):
-            parse_top(self.classes)
-        else:
-            explainer_names = explainer.class_names
-            unknown = [c for c in self.classes if c not in explainer_names]
-            if unknown:
-                raise ValueError(f"class(es) {unknown} are not among the model's classes {list(explainer_names)}")
+        class_indices(explainer.class_names, self.classes)  # a bad rule or name fails here, not in the run
         self.name = name or f"DiDA {volume.GetName()}"
         self.bscans, self.intensity = bscans_from_volume_node(volume)
         self.explanation = explainer.new_explanation(self.bscans.shape[1:])
@@ -71,10 +65,7 @@ class ExplainSession:
         (default: when explaining a single B-scan)."""
         if self.running:
             raise RuntimeError("this session is already running: cancel it or wait for it to finish")
-        chosen = list(range(self.bscans.shape[0])) if indices is None else [int(i) for i in indices]
-        for i in chosen:
-            if not 0 <= i < self.bscans.shape[0]:
-                raise ValueError(f"B-scan {i} does not exist: the volume has B-scans 0..{self.bscans.shape[0] - 1}")
+        chosen = chosen_bscans(self.bscans.shape[0], indices)  # bad indices fail here, not in the background
         preview = len(chosen) == 1 if preview is None else preview
         self.requested |= set(chosen)
         self.state, self.error, self.progress = "running", None, None
@@ -198,12 +189,7 @@ class ExplainSession:
         """The classes to show: the rule applied to the finished B-scans, or to a preview's scores before any."""
         if self.explanation.results:
             return self.explanation.select_classes(self.classes)
-        if isinstance(self.classes, str):
-            top = parse_top(self.classes)
-            order = np.argsort(-np.asarray(base), kind="stable") if base is not None else np.arange(
-                len(self.explainer.class_names))
-            return [int(k) for k in (order if top is None else order[:top])]
-        return [self.explainer.class_names.index(c) for c in self.classes]
+        return class_indices(self.explainer.class_names, self.classes, base)
 
     def _ensure_overlays(self, base: np.ndarray | None = None) -> None:
         """Create the run on first use and make its overlays the selected classes, best first; a class that

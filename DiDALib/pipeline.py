@@ -53,6 +53,30 @@ def parse_top(spec: str) -> int | None:
     raise ValueError(f"classes {spec!r} is not 'topN' (e.g. top3), 'all' or a list of class names")
 
 
+def class_indices(class_names: Sequence[str], rule: str | Sequence[str], ranking=None) -> list[int]:
+    """Class indices to show: names as given (each checked against ``class_names``), or by a ``topN``/``all`` rule
+    the classes ranked by ``ranking`` (one value per class, highest first; the model's order when None)."""
+    if isinstance(rule, str):
+        top = parse_top(rule)
+        order = np.argsort(-np.asarray(ranking), kind="stable") if ranking is not None else np.arange(len(class_names))
+        return [int(k) for k in (order if top is None else order[:top])]
+    unknown = [c for c in rule if c not in class_names]
+    if unknown:
+        raise ValueError(f"class(es) {unknown} are not among the model's classes {list(class_names)}")
+    return [list(class_names).index(c) for c in rule]
+
+
+def chosen_bscans(n_bscans: int, indices: Sequence[int] | None) -> list[int]:
+    """The B-scans to explain (all when ``indices`` is None), each checked to exist and given once."""
+    chosen = list(range(n_bscans)) if indices is None else [int(i) for i in indices]
+    for i in chosen:
+        if not 0 <= i < n_bscans:
+            raise ValueError(f"B-scan {i} does not exist: the volume has B-scans 0..{n_bscans - 1}")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError("a B-scan index is repeated")
+    return chosen
+
+
 def engine_fill(fill: str | float, package: ModelPackage):
     """A user's fill in the engine's model-input domain: 'black' (raw 0, the paper) or a raw intensity in [0, 1]
     is normalised with the package's mean/std; 'mean' and 'blur' pass through."""
@@ -99,14 +123,7 @@ class VolumeExplanation:
 
     def select_classes(self, rule: str | Sequence[str]) -> list[int]:
         """Class indices to show: names as given, or the top N ranked by their highest score over the B-scans."""
-        if isinstance(rule, str):
-            top = parse_top(rule)
-            order = np.argsort(-self.scores().max(axis=0), kind="stable") if self.results else np.arange(len(self.class_names))
-            return [int(k) for k in (order if top is None else order[:top])]
-        unknown = [c for c in rule if c not in self.class_names]
-        if unknown:
-            raise ValueError(f"class(es) {unknown} are not in the model's classes {list(self.class_names)}")
-        return [self.class_names.index(c) for c in rule]
+        return class_indices(self.class_names, rule, self.scores().max(axis=0) if self.results else None)
 
     def mixed(self, index: int, class_index: int, scale: float | None = None) -> MixedImage:
         """The Mixed Image of one class on B-scan ``index``, on the B-scan's own pixel grid."""
@@ -122,6 +139,8 @@ class VolumeExplainer:
         self.settings = settings or ExplainSettings()
         self.settings.check()
         spec = package.spec
+        if not isinstance(self.settings.classes, str):
+            class_indices(spec.classes, self.settings.classes)  # fail on unknown names before any long run
         self.engine = DiDAEngine(
             package.model,
             device=self.settings.device,
@@ -165,12 +184,7 @@ class VolumeExplainer:
         """DiDA of the chosen B-scans (all by default) of a (n_bscans, depth, width) stack, one result per B-scan
         as it completes, with ``result.index`` the B-scan's index in the stack."""
         b = self._checked(bscans)
-        chosen = list(range(b.shape[0])) if indices is None else [int(i) for i in indices]
-        for i in chosen:
-            if not 0 <= i < b.shape[0]:
-                raise ValueError(f"B-scan {i} does not exist: the volume has B-scans 0..{b.shape[0] - 1}")
-        if len(set(chosen)) != len(chosen):
-            raise ValueError("a B-scan index is repeated")
+        chosen = chosen_bscans(b.shape[0], indices)
         region = input_region(b.shape[1:], self.package.spec)
         inputs = (preprocess_bscan(b[i], self.package.spec)[0] for i in chosen)
         call = None if on_grid is None else (lambda j, n, d, base: on_grid(chosen[j], n, d, base))
