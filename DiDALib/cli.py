@@ -257,10 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        print("dida: cancelled; no output was written", file=sys.stderr)
-        return EXIT_CANCELLED
-    except DiDACancelled:
+    except (KeyboardInterrupt, DiDACancelled):
         print("dida: cancelled; no output was written", file=sys.stderr)
         return EXIT_CANCELLED
     except (UsageError, OCTReadError, ModelPackageError, FileExistsError, ValueError, TypeError) as exc:

@@ -3,7 +3,7 @@
 Slicer shows a labelmap through a colour table, one colour per integer. Since positive and negative evidence
 accumulate separately, one label encodes both: ``label = p * LEVELS + q`` with p, q the quantised positive and
 negative brightness. Its colour takes the hue of the evidence (red, blue, purple where both) and an opacity that
-grows with its strength, the same rule as ``render.overlay``; label 0 (no evidence) is fully transparent.
+grows with its strength (``evidence_rgba``, which ``render.overlay`` uses too); label 0 (no evidence) is fully transparent.
 """
 
 from __future__ import annotations
@@ -17,6 +17,21 @@ LEVELS = 16
 COLOR_TABLE_NAME = "DiDA-RedBlue"
 
 
+def evidence_rgba(positive, negative, full: float = 1.0) -> np.ndarray:
+    """RGBA in [0, 1] (last axis) of positive and negative evidence: the hue of the evidence (red for, blue
+    against, purple where both, by their ratio) and an opacity that grows with its strength p + q, saturating at
+    ``full`` (1 for brightness, the top level for quantised levels)."""
+    pos = np.asarray(positive, dtype=np.result_type(positive, np.float32))
+    neg = np.asarray(negative, dtype=pos.dtype)
+    peak = np.maximum(np.maximum(pos, neg), 1e-12)
+    return np.stack([pos / peak, np.zeros_like(pos), neg / peak, np.clip((pos + neg) / full, 0.0, 1.0)], axis=-1)
+
+
+def label_dtype(levels: int = LEVELS) -> type:
+    """The smallest unsigned integer type that holds every label: uint8 for 16 levels."""
+    return np.uint8 if levels * levels <= 256 else np.uint16
+
+
 def encode_labels(positive: np.ndarray, negative: np.ndarray, levels: int = LEVELS) -> np.ndarray:
     """Quantise positive and negative brightness in [0, 1] into one label per pixel (uint8 for 16 levels)."""
     pos = np.asarray(positive, dtype=np.float32)
@@ -26,8 +41,7 @@ def encode_labels(positive: np.ndarray, negative: np.ndarray, levels: int = LEVE
     top = levels - 1
     p = np.clip(np.rint(np.nan_to_num(pos) * top), 0, top).astype(np.int32)
     q = np.clip(np.rint(np.nan_to_num(neg) * top), 0, top).astype(np.int32)
-    dtype = np.uint8 if levels * levels <= 256 else np.uint16
-    return (p * levels + q).astype(dtype)
+    return (p * levels + q).astype(label_dtype(levels))
 
 
 def decode_labels(labels: np.ndarray, levels: int = LEVELS) -> tuple[np.ndarray, np.ndarray]:
@@ -39,11 +53,7 @@ def decode_labels(labels: np.ndarray, levels: int = LEVELS) -> tuple[np.ndarray,
 def label_color(label: int, levels: int = LEVELS) -> tuple[float, float, float, float]:
     """RGBA in [0, 1] of one label: hue of the evidence, opacity = its strength (p + q, saturating)."""
     p, q = divmod(int(label), levels)
-    top = levels - 1
-    if p == 0 and q == 0:
-        return (0.0, 0.0, 0.0, 0.0)
-    peak = max(p, q)
-    return (p / peak, 0.0, q / peak, min(1.0, (p + q) / top))
+    return tuple(float(v) for v in evidence_rgba(np.float64(p), np.float64(q), full=levels - 1))
 
 
 def label_name(label: int, levels: int = LEVELS) -> str:

@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 
 FORMAT = "dida-model/1"
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
 
 class ModelPackageError(ValueError):
@@ -154,8 +153,9 @@ class ModelPackage:
     path: Path
 
 
-def _fit(depth: int, width: int, spec: ModelSpec) -> tuple[int, int, int, int]:
-    """Region (top, left, height, width) the B-scan occupies in the model input."""
+def input_region(bscan_shape: tuple[int, int], spec: ModelSpec) -> tuple[int, int, int, int]:
+    """Where a B-scan of shape (depth, width) lands in the model input: (top, left, height, width)."""
+    depth, width = int(bscan_shape[0]), int(bscan_shape[1])
     out_h, out_w = spec.input_size
     if spec.resize == "stretch":
         return (0, 0, out_h, out_w)
@@ -164,11 +164,6 @@ def _fit(depth: int, width: int, spec: ModelSpec) -> tuple[int, int, int, int]:
     h = max(1, min(out_h, int(round(depth * scale))))
     w = max(1, min(out_w, int(round(eff_w * scale))))
     return ((out_h - h) // 2, (out_w - w) // 2, h, w)
-
-
-def input_region(bscan_shape: tuple[int, int], spec: ModelSpec) -> tuple[int, int, int, int]:
-    """Where a B-scan of shape (depth, width) lands in the model input: (top, left, height, width)."""
-    return _fit(int(bscan_shape[0]), int(bscan_shape[1]), spec)
 
 
 def preprocess_bscan(bscan: np.ndarray, spec: ModelSpec) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
@@ -227,8 +222,7 @@ def _read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def _head_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor], classes: int) -> str | None:
-    own = model.state_dict()
+def _head_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], classes: int) -> str | None:
     for key, value in state.items():
         if key in own and own[key].shape != value.shape and own[key].shape[:1] == (classes,):
             return (f"the weights' head {key!r} has {value.shape[0]} output(s) but model.json lists {classes} "
@@ -276,10 +270,11 @@ def load_model_package(package: str | Path) -> ModelPackage:
     else:
         model = build_timm(spec)
         state = _read_state_dict(weights)
-        mismatch = _head_mismatch(model, state, len(spec.classes))
+        own = model.state_dict()
+        mismatch = _head_mismatch(own, state, len(spec.classes))
         if mismatch:
             raise ModelPackageError(f"{weights}: {mismatch}")
-        missing, unexpected = sorted(set(model.state_dict()) - set(state)), sorted(set(state) - set(model.state_dict()))
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
             raise ModelPackageError(
                 f"{weights}: the weights do not fit {spec.architecture}: "

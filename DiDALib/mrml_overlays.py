@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .labels import COLOR_TABLE_NAME, LEVELS, color_table_entries, encode_labels, label_color
+from .labels import COLOR_TABLE_NAME, LEVELS, color_table_entries, encode_labels, label_color, label_dtype
 from .mixing import MixedImage
 from .mrml_volumes import add_volume_like, nodes_of_class, remove_node, volume_array, volume_modified
 
@@ -135,7 +135,8 @@ class ClassOverlay:
 def add_class_overlay(scene, reference, class_name: str, class_index: int, prefix: str = "DiDA") -> ClassOverlay:
     """A new overlay pair for one class with the input volume's geometry, coloured by the DiDA table."""
     base = f"{prefix} {class_name}"
-    labels = add_volume_like(scene, reference, scene.GenerateUniqueName(base), "vtkMRMLLabelMapVolumeNode", np.uint8)
+    labels = add_volume_like(scene, reference, scene.GenerateUniqueName(base), "vtkMRMLLabelMapVolumeNode",
+                            label_dtype())
     labels.GetDisplayNode().SetAndObserveColorNodeID(color_table(scene).GetID())
     net = add_volume_like(scene, reference, scene.GenerateUniqueName(f"{base} net"), "vtkMRMLScalarVolumeNode",
                           np.float32)

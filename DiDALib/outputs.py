@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .labels import COLOR_TABLE_NAME, LEVELS, encode_labels, write_color_table
+from .labels import COLOR_TABLE_NAME, encode_labels, label_dtype, write_color_table
 from .pipeline import VolumeExplanation
 from .result import DiDAResult
 
@@ -79,7 +79,7 @@ def write_maps(folder: Path, explanation: VolumeExplanation, classes: Sequence[i
     depth, width = explanation.bscan_shape
     written = []
     for k in classes:
-        labels = np.zeros((n_bscans, depth, width), np.uint8 if LEVELS * LEVELS <= 256 else np.uint16)
+        labels = np.zeros((n_bscans, depth, width), label_dtype())
         net = np.zeros((n_bscans, depth, width), np.float32)
         for i in explanation.indices:
             m = explanation.mixed(i, k, scale)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .labels import evidence_rgba
 from .mixing import MixedImage
 
 
@@ -46,9 +47,6 @@ def overlay(bscan: np.ndarray, mixed: MixedImage, opacity: float = 0.6) -> np.nd
     if grey.shape != mixed.positive.shape:
         raise ValueError(f"B-scan shape {grey.shape} differs from the Mixed Image's {mixed.positive.shape}")
     base = np.repeat(grey.astype(np.float32)[..., None] / 255.0, 3, axis=-1)
-    pos, neg = mixed.positive, mixed.negative
-    strength = np.clip(pos + neg, 0.0, 1.0)
-    peak = np.maximum(np.maximum(pos, neg), 1e-12)
-    hue = np.stack([pos / peak, np.zeros_like(pos), neg / peak], axis=-1)
-    alpha = (opacity * strength)[..., None]
-    return to_uint8(base * (1.0 - alpha) + hue * alpha)
+    rgba = evidence_rgba(mixed.positive, mixed.negative)
+    alpha = opacity * rgba[..., 3:]
+    return to_uint8(base * (1.0 - alpha) + rgba[..., :3] * alpha)
