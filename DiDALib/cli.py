@@ -13,7 +13,7 @@ from pathlib import Path
 from . import __version__
 from .devices import describe_device
 from .engine import DiDACancelled
-from .grid import DEFAULT_GRIDS
+from .grid import DEFAULT_GRIDS, passes_per_image
 from .models import ModelPackage, ModelPackageError, demo_model_path, load_model_package
 from .oct_readers import OCTReadError, describe_formats, load_oct
 from .oct_volume import OCTVolume
@@ -104,7 +104,7 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
 
     explainer = VolumeExplainer(package, settings)  # checks class names
     check_output_dir(out_dir, force)  # an occupied output folder fails before the long run, not after it
-    passes = 1 + sum(n * n for n in settings.grids)
+    passes = passes_per_image(settings.grids)
     bar = _progress_bar(len(indices) * passes, quiet, "DiDA")
     done = [0]
 

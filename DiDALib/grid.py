@@ -11,6 +11,11 @@ import numpy as np
 DEFAULT_GRIDS: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)
 
 
+def passes_per_image(grids: Iterable[int]) -> int:
+    """Model passes DiDA makes per image: the original plus one masked image per cell of every grid."""
+    return 1 + sum(int(n) ** 2 for n in grids)
+
+
 def grid_edges(length: int, n: int) -> np.ndarray:
     """Cell edges ``floor(i * length / n)`` for i = 0..n along one axis (n + 1 integers)."""
     return (np.arange(n + 1, dtype=np.int64) * int(length)) // int(n)

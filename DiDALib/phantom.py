@@ -74,6 +74,11 @@ class Anatomy:
     choroid_thickness: float
     attenuation: float  # display intensity lost per px below Bruch's membrane
 
+    @property
+    def scales(self) -> tuple[float, float]:
+        """(axial, lateral) size factors against the 256 x 384 B-scan that the phantom's pixel sizes are set for."""
+        return self.depth / 256.0, self.width / 384.0
+
 
 def sample_anatomy(rng: np.random.Generator, depth: int = 256, width: int = 384) -> Anatomy:
     """A random healthy anatomy for a ``depth`` x ``width`` B-scan."""
@@ -169,7 +174,7 @@ class _Scene:
 
 def _healthy(anat: Anatomy, rng: np.random.Generator) -> _Scene:
     d, w = anat.depth, anat.width
-    sz, sx = d / 256.0, w / 384.0
+    sz, sx = anat.scales
     x = np.arange(w) + 0.5
     u = (x - w / 2) / (w / 2)
     bm = (anat.bm_depth - anat.curvature * u * u + 0.5 * anat.tilt * u
@@ -199,7 +204,7 @@ def _centre(rng: np.random.Generator, anat: Anatomy, spread: float) -> float:
 
 def _add_drusen(scene: _Scene, rng: np.random.Generator) -> list:
     anat = scene.anatomy
-    sz, sx = anat.depth / 256.0, anat.width / 384.0
+    sz, sx = anat.scales
     elevation = np.zeros_like(scene.x)
     for _ in range(int(rng.integers(2, 6))):
         c = _centre(rng, anat, 0.28)
@@ -214,7 +219,7 @@ def _add_drusen(scene: _Scene, rng: np.random.Generator) -> list:
 
 def _add_wet_amd(scene: _Scene, rng: np.random.Generator) -> list:
     anat = scene.anatomy
-    sz, sx = anat.depth / 256.0, anat.width / 384.0
+    sz, sx = anat.scales
     c = _centre(rng, anat, 0.18)
     half = sx * rng.uniform(28.0, 55.0)
     ped = _dome(scene.x, c, half, sz * rng.uniform(12.0, 28.0), 0.6)
@@ -229,7 +234,7 @@ def _add_wet_amd(scene: _Scene, rng: np.random.Generator) -> list:
 
 def _add_oedema(scene: _Scene, rng: np.random.Generator) -> list:
     anat = scene.anatomy
-    sz, sx = anat.depth / 256.0, anat.width / 384.0
+    sz, sx = anat.scales
     c = _centre(rng, anat, 0.12)
     half = sx * rng.uniform(35.0, 65.0)
     swell = sz * rng.uniform(20.0, 40.0) * np.exp(-0.5 * ((scene.x - c) / (0.55 * half)) ** 2)
@@ -247,7 +252,7 @@ def _add_oedema(scene: _Scene, rng: np.random.Generator) -> list:
 
 def _add_atrophy(scene: _Scene, rng: np.random.Generator) -> list:
     anat = scene.anatomy
-    sx = anat.width / 384.0
+    _, sx = anat.scales
     c = _centre(rng, anat, 0.25)
     half = sx * rng.uniform(20.0, 50.0)
     a = _sigmoid((half - np.abs(scene.x - c)) / (3.5 * sx))  # 1 inside the atrophic segment, soft edges
@@ -272,7 +277,7 @@ def _intensity(scene: _Scene, rng: np.random.Generator, findings: list) -> np.nd
     """The mean display-intensity map of a scene (no speckle), filling ``scene.mask`` with the findings."""
     anat = scene.anatomy
     d, w = anat.depth, anat.width
-    sz, sx = d / 256.0, w / 384.0
+    sz, sx = anat.scales
     zz = np.arange(d)[:, None] + 0.5
     xx = scene.x[None, :]
     b = scene.boundaries()
@@ -350,7 +355,7 @@ def _speckle(mean: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> np.nd
     """Display intensities with correlated multiplicative speckle (averaged over ``looks`` frames) and a noise
     floor, log-compressed into [0, 1]."""
     d, w = mean.shape
-    sz, sx = d / 256.0, w / 384.0
+    sz, sx = anat.scales
     dr = _DYNAMIC_RANGE_DB
     linear = 10.0 ** (np.clip(mean, 0.0, 1.2) * dr / 10.0)
     speckle = np.zeros((d, w))
@@ -411,7 +416,7 @@ def make_volume(n_bscans: int = 9, seed: int = 0, depth: int = 256, width: int =
         raise ValueError(f"n_bscans {n_bscans} must be >= 1")
     rng = np.random.default_rng(seed)
     base = sample_anatomy(rng, depth, width)
-    lesions = ("drusen", "wet_amd", "macular_oedema", "geographic_atrophy")
+    lesions = CLASSES[1:]
     offsets = np.linspace(-1.0, 1.0, n_bscans) if n_bscans > 1 else np.zeros(1)
     central = [i for i in np.argsort(np.abs(offsets), kind="stable") if abs(offsets[i]) <= 0.65]
     labels = ["normal"] * n_bscans

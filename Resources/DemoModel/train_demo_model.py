@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from DiDALib.grid import DEFAULT_GRIDS, passes_per_image  # noqa: E402
 from DiDALib.models import ModelSpec, build_timm, preprocess_bscan, save_model_package  # noqa: E402
 from DiDALib.phantom import CLASS_TITLES, CLASSES, make_dataset  # noqa: E402
 
@@ -133,6 +134,7 @@ def format_confusion(cm: np.ndarray) -> str:
 
 def write_model_card(path: Path, spec: ModelSpec, facts: dict) -> None:
     titles = "\n".join(f"  - `{c}`: {CLASS_TITLES[c]}" for c in CLASSES)
+    passes = passes_per_image(DEFAULT_GRIDS)
     path.write_text(f"""# DiDA demo OCT classifier: model card
 
 **Demonstration model. NOT for clinical use.** It was trained only on synthetic OCT phantoms and has never seen a
@@ -149,7 +151,7 @@ classifier whose lesions are known pixel by pixel.
 - Classes:
 {titles}
 - Speed: {facts['ips']:.0f} images/s at batch 8 on {facts['threads']} CPU threads (channels-last, float32, the model
-  alone), i.e. about {1737 / facts['ips']:.1f} s of model time for full 8-grid DiDA (1,737 forward passes) of one
+  alone), i.e. about {passes / facts['ips']:.1f} s of model time for full 8-grid DiDA ({passes:,} forward passes) of one
   B-scan; masking and bookkeeping add to that.
 
 ## Data

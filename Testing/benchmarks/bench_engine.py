@@ -21,6 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from DiDALib import DEFAULT_GRIDS, DiDAEngine, cell_index_map, describe_device, resolve_device  # noqa: E402
+from DiDALib.grid import passes_per_image  # noqa: E402
 
 
 def _log(message: str) -> None:
@@ -134,7 +135,7 @@ def main(argv=None) -> dict:
         dida_seconds = min(dida_seconds, seconds)
         model_ips = max(model_ips, model_throughput(engine, image, best_bs, seconds))
         _log(f"round {r + 1}: DiDA {seconds:.2f} s; model at batch {best_bs}: {model_ips:.1f} images/s (best so far)")
-    passes = 1 + sum(n * n for n in grids)
+    passes = passes_per_image(grids)
     out = {
         "device": describe_device(device),
         "model": args.model,
