@@ -652,7 +652,9 @@ class DiDALogic(ScriptedLoadableModuleLogic):
 
     def bscanIndices(self, p, current: bool) -> list:
         volume = p.inputVolume
-        count = volume.GetImageData().GetDimensions()[2]
+        from DiDALib.mrml_volumes import bscan_count
+
+        count = bscan_count(volume)
         if current or p.scope == ScopeChoice.current:
             return [self.currentBScan(volume)]
         if p.scope == ScopeChoice.range:
@@ -749,8 +751,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
         if self.views is not None and self.views.attached:
             self.views.set_opacity(opacity)
             self.views.set_display_mode(mode)
-            if self.views.square_voxels != squareVoxels:
-                self.views.set_square_voxels(squareVoxels)
+            self.views.set_square_voxels(squareVoxels)
 
     def loadOCT(self, path, name=None):
         """Read an OCT file or folder into a new volume node (B-scans as axial slices)."""

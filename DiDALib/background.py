@@ -52,10 +52,10 @@ class BackgroundJob:
         """Ask the work to stop at its next check."""
         self.cancel_event.set()
 
-    def poll(self, max_events: int | None = None) -> list[tuple[str, Any]]:
-        """The events emitted since the last poll (at most ``max_events``), oldest first."""
+    def poll(self) -> list[tuple[str, Any]]:
+        """The events emitted since the last poll, oldest first."""
         out = []
-        while max_events is None or len(out) < max_events:
+        while True:
             try:
                 event = self._events.get_nowait()
             except queue.Empty:

@@ -13,7 +13,8 @@ score plot below. ``DiDAViews`` keeps them together:
 - **The crosshair follows the mouse** in the DiDA views: when the cursor moves over one of them, the crosshair is
   placed there, so it is drawn at the same place in all four.
 - **View labels**: each view's slice node carries its label text (class and score on the B-scan shown, updated as
-  the B-scan changes) in the ``DiDA.ViewText`` attribute; Slicer's widget draws it in the view's corner.
+  the B-scan changes) in the ``DiDA.ViewText`` attribute and passed to ``on_texts`` (the module's widget draws
+  it in the view's corner).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import numpy as np
 from vtkmodules.util import numpy_support
 
 from .mrml_overlays import set_display_mode
-from .mrml_results import DiDARun
-from .mrml_volumes import bscan_center_ras, bscan_count, bscan_shown, nodes_of_class, show_bscan
+from .mrml_results import DiDARun, read_scores
+from .mrml_volumes import bscan_center_ras, bscan_count, bscan_shown, nodes_of_class
 
 #: The layout's id: custom layouts live at 100 and above (vtkMRMLLayoutNode::SlicerLayoutUserView).
 LAYOUT_ID = 5701
@@ -83,9 +84,9 @@ def view_node(scene, layout_name: str, class_name: str = "vtkMRMLSliceNode"):
 
 def composite_node(scene, layout_name: str):
     """The slice composite node of a view, created when no slice logic has made it yet (it then adopts it)."""
-    for node in nodes_of_class(scene, "vtkMRMLSliceCompositeNode"):
-        if node.GetLayoutName() == layout_name:
-            return node
+    node = view_node(scene, layout_name, "vtkMRMLSliceCompositeNode")
+    if node is not None:
+        return node
     node = scene.CreateNodeByClass("vtkMRMLSliceCompositeNode")
     node.UnRegister(None)
     node.SetLayoutName(layout_name)
@@ -233,6 +234,9 @@ class DiDAViews:
         self.update_texts()
 
     def set_square_voxels(self, square: bool) -> None:
+        """Square voxels (as OCT devices show B-scans) or true proportions; the views are refitted on a change."""
+        if self.square_voxels == bool(square):
+            return
         self.square_voxels = bool(square)
         self.fit()
 
@@ -258,11 +262,6 @@ class DiDAViews:
             node.EndModify(was)
         finally:
             self._busy = False
-
-    def show_bscan(self, k: int) -> None:
-        """Scroll all four views to B-scan k of the input volume."""
-        if self.run is not None:
-            show_bscan(self.slice_nodes[0], self.run.volume, int(k))
 
     def set_opacity(self, opacity: float) -> None:
         """The overlays' opacity in every class view."""
@@ -339,13 +338,16 @@ class DiDAViews:
         state = bscan_state(run, k)
         out = {BSCAN_VIEW: f"B-scan {k}" + ("" if state == "finished" else f" ({state})")}
         mode = run.setting("Score")
+        indices, names, scores = read_scores(run.table) if state == "finished" else ([], [], None)
         for i, name in enumerate(CLASS_VIEWS):
             if i >= len(run.overlays):
                 out[name] = ""
                 continue
             cls = run.overlays[i].class_name
             if state == "finished":
-                out[name] = f"{cls}  {score_text(run.score(cls, k), mode)}"
+                found = cls in names and k in indices
+                score = float(scores[indices.index(k), names.index(cls)]) if found else None
+                out[name] = f"{cls}  {score_text(score, mode)}"
             else:
                 out[name] = f"{cls}  ({'preview' if state == 'being explained' else state})"
         return out

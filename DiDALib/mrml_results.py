@@ -15,7 +15,7 @@ import vtk
 from vtkmodules.util import numpy_support
 
 from .mrml_overlays import ROLE, ClassOverlay, overlay_from_labels
-from .mrml_volumes import nodes_of_class, remove_node
+from .mrml_volumes import nodes_of_class, remove_node, scene_hierarchy
 
 INPUT_REFERENCE = "DiDAInput"
 OVERLAY_REFERENCE = "DiDAOverlay"
@@ -128,12 +128,6 @@ def subject_item(scene, node, parent_item: int | None = None) -> int:
     return item
 
 
-def scene_hierarchy(scene):
-    import slicer
-
-    return slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
-
-
 def group_under(scene, volume, nodes: Sequence, folder_name: str, folder: int | None = None) -> int:
     """Put nodes in a folder under the input volume's subject hierarchy item; returns the folder item."""
     sh = scene_hierarchy(scene)
@@ -195,10 +189,6 @@ class DiDARun:
         return self.table.GetAttribute(f"DiDA.{key}")
 
     @property
-    def class_names(self) -> list[str]:
-        return read_scores(self.table)[1]
-
-    @property
     def status(self) -> str:
         return self.table.GetAttribute(STATUS) or ""
 
@@ -226,9 +216,6 @@ class DiDARun:
             node.EndModify(was)
 
     # overlays and scores ---------------------------------------------------------------------------------------------
-
-    def overlay(self, class_name: str) -> ClassOverlay | None:
-        return next((o for o in self.overlays if o.class_name == class_name), None)
 
     def set_overlays(self, scene, overlays: Sequence[ClassOverlay]) -> None:
         """Rank the run's overlays (best first): references, hierarchy and the plot follow; overlays that are no

@@ -143,8 +143,10 @@ class ExplainSession:
         self._ensure_overlays()
         scale = self.explanation.scale()
         self._draw(result.index, scale, self.run.overlays)
+        was = self.run.table.StartModify()  # scores and status reach the views as one change
         self.run.write_scores(self.explanation.class_names, self.explanation.indices, self.explanation.scores())
         self._mark("running")
+        self.run.table.EndModify(was)
 
     def _finish(self, state: str) -> None:
         self.state = state
@@ -154,13 +156,13 @@ class ExplainSession:
             for overlay in self.run.overlays:
                 overlay.write(index, None)  # a preview of a B-scan that did not finish is not a result
         self._previews.clear()
-        if self.explanation.results:
+        scale = self.explanation.scale() if self.explanation.results else None
+        if scale is not None:
             self._ensure_overlays()
-            scale = self.explanation.scale()
             for index in self.explanation.indices:
                 if self._drawn_scale.get(index) != scale:
                     self._draw(index, scale, self.run.overlays)
-        self.run.table.SetAttribute("DiDA.Scale", f"{self.explanation.scale():.6g}" if self.explanation.results else "")
+        self.run.table.SetAttribute("DiDA.Scale", f"{scale:.6g}" if scale is not None else "")
         self._mark(state)
 
     # -- scene helpers ---------------------------------------------------------------------------------------------

@@ -28,15 +28,20 @@ def nodes_of_class(scene, class_name: str) -> list:
     return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
 
 
+def scene_hierarchy(scene):
+    """The scene's subject hierarchy node."""
+    import slicer
+
+    return slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+
+
 def remove_node(scene, node) -> None:
     """Remove a node and its subject hierarchy item. In Slicer the subject hierarchy plugin logic removes the item
     when the node goes (qSlicerSubjectHierarchyPluginLogic::onNodeAboutToBeRemoved); slicer-core has no such
     plugin, so the item is removed here first, the way that plugin does it."""
     if node is None or node.GetScene() is not scene:
         return
-    import slicer
-
-    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    sh = scene_hierarchy(scene)
     item = sh.GetItemByDataNode(node) if sh is not None else 0
     if item:
         sh.RemoveItem(item, False, False)  # the item only: its node is removed next
