@@ -14,7 +14,8 @@ from .render import grey_to_uint8, overlay
 SQUARE_COLOUR = (255, 220, 0)
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def load_font(size: int) -> ImageFont.ImageFont:
+    """Pillow's default font at ``size`` pixels (its fixed bitmap font on Pillow < 10.1)."""
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
@@ -79,7 +80,7 @@ def dida_view_figure(
     gap, footer = 6, 28
     fig = Image.new("RGB", (len(panels) * panel_width + (len(panels) - 1) * gap, ph + footer), (24, 24, 24))
     draw = ImageDraw.Draw(fig)
-    font = _font(max(12, panel_width // 28))
+    font = load_font(max(12, panel_width // 28))
     half = max(4, int(round(panel_width / 24)))
     sx, sy = panel_width / width, ph / depth
     for p, (img, caption) in enumerate(zip(panels, captions)):
@@ -94,5 +95,5 @@ def dida_view_figure(
     unit = "probability" if result.score == "probabilities" else "logit"
     legend = (f"red: evidence for the class · blue: evidence against · full brightness at |d| = {scale:.3g} "
               f"({unit}) · {len(result.grids)} grids {result.grids[0]}-{result.grids[-1]}")
-    draw.text((6, ph + footer // 2), legend, font=_font(max(11, panel_width // 34)), fill=(220, 220, 220), anchor="lm")
+    draw.text((6, ph + footer // 2), legend, font=load_font(max(11, panel_width // 34)), fill=(220, 220, 220), anchor="lm")
     return fig

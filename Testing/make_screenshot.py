@@ -19,6 +19,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from DiDALib.figures import load_font  # noqa: E402
 from DiDALib.mrml_headless import HeadlessSlicer  # noqa: E402
 from DiDALib.mrml_layout import VIEW_NAMES, DiDAViews, crosshair_node, view_node, view_rgba  # noqa: E402
 from DiDALib.mrml_results import SERIES_COLORS, read_scores  # noqa: E402
@@ -31,7 +32,7 @@ SPECTRALIS_SPACING = (0.0114, 0.0039, 0.12)  # mm: lateral, axial, between B-sca
 
 def render(model: Path, out: Path, n_bscans: int, explain: list[int] | None, view_size: tuple[int, int],
            seed: int) -> Path:
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     from DiDALib.models import load_model_package
     from DiDALib.phantom import make_volume
@@ -69,8 +70,7 @@ def render(model: Path, out: Path, n_bscans: int, explain: list[int] | None, vie
     gap, plot_h, legend_h = 4, (170 if len(indices) > 1 else 0), 30
     canvas = Image.new("RGB", (4 * w + 3 * gap, h + plot_h + legend_h), (12, 12, 14))
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=17)
-    small = ImageFont.load_default(size=13)
+    font, small = load_font(17), load_font(13)
     for i, (name, panel) in enumerate(zip(VIEW_NAMES, panels)):
         x0 = i * (w + gap)
         canvas.paste(panel, (x0, 0))
