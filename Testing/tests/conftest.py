@@ -1,10 +1,12 @@
-"""Shared fixtures: the repository root on sys.path, deterministic torch, small reference models."""
+"""Shared fixtures: the repository root on sys.path, deterministic torch, small reference models, a slicer-core
+scene with a tiny model package, and the softmax arithmetic the precision checks share."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,8 +22,20 @@ def _seeded():
 
 
 @pytest.fixture
-def repo_root() -> Path:
-    return ROOT
+def env():
+    """A fresh slicer-core scene with Slicer's logics (the scenarios' environment, which can save and reload)."""
+    from DiDALib.mrml_scenarios import HeadlessEnvironment
+
+    with HeadlessEnvironment() as headless:
+        yield headless
+
+
+@pytest.fixture(scope="session")
+def mrml_package(tmp_path_factory) -> Path:
+    """The tiny model package the MRML scenarios run."""
+    from DiDALib.mrml_scenarios import make_test_package
+
+    return make_test_package(tmp_path_factory.mktemp("model"))
 
 
 class LinearScorer(torch.nn.Module):
@@ -37,3 +51,16 @@ class LinearScorer(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls.append(x.shape[0])
         return torch.einsum("bchw,kchw->bk", x.double(), self.weight.double()).float() + self.bias
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in the input's precision."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def probability_deltas(base_logits: np.ndarray, logit_deltas: np.ndarray) -> np.ndarray:
+    """Probability d (K, n, n) from the base logits (K,) and the logit d (K, n, n): a masked image's logits are
+    ``base - d``, so both score modes follow from one set of logits."""
+    masked = base_logits[:, None, None] - logit_deltas
+    return softmax(base_logits)[:, None, None] - np.moveaxis(softmax(np.moveaxis(masked, 0, -1)), -1, 0)

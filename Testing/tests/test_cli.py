@@ -196,7 +196,7 @@ def test_bad_options_fail_with_one_line_and_write_nothing(tmp_path, capsys, pack
         pytest.skip("a GPU is present, so CUDA is not a bad choice here")
     source = write_sample("nrrd", tmp_path / "v.nrrd", _bscans(3))
     out = tmp_path / "out"
-    opts = ["--grids", "2,3", "--device", "cpu", "--quiet"]
+    opts = list(FAST)
     for i in range(0, len(args), 2):  # the case's own value replaces the default
         if args[i] in opts:
             del opts[opts.index(args[i]) : opts.index(args[i]) + 2]

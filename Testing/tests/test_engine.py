@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from conftest import LinearScorer
+from conftest import LinearScorer, probability_deltas, softmax
 
 from DiDALib import DiDACancelled, DiDAEngine, cell_index_map
 from DiDALib.masks import gaussian_blur
@@ -27,21 +27,13 @@ def _expected_logit_deltas(model: LinearScorer, image: np.ndarray, fill: np.ndar
     return out.reshape(-1, n, n)
 
 
-def _softmax(z):
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def _expected(model, image, fill, n, score, region=None):
     dz = _expected_logit_deltas(model, image, fill, n, region)  # (K, n, n)
     if score == "logits":
         return dz
     wt = model.weight.detach().double().numpy()
     z = (wt * image[None]).sum(axis=(1, 2, 3)) + model.bias.detach().double().numpy()
-    masked = z[:, None, None] - dz  # logits of each masked image
-    p0 = _softmax(z)
-    pm = _softmax(np.moveaxis(masked, 0, -1))  # (n, n, K)
-    return p0[:, None, None] - np.moveaxis(pm, -1, 0)
+    return probability_deltas(z, dz)
 
 
 def _np_blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -81,7 +73,7 @@ def test_linear_scorer_exact_for_dividing_and_non_dividing_grids(image, score, f
     assert result.grids == (3, 4, 5, 6, 7)
     wt = model.weight.detach().double().numpy()
     z = (wt * image[None]).sum(axis=(1, 2, 3)) + model.bias.detach().double().numpy()
-    base = z if score == "logits" else _softmax(z)
+    base = z if score == "logits" else softmax(z)
     np.testing.assert_allclose(result.base_scores, base, rtol=1e-5, atol=1e-5)
     for n in grids:
         got = result.deltas[n]

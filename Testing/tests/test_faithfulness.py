@@ -16,7 +16,6 @@ figures.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,11 +24,9 @@ import torch
 from DiDALib.engine import DiDAEngine
 from DiDALib.grid import DEFAULT_GRIDS
 from DiDALib.mixing import mixed_image
-from DiDALib.models import load_model_package, preprocess_bscan
+from DiDALib.models import demo_model_path, load_model_package, preprocess_bscan
 from DiDALib.phantom import CLASSES, make_bscan, make_dataset
 
-ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = ROOT / "Resources" / "DemoModel"
 SEED = 2027  # not used by train_demo_model.py (training and evaluation seeds are spawned from 1 and 2)
 PER_CLASS = 2  # B-scans per lesion class: 8 full 8-grid DiDA runs, about half a minute on two CPU cores
 LESIONS = CLASSES[1:]
@@ -38,8 +35,6 @@ DEPTH, WIDTH = 256, 384
 
 @dataclass
 class Case:
-    label: str
-    image: np.ndarray
     mask: np.ndarray
     dilated: np.ndarray
     result: object
@@ -86,13 +81,11 @@ def test_phantom_ground_truth_is_reproducible_and_local():
 
 @pytest.fixture(scope="module")
 def cases() -> dict[str, list[Case]]:
-    if not (PACKAGE / "model.json").exists():
-        pytest.fail(f"no demo model in {PACKAGE}: run python Resources/DemoModel/train_demo_model.py")
-    package = load_model_package(PACKAGE)
+    package = load_model_package(demo_model_path())
     spec = package.spec
     assert spec.demo and list(spec.classes) == list(CLASSES)
     rng = np.random.default_rng(SEED)
-    chosen: list[tuple[str, np.ndarray, np.ndarray, torch.Tensor]] = []
+    chosen: list[tuple[str, np.ndarray, torch.Tensor]] = []
     region = None
     for label in LESIONS:
         found = 0
@@ -102,19 +95,19 @@ def cases() -> dict[str, list[Case]]:
             with torch.inference_mode():
                 predicted = CLASSES[int(package.model(x[None]).argmax())]
             if predicted == label:
-                chosen.append((label, image, mask, x))
+                chosen.append((label, mask, x))
                 found += 1
                 if found == PER_CLASS:
                     break
         assert found == PER_CLASS, f"the demo model misclassified too many {label} phantoms of seed {SEED}"
     engine = DiDAEngine(package.model, device="cpu", score=spec.score, fill=spec.fill_value(0.0),
                         class_names=spec.classes)
-    results = list(engine.explain_volume([c[3] for c in chosen], grids=DEFAULT_GRIDS, region=region))
+    results = list(engine.explain_volume([c[2] for c in chosen], grids=DEFAULT_GRIDS, region=region))
     rows, cols = cell_allowance()
     out: dict[str, list[Case]] = {label: [] for label in LESIONS}
-    for (label, image, mask, _), result in zip(chosen, results):
+    for (label, mask, _), result in zip(chosen, results):
         assert mask.any(), f"a {label} phantom came without a lesion mask"
-        out[label].append(Case(label, image, mask, dilate(mask, rows, cols), result))
+        out[label].append(Case(mask, dilate(mask, rows, cols), result))
     return out
 
 

@@ -9,21 +9,15 @@ from DiDALib import mrml_scenarios as scenarios
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory):
-    return scenarios.make_test_package(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture(scope="module")
-def fx(package):
+def fx(mrml_package):
     with scenarios.HeadlessEnvironment() as env:
-        fixture = scenarios.explain_volume(env, package)
+        fixture = scenarios.explain_volume(env, mrml_package)
         yield fixture
         fixture.views.detach()
 
 
-def test_volume_round_trip():
-    with scenarios.HeadlessEnvironment() as env:
-        scenarios.check_volume_round_trip(env)
+def test_volume_round_trip(env):
+    scenarios.check_volume_round_trip(env)
 
 
 def test_overlay_colours_red_for_blue_against(fx):
@@ -62,11 +56,9 @@ def test_scene_saved_and_reloaded(fx, tmp_path):
     scenarios.check_save_reload(fx, tmp_path / "scene").close()
 
 
-def test_one_bscan_coarse_preview_then_refined(package):
-    with scenarios.HeadlessEnvironment() as env:
-        scenarios.check_preview_then_refined(env, package)
+def test_one_bscan_coarse_preview_then_refined(env, mrml_package):
+    scenarios.check_preview_then_refined(env, mrml_package)
 
 
-def test_cancelled_run_keeps_finished_bscans(package):
-    with scenarios.HeadlessEnvironment() as env:
-        scenarios.check_cancel(env, package)
+def test_cancelled_run_keeps_finished_bscans(env, mrml_package):
+    scenarios.check_cancel(env, mrml_package)

@@ -14,17 +14,6 @@ from DiDALib.mrml_results import STATUS, find_runs, read_scores
 from DiDALib.mrml_session import ExplainSession
 
 
-@pytest.fixture(scope="module")
-def package(tmp_path_factory):
-    return scenarios.make_test_package(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture
-def env():
-    with scenarios.HeadlessEnvironment() as headless:
-        yield headless
-
-
 def test_background_job_events_in_order():
     def work(emit, cancel):
         emit("progress", 1)
@@ -61,9 +50,9 @@ def test_background_job_reports_errors_and_cancellation():
         slow.wait(lambda k, p: None, timeout=0.05)
 
 
-def test_named_classes_and_unknown_names(env, package):
+def test_named_classes_and_unknown_names(env, mrml_package):
     volume = scenarios.make_test_volume(env, n_bscans=2)
-    explainer = scenarios.make_explainer(package)
+    explainer = scenarios.make_explainer(mrml_package)
     with pytest.raises(ValueError, match="not among the model's classes"):
         ExplainSession(env.scene, volume, explainer, classes=("normal", "glaucoma"))
     session = ExplainSession(env.scene, volume, explainer, classes=("drusen", "normal"))
@@ -73,9 +62,9 @@ def test_named_classes_and_unknown_names(env, package):
         session.start([7])
 
 
-def test_continuing_a_run_adds_bscans(env, package):
+def test_continuing_a_run_adds_bscans(env, mrml_package):
     volume = scenarios.make_test_volume(env, n_bscans=4)
-    session = ExplainSession(env.scene, volume, scenarios.make_explainer(package), classes="all")
+    session = ExplainSession(env.scene, volume, scenarios.make_explainer(mrml_package), classes="all")
     assert session.run_blocking([2], timeout=60) == "complete"
     assert session.run.finished == [2] and len(session.run.overlays) == len(scenarios.TEST_CLASSES)
     assert session.run_blocking([0, 3], timeout=60) == "complete"
@@ -91,7 +80,7 @@ def test_continuing_a_run_adds_bscans(env, package):
             assert np.array_equal(o.bscan_labels(k), encode_labels(mixed.positive, mixed.negative))
 
 
-def test_a_failing_model_keeps_the_finished_bscans(env, package):
+def test_a_failing_model_keeps_the_finished_bscans(env, mrml_package):
     volume = scenarios.make_test_volume(env, n_bscans=3)
     calls = []
     per_bscan = 1 + sum(n * n for n in scenarios.TEST_GRIDS)
@@ -104,17 +93,17 @@ def test_a_failing_model_keeps_the_finished_bscans(env, package):
             return model(x)
         return call
 
-    session = ExplainSession(env.scene, volume, scenarios.make_explainer(package, wrap=breaks_later), classes="top3")
+    session = ExplainSession(env.scene, volume, scenarios.make_explainer(mrml_package, wrap=breaks_later), classes="top3")
     state = session.run_blocking(timeout=60)
     assert state == "failed" and "device-side assert" in session.summary()
     assert session.run.finished and len(session.run.finished) < 3
     assert all(node.GetAttribute(STATUS) == "failed" for node in session.run.nodes())
 
 
-def test_a_run_that_never_produced_anything_leaves_no_nodes(env, package):
+def test_a_run_that_never_produced_anything_leaves_no_nodes(env, mrml_package):
     volume = scenarios.make_test_volume(env, n_bscans=2)
     before = env.scene.GetNumberOfNodes()
-    session = ExplainSession(env.scene, volume, scenarios.make_explainer(package))
+    session = ExplainSession(env.scene, volume, scenarios.make_explainer(mrml_package))
     session.start()
     session.cancel()
     state = session.wait(timeout=60)
@@ -124,9 +113,9 @@ def test_a_run_that_never_produced_anything_leaves_no_nodes(env, package):
         assert session.run.finished
 
 
-def test_fraction_and_summary(env, package):
+def test_fraction_and_summary(env, mrml_package):
     volume = scenarios.make_test_volume(env, n_bscans=2)
-    session = ExplainSession(env.scene, volume, scenarios.make_explainer(package))
+    session = ExplainSession(env.scene, volume, scenarios.make_explainer(mrml_package))
     assert session.fraction_done() == 0.0 and session.summary() == ""
     session.run_blocking(timeout=60)
     assert session.fraction_done() == pytest.approx(1.0)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from oct_samples import write_dicom_series, write_opt, write_vol
+from oct_samples import write_dicom_series, write_opt, write_sample, write_vol
 from PIL import Image
 
 from DiDALib.oct_readers import (
@@ -128,10 +128,7 @@ def test_tiff16_folder_scaled_by_dtype_max(tmp_path):
 
 
 def test_multipage_tiff(tmp_path):
-    arr = _levels(3, 9, 11)
-    path = tmp_path / "stack.tiff"
-    pages = [Image.fromarray(a) for a in arr]
-    pages[0].save(path, save_all=True, append_images=pages[1:])
+    path = write_sample("multipage-tiff", tmp_path / "stack.tiff", _levels(3, 9, 11))
     assert detect_format(path) == "multipage-tiff"
     vol = load_oct(path)
     assert vol.format == "multipage-tiff" and vol.bscans.shape == (3, 9, 11)

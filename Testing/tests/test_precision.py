@@ -9,25 +9,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import probability_deltas
 
 from DiDALib import DiDAEngine
 from DiDALib.models import demo_model_path, load_model_package, preprocess_bscan
 from DiDALib.phantom import make_bscan
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def _probability_deltas(result) -> dict[int, np.ndarray]:
-    """Probability d from a logits run: masked logits are base - d, so both score modes come from one run."""
+    """Probability d of every grid from a logits run, so both score modes come from one run."""
     base = result.base_scores.astype(np.float64)
-    out = {}
-    for n, d in result.deltas.items():
-        masked = base[:, None, None] - d.astype(np.float64)
-        out[n] = _softmax(base)[:, None, None] - np.moveaxis(_softmax(np.moveaxis(masked, 0, -1)), -1, 0)
-    return out
+    return {n: probability_deltas(base, d.astype(np.float64)) for n, d in result.deltas.items()}
 
 
 def _relative_errors(device: str, precision: str, label: str, grids) -> dict[str, float]:
