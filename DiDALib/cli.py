@@ -155,7 +155,9 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
             for i in explanation.indices:
                 fig = dida_view_figure(volume.bscans[i], explanation, i, scale=scale, point=point,
                                        truth=truths[i] if truths else None)
-                fig.save(stage / "figures" / f"dida_view_bscan{i:03d}.png", optimize=True)
+                # Speckled B-scans barely compress: zlib level 1 wrote demo figures as small as optimize=True
+                # (950 vs 960 kB) in a sixth of the time (0.04 vs 0.26 s each).
+                fig.save(stage / "figures" / f"dida_view_bscan{i:03d}.png", compress_level=1)
         (stage / "run.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 
