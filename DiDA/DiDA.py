@@ -1,7 +1,7 @@
 """DiDA: Differential Image Diagnostic Analysis of OCT B-scan classifiers, in 3D Slicer.
 
 The module only wires Slicer's user interface to ``DiDALib``; everything that touches the scene lives in
-``DiDALib.mrml_*`` (plain MRML code, also tested on the ``slicer-core`` wheel). ``DiDALib`` needs PyTorch and a
+``DiDALib.mrml`` (plain MRML code, also tested on the ``slicer-core`` wheel). ``DiDALib`` needs PyTorch and a
 few packages that Slicer does not ship: they are installed, after asking, on first use.
 """
 
@@ -66,7 +66,7 @@ diagnosis by input differences"). This extension follows the Slicer scripted-mod
 def registerLayout():
     """Add the DiDA View to Slicer's layouts and to the layout menu of the View toolbar."""
     try:
-        from DiDALib.mrml_layout import LAYOUT_ID, register_layout
+        from DiDALib.mrml.layout import LAYOUT_ID, register_layout
     except ImportError as exc:  # DiDALib needs packages that are installed on first use
         logging.info(f"DiDA View is registered once DiDA's Python packages are installed ({exc})")
         return
@@ -103,7 +103,7 @@ class DiDAFileReader:
 
     def extensions(self):
         try:
-            from DiDALib.oct_readers import SUPPORTED_EXTENSIONS
+            from DiDALib.io.registry import SUPPORTED_EXTENSIONS
         except ImportError:
             SUPPORTED_EXTENSIONS = OCT_ONLY_EXTENSIONS
         return [_("OCT B-scans") + " (" + " ".join("*" + ext for ext in SUPPORTED_EXTENSIONS) + ")"]
@@ -115,7 +115,7 @@ class DiDAFileReader:
         if name.endswith(OCT_ONLY_EXTENSIONS):
             return 0.9
         try:
-            from DiDALib.oct_readers import OCTReadError, detect_format
+            from DiDALib.io.registry import OCTReadError, detect_format
             fmt = detect_format(filePath)
         except (ImportError, OCTReadError, OSError, ValueError):
             return 0.0
@@ -142,7 +142,7 @@ def _isOphthalmicTomography(filePath):
     try:
         import pydicom
 
-        from DiDALib.oct_readers import DICOM_OPT_SOP_CLASS
+        from DiDALib.io.dicom import DICOM_OPT_SOP_CLASS
 
         return str(pydicom.dcmread(filePath, stop_before_pixels=True).get("SOPClassUID", "")) == DICOM_OPT_SOP_CLASS
     except Exception:
@@ -356,7 +356,7 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Could not load the OCT file."), waitCursor=True):
             if not DiDALogic.ensureDependencies(ask=True):
                 return
-            from DiDALib.oct_readers import file_dialog_filter
+            from DiDALib.io.registry import file_dialog_filter
 
             path = qt.QFileDialog.getOpenFileName(slicer.util.mainWindow(), _("Load OCT file"), "",
                                                   file_dialog_filter())
@@ -461,7 +461,7 @@ class DeviceUnavailableError(ValueError):
 
 
 class DiDALogic(ScriptedLoadableModuleLogic):
-    """DiDA for Slicer: turns parameter node choices into DiDALib calls. Scene work is done by DiDALib.mrml_*."""
+    """DiDA for Slicer: turns parameter node choices into DiDALib calls. Scene work is done by DiDALib.mrml."""
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
@@ -562,7 +562,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
 
     def modelFolder(self, p) -> Path:
         if p.useDemoModel:
-            from DiDALib.models import demo_model_path
+            from DiDALib.models.package import demo_model_path
 
             return demo_model_path()
         folder = str(p.modelFolder or "")
@@ -572,7 +572,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
 
     def describeModel(self, p) -> str:
         try:
-            from DiDALib.models import read_spec
+            from DiDALib.models.spec import read_spec
 
             spec = read_spec(self.modelFolder(p))
         except ImportError:
@@ -585,7 +585,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
 
     def loadPackage(self, folder: Path):
         """The model package, loaded once per folder (a bad package raises ModelPackageError with the reason)."""
-        from DiDALib.models import load_model_package
+        from DiDALib.models.package import load_model_package
 
         key = str(Path(folder).resolve())
         stamp = os.path.getmtime(Path(folder) / "model.json") if (Path(folder) / "model.json").exists() else None
@@ -595,7 +595,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
         return self._packages[key][1]
 
     def explainSettings(self, p):
-        from DiDALib.grid import DEFAULT_GRIDS
+        from DiDALib.engine.grid import DEFAULT_GRIDS
         from DiDALib.pipeline import ExplainSettings
 
         grids, weights = DEFAULT_GRIDS, None
@@ -618,8 +618,8 @@ class DiDALogic(ScriptedLoadableModuleLogic):
 
     def overlayMemory(self, p) -> int:
         """Bytes the overlays of the chosen classes take on the input volume (labels and float maps)."""
-        from DiDALib.models import read_spec
-        from DiDALib.mrml_overlays import overlay_bytes
+        from DiDALib.models.spec import read_spec
+        from DiDALib.mrml.overlays import overlay_bytes
         from DiDALib.pipeline import parse_top
 
         if not p.inputVolume or p.inputVolume.GetImageData() is None:
@@ -640,8 +640,8 @@ class DiDALogic(ScriptedLoadableModuleLogic):
 
     def currentBScan(self, volume) -> int:
         """The B-scan on screen: in the DiDA View's B-scan view when that layout is shown, else in Red."""
-        from DiDALib.mrml_layout import BSCAN_VIEW, LAYOUT_ID, view_node
-        from DiDALib.mrml_volumes import bscan_count, bscan_shown
+        from DiDALib.mrml.layout import BSCAN_VIEW, LAYOUT_ID, view_node
+        from DiDALib.mrml.volumes import bscan_count, bscan_shown
 
         scene = volume.GetScene()
         layoutNode = scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
@@ -652,7 +652,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
 
     def bscanIndices(self, p, current: bool) -> list:
         volume = p.inputVolume
-        from DiDALib.mrml_volumes import bscan_count
+        from DiDALib.mrml.volumes import bscan_count
 
         count = bscan_count(volume)
         if current or p.scope == ScopeChoice.current:
@@ -674,7 +674,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
     def startExplain(self, p, current: bool):
         """Start DiDA in the background on the chosen B-scans; a run with the same model and settings on the same
         volume is continued (its finished B-scans are kept), otherwise a new run is made."""
-        from DiDALib.mrml_session import ExplainSession
+        from DiDALib.mrml.session import ExplainSession
         from DiDALib.pipeline import VolumeExplainer
 
         if self.running:
@@ -718,7 +718,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
         if self.session is not None and self.session.volume is volume and self.session.run is not None:
             return self.session.run
         try:
-            from DiDALib.mrml_results import find_runs
+            from DiDALib.mrml.results import find_runs
         except ImportError:  # DiDA's packages are not installed yet: there cannot be a run
             return None
         runs = find_runs(volume.GetScene(), volume)
@@ -730,7 +730,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
         """Show a run in the DiDA View (switching to that layout), on B-scan ``bscan`` if given."""
         if run is None:
             raise ValueError(_("There is no DiDA result for this volume yet: explain a B-scan first."))
-        from DiDALib.mrml_layout import DiDAViews, show_layout
+        from DiDALib.mrml.layout import DiDAViews, show_layout
 
         if self.views is not None and self.views.attached and self.views.run is run:
             return
@@ -755,8 +755,8 @@ class DiDALogic(ScriptedLoadableModuleLogic):
 
     def loadOCT(self, path, name=None):
         """Read an OCT file or folder into a new volume node (B-scans as axial slices)."""
-        from DiDALib.mrml_volumes import add_oct_volume
-        from DiDALib.oct_readers import load_oct
+        from DiDALib.io.registry import load_oct
+        from DiDALib.mrml.volumes import add_oct_volume
 
         return add_oct_volume(slicer.mrmlScene, load_oct(path), name)
 
@@ -775,7 +775,7 @@ def _numbers(text: str, what: str) -> list:
 
 
 class SlicerEnvironment:
-    """The environment of DiDALib.mrml_scenarios inside the Slicer application (the CI tests use the
+    """The environment of DiDALib.mrml.scenarios inside the Slicer application (the CI tests use the
     slicer-core one): Slicer's own scene, application logic, layout manager and slice views."""
 
     def __init__(self):
@@ -787,7 +787,7 @@ class SlicerEnvironment:
         return slicer.app.layoutManager().layoutLogic().GetLayoutNode()
 
     def show_dida_layout(self):
-        from DiDALib.mrml_layout import show_layout
+        from DiDALib.mrml.layout import show_layout
 
         show_layout(self.layout_node)
         slicer.app.processEvents()
@@ -806,7 +806,7 @@ class SlicerEnvironment:
 
 
 class DiDATest(ScriptedLoadableModuleTest):
-    """Runs DiDALib.mrml_scenarios (the same checks as the CI tests on slicer-core) inside Slicer."""
+    """Runs DiDALib.mrml.scenarios (the same checks as the CI tests on slicer-core) inside Slicer."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -836,7 +836,7 @@ class DiDATest(ScriptedLoadableModuleTest):
             return
         import tempfile
 
-        from DiDALib import mrml_scenarios
+        from DiDALib.mrml import scenarios as mrml_scenarios
 
         with tempfile.TemporaryDirectory() as tmp:
             package = mrml_scenarios.make_test_package(os.path.join(tmp, "model"))

@@ -1,58 +1,65 @@
 """DiDALib: Differential Image Diagnostic Analysis for image classifiers, without Qt.
 
-The engine (``DiDAEngine``) masks every cell of several grid sizes and records, for every class, how much the
-score falls (``d > 0``, evidence for) or rises (``d < 0``, evidence against); ``mixed_image`` and ``render`` turn
+The library is laid out by job:
+
+- ``engine``: the grid partition, on-device masks, devices, the engine (``DiDAEngine``) and its result type;
+- ``maps``: Grid and Mixed Images, colours and the label encoding of overlays;
+- ``io``: the OCT volume type, one reader module per source, the format registry, and the results files;
+- ``models``: model packages (``model.json``), their architectures, loading, validation and preprocessing;
+- ``mrml``: everything that touches Slicer's scene (runs in Slicer and on ``slicer-core``);
+- ``reports``: the DiDA View figure;
+- ``pipeline`` (a volume and a model package to results), ``cli`` (the ``dida`` command), ``phantom``.
+
+The engine masks every cell of several grid sizes and records, for every class, how much the score falls
+(``d > 0``, evidence for) or rises (``d < 0``, evidence against); ``mixed_image`` and the colour functions turn
 those numbers into the paper's Grid and Mixed Images.
 
-Names are imported on first use, so that ``import DiDALib.oct_readers`` (say, in Slicer's file reader at start-up)
+Names are imported on first use, so that ``import DiDALib.io.registry`` (say, in Slicer's file reader at start-up)
 does not load torch.
 """
 
-from importlib import import_module
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "describe_device": "devices",
-    "resolve_device": "devices",
-    "resolve_precision": "devices",
-    "DiDACancelled": "engine",
-    "DiDAEngine": "engine",
-    "Progress": "engine",
-    "as_image": "engine",
-    "DEFAULT_GRIDS": "grid",
-    "cell_boxes": "grid",
-    "cell_index_map": "grid",
-    "check_weights": "grid",
-    "default_weights": "grid",
-    "grid_edges": "grid",
-    "validate_grids": "grid",
-    "fill_image": "masks",
-    "mask_batch": "masks",
-    "MixedImage": "mixing",
-    "brightness": "mixing",
-    "cell_map": "mixing",
-    "grid_image": "mixing",
-    "mixed_image": "mixing",
-    "mixed_images": "mixing",
-    "saturation_scale": "mixing",
-    "grey_to_uint8": "render",
-    "mixed_to_rgb": "render",
-    "overlay": "render",
-    "signed_to_rgb": "render",
-    "DiDAResult": "result",
+    "describe_device": ".engine.devices",
+    "resolve_device": ".engine.devices",
+    "resolve_precision": ".engine.devices",
+    "DiDACancelled": ".engine.core",
+    "DiDAEngine": ".engine.core",
+    "Progress": ".engine.core",
+    "as_image": ".engine.core",
+    "DEFAULT_GRIDS": ".engine.grid",
+    "cell_boxes": ".engine.grid",
+    "cell_index_map": ".engine.grid",
+    "check_weights": ".engine.grid",
+    "default_weights": ".engine.grid",
+    "grid_edges": ".engine.grid",
+    "validate_grids": ".engine.grid",
+    "fill_image": ".engine.masks",
+    "mask_batch": ".engine.masks",
+    "DiDAResult": ".engine.result",
+    "MixedImage": ".maps.mixing",
+    "brightness": ".maps.mixing",
+    "cell_map": ".maps.mixing",
+    "grid_image": ".maps.mixing",
+    "mixed_image": ".maps.mixing",
+    "mixed_images": ".maps.mixing",
+    "saturation_scale": ".maps.mixing",
+    "grey_to_uint8": ".maps.colour",
+    "mixed_to_rgb": ".maps.colour",
+    "overlay": ".maps.colour",
+    "signed_to_rgb": ".maps.colour",
+    "OCTReadError": ".io.volume",
+    "OCTVolume": ".io.volume",
+    "load_oct": ".io.registry",
+    "load_results": ".io.results",
+    "ModelPackageError": ".models.spec",
+    "load_model_package": ".models.package",
+    "ExplainSettings": ".pipeline",
+    "VolumeExplainer": ".pipeline",
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'DiDALib' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

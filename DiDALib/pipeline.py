@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine import DiDAEngine, GridCallback, Progress
-from .grid import DEFAULT_GRIDS, check_weights, validate_grids
-from .mixing import MixedImage, mixed_image, mixed_peak
-from .models import ModelPackage, input_region, preprocess_bscan
-from .result import DiDAResult
+from .engine.core import DiDAEngine, GridCallback, Progress
+from .engine.grid import DEFAULT_GRIDS, check_weights, validate_grids
+from .engine.result import DiDAResult
+from .maps.mixing import MixedImage, mixed_image, mixed_peak
+from .models.package import ModelPackage
+from .models.preprocess import input_region, preprocess_bscan
 
 
 @dataclass

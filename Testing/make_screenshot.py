@@ -19,13 +19,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from DiDALib.figures import load_font  # noqa: E402
-from DiDALib.mrml_headless import HeadlessSlicer  # noqa: E402
-from DiDALib.mrml_layout import VIEW_NAMES, DiDAViews, crosshair_node, view_node, view_rgba  # noqa: E402
-from DiDALib.mrml_results import SERIES_COLORS, read_scores  # noqa: E402
-from DiDALib.mrml_session import ExplainSession  # noqa: E402
-from DiDALib.mrml_volumes import add_oct_volume  # noqa: E402
-from DiDALib.oct_volume import OCTVolume  # noqa: E402
+from DiDALib.io.volume import OCTVolume  # noqa: E402
+from DiDALib.mrml.headless import HeadlessSlicer  # noqa: E402
+from DiDALib.mrml.layout import VIEW_NAMES, DiDAViews, crosshair_node, view_node, view_rgba  # noqa: E402
+from DiDALib.mrml.results import SERIES_COLORS, read_scores  # noqa: E402
+from DiDALib.mrml.session import ExplainSession  # noqa: E402
+from DiDALib.mrml.volumes import add_oct_volume  # noqa: E402
+from DiDALib.reports.figures import load_font  # noqa: E402
 
 SPECTRALIS_SPACING = (0.0114, 0.0039, 0.12)  # mm: lateral, axial, between B-scans (a typical macular cube)
 
@@ -34,7 +34,7 @@ def render(model: Path, out: Path, n_bscans: int, explain: list[int] | None, vie
            seed: int) -> Path:
     from PIL import Image, ImageDraw
 
-    from DiDALib.models import load_model_package
+    from DiDALib.models.package import load_model_package
     from DiDALib.phantom import make_volume
     from DiDALib.pipeline import ExplainSettings, VolumeExplainer
 
@@ -146,12 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = args.model
     if model is None:
-        from DiDALib.models import ModelPackageError, demo_model_path
+        from DiDALib.models.package import demo_model_path
+        from DiDALib.models.spec import ModelPackageError
 
         try:
             model = demo_model_path()
         except ModelPackageError:
-            from DiDALib.mrml_scenarios import make_test_package
+            from DiDALib.mrml.scenarios import make_test_package
 
             model = make_test_package(Path(tempfile.mkdtemp()) / "model")
             print(f"no demo model yet: using a tiny random test model ({model}); the picture is not meaningful")

@@ -25,8 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from DiDALib.grid import DEFAULT_GRIDS, passes_per_image  # noqa: E402
-from DiDALib.models import ModelSpec, build_timm, preprocess_bscan, save_model_package  # noqa: E402
+from DiDALib.engine.grid import DEFAULT_GRIDS, passes_per_image  # noqa: E402
+from DiDALib.models.package import save_model_package  # noqa: E402
+from DiDALib.models.preprocess import preprocess_bscan  # noqa: E402
+from DiDALib.models.spec import ModelSpec  # noqa: E402
+from DiDALib.models.timm_models import build_timm  # noqa: E402
 from DiDALib.phantom import CLASS_TITLES, CLASSES, make_dataset  # noqa: E402
 
 OUT = Path(__file__).resolve().parent

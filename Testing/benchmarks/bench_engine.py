@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from DiDALib import DEFAULT_GRIDS, DiDAEngine, cell_index_map, describe_device, resolve_device  # noqa: E402
-from DiDALib.grid import passes_per_image  # noqa: E402
+from DiDALib.engine.grid import passes_per_image  # noqa: E402
 
 
 def _log(message: str) -> None:

@@ -15,9 +15,10 @@ import SimpleITK as sitk
 from oct_samples import write_sample
 
 from DiDALib import cli
-from DiDALib.labels import LEVELS, decode_labels, label_color
-from DiDALib.models import ModelSpec, save_model_package
-from DiDALib.outputs import load_results
+from DiDALib.io.results import load_results
+from DiDALib.maps.labels import LEVELS, decode_labels, label_color
+from DiDALib.models.package import save_model_package
+from DiDALib.models.spec import ModelSpec
 
 timm = pytest.importorskip("timm")
 DATA = Path(__file__).resolve().parents[1] / "Data" / "oct"
@@ -238,7 +239,7 @@ def test_bad_model_packages(tmp_path, capsys, package):
 
 def test_cancelled_run_writes_nothing(tmp_path, capsys, package, monkeypatch):
     source = write_sample("nrrd", tmp_path / "v.nrrd", _bscans(3))
-    from DiDALib import engine
+    from DiDALib.engine import core as engine
 
     calls = {"n": 0}
     real = engine.DiDAEngine.scores
@@ -261,7 +262,7 @@ def test_interrupted_writing_leaves_no_partial_output(tmp_path, capsys, package,
     def broken(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "write_scores", broken)
+    monkeypatch.setattr(cli.explain, "write_scores", broken)
     code, _, err = _run(capsys, "explain", source, "--model", package, "--out", tmp_path / "out", *FAST)
     assert code == cli.EXIT_CANCELLED
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.nrrd"]  # the staged folder was removed

@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 import torch
 
-from DiDALib.engine import DiDAEngine
-from DiDALib.grid import DEFAULT_GRIDS
-from DiDALib.mixing import mixed_image
-from DiDALib.models import demo_model_path, load_model_package, preprocess_bscan
+from DiDALib.engine.core import DiDAEngine
+from DiDALib.engine.grid import DEFAULT_GRIDS
+from DiDALib.maps.mixing import mixed_image
+from DiDALib.models.package import demo_model_path, load_model_package
+from DiDALib.models.preprocess import preprocess_bscan
 from DiDALib.phantom import CLASSES, make_bscan, make_dataset
 
 SEED = 2027  # not used by train_demo_model.py (training and evaluation seeds are spawned from 1 and 2)

@@ -5,9 +5,11 @@ file of the module and of DiDALib where Slicer will look for them)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,7 +145,8 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
             src, tgt = rest.split("|")
             assert not tgt.startswith(".."), f"{src} would be copied outside the scripted modules folder"
             shipped[tgt] = Path(src)
-    library = {f"DiDALib/{p.name}": p for p in (ROOT / "DiDALib").glob("*.py")}
+    library = {f"DiDALib/{p.relative_to(ROOT / 'DiDALib').as_posix()}": p for p in (ROOT / "DiDALib").rglob("*.py")}
+    assert any("/" in t.removeprefix("DiDALib/") for t in library), "the library has subpackages to ship"
     expected = {"DiDA.py", *library, "Resources/Icons/DiDA.png", "Resources/UI/DiDA.ui", "Resources/requirements.txt"}
     assert expected <= set(shipped), f"not shipped: {sorted(expected - set(shipped))}"
     for tgt, original in library.items():
@@ -158,3 +161,21 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
     assert sorted(p.name for p in copied.glob("*")) == demo
     for name in demo:
         assert (copied / name).read_bytes() == (package.parent / name).read_bytes()
+    # The installed layout: every shipped file at its place under the scripted-modules folder, the demo model beside
+    # DiDALib. Each subpackage imports there, and the demo model is found, without the source checkout on the path.
+    installed = tmp_path / "installed"
+    for tgt, src in shipped.items():
+        (installed / tgt).parent.mkdir(parents=True, exist_ok=True)
+        (installed / tgt).write_bytes(src.read_bytes())
+    shutil.copytree(copied, installed / "Resources" / "DemoModel")
+    code = ("import DiDALib, DiDALib.engine.core, DiDALib.maps.mixing, DiDALib.io.registry, DiDALib.models.package, "
+            "DiDALib.mrml.layout, DiDALib.reports.figures, DiDALib.pipeline, DiDALib.cli; "
+            "from DiDALib.models.package import demo_model_path; print(DiDALib.__file__); print(demo_model_path())")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {[str(installed)]!r} + "
+                          f"{[p for p in sys.path if 'site-packages' in p]!r}; {code}"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=240)
+    assert run.returncode == 0, run.stderr
+    where, demo_path = run.stdout.split()
+    assert Path(where) == installed / "DiDALib" / "__init__.py"
+    assert Path(demo_path) == installed / "Resources" / "DemoModel"

@@ -1,0 +1,43 @@
+"""What every ``dida`` command shares: exit codes, the usage error, number lists and the report of what was
+written."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+EXIT_CANCELLED = 130
+
+
+class UsageError(ValueError):
+    """A bad command-line value."""
+
+
+def parse_ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise UsageError(f"{what} {text!r} must be comma-separated whole numbers, e.g. 7,9,11") from None
+    if not values:
+        raise UsageError(f"{what} is empty")
+    return values
+
+
+def progress_bar(total: int, quiet: bool, desc: str):
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", desc=desc, dynamic_ncols=True, mininterval=0.5, file=sys.stderr)
+
+
+def print_written(out_dir: Path, summary: dict) -> None:
+    out = Path(out_dir).resolve()
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    print(f"DiDA explained {len(summary['bscans'])} B-scan(s) in {summary['seconds']} s on {summary['device']}; "
+          f"classes shown: {', '.join(summary['classes_shown'])}")
+    print(f"wrote {len(files)} file(s) to {out}:")
+    for p in files:
+        print(f"  {p.relative_to(out)}")

@@ -1,0 +1,182 @@
+"""``dida explain``: the B-scans of an OCT file or folder, explained with a model package, every output written
+into a new folder (all or nothing)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .. import __version__
+from ..engine.devices import describe_device
+from ..engine.grid import DEFAULT_GRIDS, passes_per_image
+from ..io.registry import describe_formats, load_oct
+from ..io.results import (
+    RESULTS_FILE,
+    check_output_dir,
+    staged_output,
+    write_maps,
+    write_results,
+    write_scores,
+)
+from ..io.volume import OCTVolume
+from ..models.package import ModelPackage, demo_model_path, load_model_package
+from ..pipeline import ExplainSettings, VolumeExplainer, parse_top
+from .common import UsageError, parse_ints, print_written, progress_bar
+
+
+def add_parser(sub) -> None:
+    """Register ``dida explain`` on the subcommand parsers ``sub``."""
+    e = sub.add_parser("explain", help="explain the B-scans of an OCT file or folder",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="supported inputs:\n" + describe_formats())
+    e.add_argument("input", help="OCT file or folder of B-scans")
+    e.add_argument("--model", help="model package folder (default: the bundled demo model)")
+    e.add_argument("--out", required=True, help="output folder (must be new or empty, unless --force)")
+    e.add_argument("--bscans", default="all", help="all (default), center, or indices/ranges such as 0,3,5-9")
+    e.add_argument("--grids", default=",".join(map(str, DEFAULT_GRIDS)), help="grid sizes (default: %(default)s)")
+    e.add_argument("--weights", help="one weight per grid (default: finer grids slightly heavier)")
+    e.add_argument("--fill", default="black", help="masked cells show: black (default, as in the paper), mean, "
+                   "blur, or an intensity in [0, 1]")
+    e.add_argument("--score", choices=("probabilities", "logits"), help="default: the model package's")
+    e.add_argument("--classes", default="top3", help="top3 (default), topN, all, or class names separated by commas")
+    e.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu or cuda")
+    e.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
+    e.add_argument("--batch-size", type=int, help="masked images per model call (default: chosen for the device)")
+    e.add_argument("--point", help="ROW,COL (B-scan pixels) of the square in the figures (default: strongest)")
+    e.add_argument("--bscan-distance", type=float, help="B-scan distance (mm) where the file has none")
+    e.add_argument("--no-figures", action="store_true", help="skip the DiDA View PNG figures")
+    e.add_argument("--force", action="store_true", help="replace an existing output folder")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=cmd_explain)
+
+
+def parse_bscans(text: str, n_bscans: int) -> list[int]:
+    """``all``, ``center`` or a list of indices and ranges such as ``0,3,5-9`` (0-based, inclusive ranges)."""
+    t = text.strip().lower()
+    if t == "all":
+        return list(range(n_bscans))
+    if t in ("center", "centre"):
+        return [n_bscans // 2]
+    chosen: list[int] = []
+    for part in t.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                a, b = (int(v) for v in part.split("-", 1))
+                if b < a:
+                    raise ValueError
+                chosen.extend(range(a, b + 1))
+            elif part:
+                chosen.append(int(part))
+        except ValueError:
+            raise UsageError(f"--bscans {text!r}: use all, center, or indices and ranges like 0,3,5-9") from None
+    bad = [i for i in chosen if not 0 <= i < n_bscans]
+    if bad:
+        raise UsageError(f"--bscans {text!r}: B-scan(s) {bad} do not exist; the volume has 0..{n_bscans - 1}")
+    return sorted(set(chosen))
+
+
+def settings_from_args(args) -> ExplainSettings:
+    grids = parse_ints(args.grids, "--grids")
+    weights = None
+    if args.weights:
+        try:
+            weights = tuple(float(v) for v in args.weights.split(","))
+        except ValueError:
+            raise UsageError(f"--weights {args.weights!r} must be comma-separated numbers") from None
+        if len(weights) != len(grids):
+            raise UsageError(f"--weights has {len(weights)} values for {len(grids)} grid sizes: give one per grid")
+        weights = tuple(w for _, w in sorted(zip(grids, weights)))  # results list grids coarse to fine
+    classes: str | list[str] = args.classes
+    try:
+        parse_top(classes)
+    except ValueError:
+        classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    fill: str | float = args.fill
+    s = ExplainSettings(grids=tuple(sorted(grids)), weights=weights, fill=fill, score=args.score, classes=classes,
+                        device=args.device, precision=args.precision, batch_size=args.batch_size)
+    s.check()
+    return s
+
+
+def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings, indices: Sequence[int],
+                out_dir: Path, force: bool = False, figures: bool = True, point: tuple[int, int] | None = None,
+                truths: Sequence[str] | None = None, quiet: bool = False) -> dict:
+    """Explain the chosen B-scans and write every output into ``out_dir`` (all or nothing). Returns a summary."""
+    from ..reports.figures import dida_view_figure
+
+    explainer = VolumeExplainer(package, settings)  # checks class names
+    check_output_dir(out_dir, force)  # an occupied output folder fails before the long run, not after it
+    passes = passes_per_image(settings.grids)
+    bar = progress_bar(len(indices) * passes, quiet, "DiDA")
+    done = [0]
+
+    def progress(p):
+        if bar is not None:
+            bar.update(p.passes_done - done[0])
+            done[0] = p.passes_done
+
+    started = time.perf_counter()
+    try:
+        explanation = explainer.explain_all(volume.bscans, indices, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - started
+    classes = explanation.select_classes(settings.classes)
+    scale = explanation.scale()
+    summary = {
+        "dida_version": __version__,
+        "input": volume.source,
+        "input_format": volume.format,
+        "model": str(package.path),
+        "model_name": package.spec.name,
+        "demo_model": package.spec.demo,
+        "device": describe_device(explainer.engine.device),
+        "precision": str(explainer.engine.dtype).removeprefix("torch."),
+        "score": explainer.engine.score,
+        "fill": settings.fill,
+        "grids": list(settings.grids),
+        "weights": list(settings.weights) if settings.weights else "default (1.0 coarsest to 1.5 finest, normalised)",
+        "bscans": list(indices),
+        "classes_shown": [package.spec.classes[k] for k in classes],
+        "saturation_scale": scale,
+        "seconds": round(seconds, 2),
+        "masked_images_per_bscan": passes - 1,
+        "spacing_mm" if volume.spacing_unit == "mm" else "spacing_pixels": list(volume.spacing),
+    }
+    reference = volume.to_sitk()
+    with staged_output(out_dir, force=force) as stage:
+        import SimpleITK as sitk
+
+        sitk.WriteImage(reference, str(stage / "volume.nrrd"), useCompression=True)
+        write_maps(stage, explanation, classes, reference, volume.n_bscans, scale)
+        write_scores(stage / "scores.csv", explanation)
+        write_results(stage / RESULTS_FILE, explanation, summary)
+        if figures:
+            (stage / "figures").mkdir()
+            for i in explanation.indices:
+                fig = dida_view_figure(volume.bscans[i], explanation, i, scale=scale, point=point,
+                                       truth=truths[i] if truths else None)
+                # Speckled B-scans barely compress: zlib level 1 wrote demo figures as small as optimize=True
+                # (950 vs 960 kB) in a sixth of the time (0.04 vs 0.26 s each).
+                fig.save(stage / "figures" / f"dida_view_bscan{i:03d}.png", compress_level=1)
+        (stage / "run.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def cmd_explain(args) -> int:
+    settings = settings_from_args(args)
+    point = parse_ints(args.point, "--point") if args.point else None
+    if point is not None and len(point) != 2:
+        raise UsageError("--point needs ROW,COL in B-scan pixels")
+    package = load_model_package(args.model or demo_model_path())
+    volume = load_oct(args.input, bscan_distance=args.bscan_distance)
+    indices = parse_bscans(args.bscans, volume.n_bscans)
+    summary = run_explain(volume, package, settings, indices, Path(args.out), force=args.force,
+                          figures=not args.no_figures, point=point, quiet=args.quiet)
+    print_written(Path(args.out), summary)
+    return 0

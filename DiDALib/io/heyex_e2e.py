@@ -1,0 +1,100 @@
+"""Heidelberg Heyex ``.e2e`` files through eyepy, first readable series. E2E stores no lateral scale: it is derived
+as eyepy and Heyex do, from the scan angle and a medium eye length; approximate, and said so in ``metadata``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .common import build_volume, check_magic, parse_laterality, plain, read_errors, short_error
+from .heyex import HEIDELBERG_BSCAN_ORDER, MM_PER_DEGREE, NON_CARTESIAN, eyepy_data, quiet_eyepy
+from .volume import OCTReadError, OCTVolume
+
+
+def _e2e_eyevolume(p: Path) -> tuple[object, int, int, list[str]]:
+    """The first readable series of an E2E file: (EyeVolume, series count, index used, skipped notes)."""
+    from eyepy.io import HeE2eReader
+
+    reader = HeE2eReader(p)
+    skipped: list[str] = []
+    with reader as r:
+        series = list(r.series)
+        for index, s in enumerate(series):
+            try:
+                pattern = int(s.get_meta()["bscan_meta"][0]["scan_pattern"])
+            except Exception as e:
+                skipped.append(f"series {index}: no B-scan header ({e.__class__.__name__})")
+                continue
+            if pattern in NON_CARTESIAN:
+                skipped.append(f"series {index}: {NON_CARTESIAN[pattern]} scan (pattern {pattern})")
+                continue
+            try:
+                return s.get_volume(), len(series), index, skipped
+            except Exception as e:
+                skipped.append(f"series {index}: {e.__class__.__name__}: {short_error(e, 120)}")
+    raise OCTReadError(
+        f"{p}: none of its {len(series)} series is a readable line or volume scan"
+        + (f" ({'; '.join(skipped)})" if skipped else "")
+        + ": circle and radial scans are not Cartesian volumes"
+    )
+
+
+def _e2e_spacing(bscan_meta, width: int) -> tuple[float | None, float | None, float | None, str]:
+    """(lateral, axial, distance) in mm derived from E2E B-scan headers, as eyepy's Heyex metadata does."""
+    try:
+        first = bscan_meta[0]
+        span_deg = abs(float(first["end_x"]) - float(first["start_x"]))
+        ascans = int(first["imgSizeWidth"]) if "imgSizeWidth" in first and int(first["imgSizeWidth"]) > 0 else width
+        lateral = span_deg * MM_PER_DEGREE / ascans if span_deg > 0 else None
+    except (KeyError, IndexError, TypeError, ValueError):
+        lateral = None
+    try:
+        axial = float(bscan_meta[0]["scale_y"])
+        axial = axial if math.isfinite(axial) and 0 < axial < 1 else None
+    except (KeyError, IndexError, TypeError, ValueError):
+        axial = None
+    distance = None
+    try:
+        centres = [float(m["center_y"]) for m in bscan_meta]
+        if len(centres) > 1:
+            span = max(centres) - min(centres)
+            distance = span * MM_PER_DEGREE / (len(centres) - 1) if span > 0 else None
+    except (KeyError, TypeError, ValueError):
+        distance = None
+    how = (
+        f"derived (approximate): lateral = |end_x - start_x| (deg) / A-scans x {MM_PER_DEGREE} mm/deg "
+        "(Heyex medium eye length, as eyepy); axial = the B-scan header's scale_y (mm); B-scan distance = "
+        f"vertical span of the B-scan centres (deg) x {MM_PER_DEGREE} / (n - 1)"
+    )
+    return lateral, axial, distance, how
+
+
+def read_heyex_e2e(p: Path, bscan_distance: float | None, *, source: str) -> OCTVolume:
+    check_magic(p, 0, (b"CMDb",), "a Heidelberg .e2e export")
+    with quiet_eyepy() as notes:
+        with read_errors(p, "cannot be parsed as a Heidelberg .e2e file", ": it may be truncated or damaged"):
+            ev, n_series, used, skipped = _e2e_eyevolume(p)
+            bscans, intensity = eyepy_data(ev, str(p))
+    bscan_meta = ev.meta["bscan_meta"]
+    lateral, axial, distance, how = _e2e_spacing(bscan_meta, bscans.shape[2])
+    unit = "mm" if lateral is not None and axial is not None else "pixel"
+    metadata = {
+        "spacing_source": how if unit == "mm" else "E2E stores no usable scale here: pixel units",
+        "spacing_approximate": unit == "mm",
+        "intensity": "eyepy 'e2e' display transform (log, as for VOL) to uint8, then / 255",
+        "bscan_order": HEIDELBERG_BSCAN_ORDER,
+        "e2e_series_count": n_series,
+        "e2e_series_used": used,
+    }
+    if unit == "mm":
+        metadata["scan_angle_deg"] = plain(abs(float(bscan_meta[0]["end_x"]) - float(bscan_meta[0]["start_x"])))
+    if skipped:
+        metadata["e2e_series_skipped"] = skipped
+    if notes:
+        metadata["reader_warnings"] = notes
+    return build_volume(
+        source, "heyex-e2e", bscans, lateral, axial, distance if unit == "mm" else None,
+        unit=unit, bscan_distance=bscan_distance, metadata=metadata,
+        laterality=parse_laterality(ev.meta.get("laterality") if hasattr(ev.meta, "get") else None),
+        missing="the B-scan centres do not differ",
+    )

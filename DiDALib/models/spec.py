@@ -1,0 +1,156 @@
+"""What ``model.json`` says: the fields of a model package, validated, without loading torch.
+
+``model.json`` (format ``dida-model/1``)::
+
+    {
+      "format": "dida-model/1",
+      "name": "DiDA demo OCT classifier",
+      "architecture": "timm:efficientnet_b0",      # or "torchscript"
+      "architecture_args": {},                      # extra keyword arguments for timm.create_model
+      "weights": "model.safetensors",              # .safetensors, .pth/.pt state dict, or a TorchScript .pt
+      "classes": ["normal", "drusen", ...],
+      "input_size": [224, 224],                     # model input [height, width]
+      "channels": 1,                                # 1 (grey) or 3 (grey repeated)
+      "mean": [0.5], "std": [0.25],                 # per channel, on intensities in [0, 1]
+      "width_scale": 1.0,                           # B-scan width factor before resizing (the paper: 0.5)
+      "resize": "stretch",                          # or "letterbox" (keep aspect, black margin)
+      "score": "probabilities",                     # default score mode: or "logits"
+      "demo": false,                                # true marks a demonstration model, not for clinical use
+      "description": "..."
+    }
+
+Weights are never unpickled: safetensors first, ``torch.load(weights_only=True)`` for ``.pth``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMAT = "dida-model/1"
+
+
+class ModelPackageError(ValueError):
+    """A model package that cannot be used, with the reason and the fix."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What ``model.json`` says: the architecture, the classes and how a B-scan becomes the model input."""
+
+    architecture: str
+    classes: tuple[str, ...]
+    input_size: tuple[int, int] = (224, 224)
+    channels: int = 1
+    mean: tuple[float, ...] = (0.5,)
+    std: tuple[float, ...] = (0.25,)
+    width_scale: float = 1.0
+    resize: str = "stretch"
+    score: str = "probabilities"
+    weights: str = "model.safetensors"
+    name: str = "model"
+    demo: bool = False
+    description: str = ""
+    architecture_args: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "model.json") -> ModelSpec:
+        """Validate the fields of a ``model.json`` mapping."""
+        if not isinstance(data, dict):
+            raise ModelPackageError(f"{where}: expected a JSON object, found {type(data).__name__}")
+        if data.get("format", FORMAT) != FORMAT:
+            raise ModelPackageError(f"{where}: format {data.get('format')!r} is not supported: expected {FORMAT!r}")
+        known = {f for f in cls.__dataclass_fields__} | {"format"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ModelPackageError(f"{where}: unknown field(s) {unknown}; known fields are {sorted(known)}")
+        for key in ("architecture", "classes"):
+            if key not in data:
+                raise ModelPackageError(f"{where}: the field {key!r} is missing")
+        classes = data["classes"]
+        if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) and c for c in classes):
+            raise ModelPackageError(f"{where}: 'classes' must list at least two non-empty class names")
+        if len(set(classes)) != len(classes):
+            raise ModelPackageError(f"{where}: 'classes' repeats a name: {classes}")
+        channels = int(data.get("channels", 1))
+        if channels not in (1, 3):
+            raise ModelPackageError(f"{where}: 'channels' is {channels}: use 1 (grey) or 3 (grey repeated)")
+        size = data.get("input_size", [224, 224])
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v >= 8 for v in size)):
+            raise ModelPackageError(f"{where}: 'input_size' must be [height, width], each an integer >= 8")
+        mean = [float(v) for v in data.get("mean", [0.5] * channels)]
+        std = [float(v) for v in data.get("std", [0.25] * channels)]
+        if len(mean) != channels or len(std) != channels:
+            raise ModelPackageError(f"{where}: 'mean' and 'std' need {channels} value(s) each (one per channel)")
+        if any(s <= 0 for s in std):
+            raise ModelPackageError(f"{where}: 'std' values must be > 0")
+        width_scale = float(data.get("width_scale", 1.0))
+        if not 0 < width_scale <= 4:
+            raise ModelPackageError(f"{where}: 'width_scale' {width_scale} must be in (0, 4]")
+        resize = data.get("resize", "stretch")
+        if resize not in ("stretch", "letterbox"):
+            raise ModelPackageError(f"{where}: 'resize' is {resize!r}: use 'stretch' or 'letterbox'")
+        score = data.get("score", "probabilities")
+        if score not in ("probabilities", "logits"):
+            raise ModelPackageError(f"{where}: 'score' is {score!r}: use 'probabilities' or 'logits'")
+        args = data.get("architecture_args", {})
+        if not isinstance(args, dict):
+            raise ModelPackageError(f"{where}: 'architecture_args' must be an object")
+        return cls(
+            architecture=str(data["architecture"]),
+            classes=tuple(classes),
+            input_size=(size[0], size[1]),
+            channels=channels,
+            mean=tuple(mean),
+            std=tuple(std),
+            width_scale=width_scale,
+            resize=resize,
+            score=score,
+            weights=str(data.get("weights", "model.safetensors")),
+            name=str(data.get("name", "model")),
+            demo=bool(data.get("demo", False)),
+            description=str(data.get("description", "")),
+            architecture_args=dict(args),
+        )
+
+    def to_dict(self) -> dict:
+        """The ``model.json`` mapping."""
+        return {
+            "format": FORMAT,
+            "name": self.name,
+            "architecture": self.architecture,
+            "architecture_args": dict(self.architecture_args),
+            "weights": self.weights,
+            "classes": list(self.classes),
+            "input_size": list(self.input_size),
+            "channels": self.channels,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "width_scale": self.width_scale,
+            "resize": self.resize,
+            "score": self.score,
+            "demo": self.demo,
+            "description": self.description,
+        }
+
+    def fill_value(self, raw: float = 0.0) -> list[float]:
+        """A raw intensity (0 = black, as in the paper) in the model-input domain, one value per channel."""
+        return [(raw - m) / s for m, s in zip(self.mean, self.std)]
+
+
+
+def read_spec(package: str | Path) -> ModelSpec:
+    """Read and validate ``model.json`` of a package folder (or the file itself)."""
+    path = Path(package)
+    json_path = path / "model.json" if path.is_dir() else path
+    if not json_path.exists():
+        raise ModelPackageError(
+            f"{path}: no model.json found: a model package is a folder with model.json and a weights file"
+        )
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelPackageError(f"{json_path}: not valid JSON ({exc})") from None
+    return ModelSpec.from_dict(data, where=str(json_path))
+

@@ -1,0 +1,38 @@
+"""``architecture: "timm:<name>"``: a timm network built with random weights (nothing is downloaded), then the
+package's state dict loaded into it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .spec import ModelPackageError, ModelSpec
+from .weights import load_weights
+
+PREFIX = "timm:"
+
+
+def build_timm(spec: ModelSpec) -> torch.nn.Module:
+    """The timm architecture of a spec, with random weights (nothing is downloaded)."""
+    import timm
+
+    name = spec.architecture.removeprefix(PREFIX)
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name[:6]}*")[:5] if name else []
+        raise ModelPackageError(
+            f"architecture {spec.architecture!r} is not a timm model"
+            + (f" (similar: {', '.join(close)})" if close else "")
+            + "; use 'timm:<name>' with a name from timm.list_models(), or 'torchscript'"
+        )
+    try:
+        return timm.create_model(
+            name, pretrained=False, num_classes=len(spec.classes), in_chans=spec.channels, **spec.architecture_args
+        )
+    except TypeError as exc:
+        raise ModelPackageError(f"architecture_args {spec.architecture_args} do not fit {name}: {exc}") from None
+
+
+def load_timm(spec: ModelSpec, weights: Path) -> torch.nn.Module:
+    """The timm network of ``spec`` with the weights of the package."""
+    return load_weights(build_timm(spec), weights, spec.architecture, len(spec.classes))

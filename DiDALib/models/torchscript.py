@@ -1,0 +1,20 @@
+"""``architecture: "torchscript"``: a TorchScript archive (``torch.jit.save``), which holds its own weights."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+
+from .spec import ModelPackageError, ModelSpec
+
+
+def load_torchscript(spec: ModelSpec, weights: Path) -> torch.nn.Module:
+    """The TorchScript module in ``weights`` (on the CPU)."""
+    try:
+        with warnings.catch_warnings():  # torch 2.14 deprecates TorchScript, but users still bring .pt files
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(weights), map_location="cpu")
+    except Exception as exc:
+        raise ModelPackageError(f"{weights}: not a readable TorchScript file ({type(exc).__name__})") from None
