@@ -27,6 +27,10 @@ class DiDACancelled(Exception):
         self.completed = completed
 
 
+class ModelCallError(RuntimeError):
+    """The model raised while scoring a batch (not out of memory): the model's own error, with where it happened."""
+
+
 @dataclass
 class Progress:
     """Where a run stands: finished images (B-scans) and model passes (masked images plus originals)."""
@@ -97,6 +101,19 @@ def as_image(image, name: str = "image") -> torch.Tensor:
             "before explaining"
         )
     return t
+
+
+def _same_shape(item: _Item, first: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape every image of a volume must share (the first one's); a clear error for one that differs, before
+    images of different shapes meet in one batch."""
+    shape = tuple(item.image.shape[1:])
+    if first is not None and shape != first:
+        what = "their number of channels" if shape[0] != first[0] else "height x width"
+        raise ValueError(
+            f"image {item.index} has shape {shape} (C, H, W) but image 0 has {first}: they differ in {what}; "
+            "every image of a volume must have the same shape"
+        )
+    return shape
 
 
 def _check_region(region, height: int, width: int) -> tuple[int, int, int, int]:
@@ -209,7 +226,17 @@ class DiDAEngine:
         if self._static_batch and self._batch_size and b < self._batch_size:
             pad = self._batch_size - b  # compiled graphs and CUDA graphs want one fixed shape
             x = torch.cat([x, x[-1:].expand(pad, *x.shape[1:])]).contiguous(memory_format=self.memory_format)
-        out = self._call_model(x)
+        try:
+            out = self._call_model(x)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as exc:  # the model's own failure, named as such (not a traceback from deep inside it)
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            text = lines[-1][:300] if lines else "no message"  # TorchScript puts the model's own message last
+            raise ModelCallError(
+                f"the model failed on a batch of {x.shape[0]} image(s) of shape {tuple(x.shape[1:])} "
+                f"({type(exc).__name__}: {text}): check that it works on such inputs"
+            ) from exc
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"the model returned a {type(out).__name__}: it must return a (B, K) tensor of scores")
         if out.ndim != 2 or out.shape[0] != x.shape[0] or out.shape[1] < 1:
@@ -311,6 +338,7 @@ class DiDAEngine:
         exhausted = False
         started = completed = passes = 0
         num_classes = None
+        first_shape = None
         while True:
             if _cancel_requested(cancel):
                 raise DiDACancelled(completed)
@@ -322,6 +350,7 @@ class DiDAEngine:
                     exhausted = True
                     break
                 item = self._start(image, started, grids, region)
+                first_shape = _same_shape(item, first_shape)
                 started += 1
                 active.append(item)
                 pending += item.plan.num_jobs

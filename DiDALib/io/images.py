@@ -4,6 +4,7 @@ order. Images carry no physical spacing: the volume is in pixel units."""
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,18 @@ def open_pil(p: Path):
     from PIL import Image, UnidentifiedImageError
 
     try:
-        im = Image.open(p)
+        with warnings.catch_warnings():
+            # Above Pillow's pixel limit it only warns (up to twice the limit, then refuses): refuse both alike.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(p)
     except UnidentifiedImageError as e:
         raise OCTReadError(
             f"{p}: is not a readable image: Pillow cannot identify its contents; expected a PNG, JPEG or TIFF file"
+        ) from e
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise OCTReadError(
+            f"{p}: {short_error(e)}: an image this large is refused as a possible decompression bomb (a small file "
+            "that unpacks to gigabytes); if it is a genuine B-scan, convert it to NRRD and explain that"
         ) from e
     try:
         yield im

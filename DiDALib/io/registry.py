@@ -21,6 +21,7 @@ files are only ever opened for reading.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -130,7 +131,19 @@ def _locate(p: Path) -> tuple[str, Path]:
         raise OCTReadError(f"{p}: no such file or folder: give the path of an OCT file or a folder of B-scans")
     if p.is_dir():
         return _folder_format(p)
+    kind = _special_kind(p)
+    if kind:  # opening a named pipe blocks until something writes to it; devices and sockets are no OCT files
+        raise OCTReadError(f"{p}: is {kind}, not a file: save the OCT data to a file and give its path")
     return _file_format(p), p
+
+
+def _special_kind(p: Path) -> str | None:
+    mode = p.stat().st_mode
+    for test, kind in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return None
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -178,6 +191,12 @@ def _folder_format(folder: Path) -> tuple[str, Path]:
     if xmls:
         return "heyex-xml", xmls[0]
     images = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
+    volumes = [f for f in files if _EXTENSION_FORMAT.get(_suffix(f)) not in (None, "image", "dicom", "heyex-xml")]
+    if volumes and images:
+        raise OCTReadError(
+            f"{folder}: holds an OCT file ({volumes[0].name}) and B-scan images ({images[0].name}, ...): pass "
+            f"the file you mean ({folder / volumes[0].name}), or a folder that holds only the B-scan images"
+        )
     dicoms = [
         f
         for f in files

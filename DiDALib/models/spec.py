@@ -25,14 +25,50 @@ Weights are never unpickled: safetensors first, ``torch.load(weights_only=True)`
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 FORMAT = "dida-model/1"
 
 
 class ModelPackageError(ValueError):
     """A model package that cannot be used, with the reason and the fix."""
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _number(data: dict, key: str, default: float, where: str) -> float:
+    """A finite number field, or an error naming the field and what was found."""
+    v = data.get(key, default)
+    if not _is_number(v) or not math.isfinite(v):
+        raise ModelPackageError(f"{where}: {key!r} is {v!r}: it must be a finite number")
+    return float(v)
+
+
+def _numbers(data: dict, key: str, default: list[float], count: int, where: str) -> tuple[float, ...]:
+    """A list of ``count`` finite numbers (one per channel), or an error naming the field and what was found."""
+    v = data.get(key, default)
+    if not isinstance(v, list) or not all(_is_number(x) and math.isfinite(x) for x in v):
+        raise ModelPackageError(f"{where}: {key!r} is {v!r}: it must be a list of finite numbers, one per channel")
+    if len(v) != count:
+        raise ModelPackageError(f"{where}: {key!r} has {len(v)} value(s) but 'channels' is {count}: give one per "
+                                "channel")
+    return tuple(float(x) for x in v)
+
+
+def _weights_name(data: dict, where: str) -> str:
+    """The weights file, which must lie inside the package folder (a relative path without '..')."""
+    v = data.get("weights", "model.safetensors")
+    if not isinstance(v, str) or not v.strip():
+        raise ModelPackageError(f"{where}: 'weights' is {v!r}: name the weights file in the package folder")
+    posix, windows = PurePosixPath(v), PureWindowsPath(v)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or ".." in posix.parts or ".." in windows.parts:
+        raise ModelPackageError(f"{where}: 'weights' is {v!r}, outside the package folder: put the weights file in "
+                                "the folder beside model.json and name it there (e.g. \"model.safetensors\")")
+    return v
 
 
 @dataclass(frozen=True)
@@ -73,19 +109,22 @@ class ModelSpec:
             raise ModelPackageError(f"{where}: 'classes' must list at least two non-empty class names")
         if len(set(classes)) != len(classes):
             raise ModelPackageError(f"{where}: 'classes' repeats a name: {classes}")
-        channels = int(data.get("channels", 1))
-        if channels not in (1, 3):
-            raise ModelPackageError(f"{where}: 'channels' is {channels}: use 1 (grey) or 3 (grey repeated)")
+        if not isinstance(data["architecture"], str) or not data["architecture"].strip():
+            raise ModelPackageError(f"{where}: 'architecture' is {data['architecture']!r}: name one, e.g. "
+                                    "\"timm:efficientnet_b0\" or \"torchscript\"")
+        channels = data.get("channels", 1)
+        if channels not in (1, 3) or isinstance(channels, bool) or not isinstance(channels, int):
+            raise ModelPackageError(f"{where}: 'channels' is {channels!r}: use 1 (grey) or 3 (grey repeated)")
         size = data.get("input_size", [224, 224])
-        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v >= 8 for v in size)):
-            raise ModelPackageError(f"{where}: 'input_size' must be [height, width], each an integer >= 8")
-        mean = [float(v) for v in data.get("mean", [0.5] * channels)]
-        std = [float(v) for v in data.get("std", [0.25] * channels)]
-        if len(mean) != channels or len(std) != channels:
-            raise ModelPackageError(f"{where}: 'mean' and 'std' need {channels} value(s) each (one per channel)")
-        if any(s <= 0 for s in std):
-            raise ModelPackageError(f"{where}: 'std' values must be > 0")
-        width_scale = float(data.get("width_scale", 1.0))
+        if not (isinstance(size, list) and len(size) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 8 for v in size)):
+            raise ModelPackageError(f"{where}: 'input_size' is {size!r}: it must be [height, width], each an "
+                                    "integer >= 8")
+        mean = _numbers(data, "mean", [0.5] * channels, channels, where)
+        std = _numbers(data, "std", [0.25] * channels, channels, where)
+        if any(v <= 0 for v in std):
+            raise ModelPackageError(f"{where}: 'std' is {list(std)}: every value must be > 0")
+        width_scale = _number(data, "width_scale", 1.0, where)
         if not 0 < width_scale <= 4:
             raise ModelPackageError(f"{where}: 'width_scale' {width_scale} must be in (0, 4]")
         resize = data.get("resize", "stretch")
@@ -102,12 +141,12 @@ class ModelSpec:
             classes=tuple(classes),
             input_size=(size[0], size[1]),
             channels=channels,
-            mean=tuple(mean),
-            std=tuple(std),
+            mean=mean,
+            std=std,
             width_scale=width_scale,
             resize=resize,
             score=score,
-            weights=str(data.get("weights", "model.safetensors")),
+            weights=_weights_name(data, where),
             name=str(data.get("name", "model")),
             demo=bool(data.get("demo", False)),
             description=str(data.get("description", "")),
