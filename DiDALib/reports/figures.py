@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..maps.colour import grey_to_uint8, overlay
-from ..maps.mixing import MixedImage
+from ..maps.mixing import MixedImage, mixed_image
 from ..pipeline import VolumeExplanation
 
 SQUARE_COLOUR = (255, 220, 0)
@@ -20,6 +20,14 @@ def load_font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
         return ImageFont.load_default()
+
+
+def panel_bscan(bscan: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The B-scan resized (bilinear, antialiased) to a panel's (height, width) and windowed to grey uint8: resized
+    first, so that a huge B-scan never has an image-sized RGB copy."""
+    b = np.ascontiguousarray(bscan, dtype=np.float32)  # float32 2-D opens as a mode "F" image
+    small = np.asarray(Image.fromarray(b).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+    return grey_to_uint8(small, 0.0, 1.0)
 
 
 def strongest_point(mixed: Sequence[MixedImage]) -> tuple[int, int]:
@@ -61,14 +69,19 @@ def dida_view_figure(
     scale = explanation.scale() if scale is None else scale
     titles = dict(titles or {})
     depth, width = explanation.bscan_shape
-    mixed = [explanation.mixed(index, k, scale) for k in classes]
-    if point is None:
-        point = strongest_point(mixed)
+    ph = max(1, int(round(depth * panel_width / width)))
+    mixed = [mixed_image(result, k, explanation.weights, scale, (ph, panel_width)) for k in classes]
+    if point is None:  # found on the panels, given in B-scan pixels
+        r, c = strongest_point(mixed)
+        point = (min(depth - 1, int((r + 0.5) * depth / ph)), min(width - 1, int((c + 0.5) * width / panel_width)))
     row, col = point
     if not (0 <= row < depth and 0 <= col < width):
         raise ValueError(f"point {point} lies outside the {depth} x {width} B-scan")
 
-    grey = grey_to_uint8(bscan, 0.0, 1.0)
+    # Every panel is built at its own size (the Mixed Images sampled straight onto it), so a figure of a huge
+    # B-scan costs a few panels' worth of memory, not several image-sized RGB copies.
+    sy, sx = ph / depth, panel_width / width
+    grey = panel_bscan(bscan, (ph, panel_width))
     panels = [np.repeat(grey[..., None], 3, axis=-1)]
     captions = [f"B-scan {index}" + (f" · diagnosis: {truth}" if truth else "")]
     for k, m in zip(classes, mixed):
@@ -76,16 +89,14 @@ def dida_view_figure(
         name = explanation.class_names[k]
         captions.append(f"{titles.get(name, name)}  {result.base_scores[k]:.3f}")
 
-    ph = max(1, int(round(depth * panel_width / width)))
     gap, footer = 6, 28
     fig = Image.new("RGB", (len(panels) * panel_width + (len(panels) - 1) * gap, ph + footer), (24, 24, 24))
     draw = ImageDraw.Draw(fig)
     font = load_font(max(12, panel_width // 28))
     half = max(4, int(round(panel_width / 24)))
-    sx, sy = panel_width / width, ph / depth
     for p, (img, caption) in enumerate(zip(panels, captions)):
         x0 = p * (panel_width + gap)
-        fig.paste(Image.fromarray(img).resize((panel_width, ph), Image.Resampling.BILINEAR), (x0, 0))
+        fig.paste(Image.fromarray(img), (x0, 0))
         cx, cy = x0 + col * sx, row * sy
         draw.rectangle((cx - half, cy - half, cx + half, cy + half), outline=SQUARE_COLOUR, width=2)
         if p == 0:
