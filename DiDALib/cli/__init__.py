@@ -1,46 +1,57 @@
 """The ``dida`` command, one module per subcommand: ``explain`` (OCT files) and ``demo`` (the bundled phantom and
-model); ``common`` holds what they share. Every bad input ends with exit code 2 and one line naming the problem."""
+model); ``common`` holds what they share and ``failures`` how each kind of failure ends (exit code 2 and one
+line naming the problem and the fix for every bad input; never a traceback).
+
+This module imports nothing heavy: torch and the readers load inside ``main``, where a Ctrl-C (or SIGTERM,
+SIGHUP) during start-up ends as cleanly as one during the run.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
+from importlib import import_module
 
-from .. import __version__
-from ..engine.core import DiDACancelled
-from ..io.volume import OCTReadError
-from ..models.spec import ModelPackageError
-from . import demo, explain
+from ..io.signals import stop_signals_raise
 from .common import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED, UsageError
-from .explain import parse_bscans, run_explain
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_FAILED", "UsageError", "build_parser", "main", "parse_bscans",
            "run_explain"]
+_LAZY = {"parse_bscans": "explain", "run_explain": "explain"}
+_COMMANDS = ("explain", "demo")
+
+
+def __getattr__(name: str):
+    """The subcommand modules and their public functions, imported on first use."""
+    if name in _COMMANDS:
+        return import_module(f".{name}", __name__)
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     p = argparse.ArgumentParser(
         prog="dida",
         description="DiDA: which regions of an OCT B-scan speak for (red) and against (blue) each diagnosis.",
     )
     p.add_argument("--version", action="version", version=f"dida {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    for command in (explain, demo):
-        command.add_parser(sub)
+    for name in _COMMANDS:
+        import_module(f".{name}", __name__).add_parser(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (KeyboardInterrupt, DiDACancelled):
-        print("dida: cancelled; no output was written", file=sys.stderr)
-        return EXIT_CANCELLED
-    except (UsageError, OCTReadError, ModelPackageError, FileExistsError, ValueError, TypeError) as exc:
-        print(f"dida: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except MemoryError as exc:
-        print(f"dida: error: out of memory: {exc or 'try --device cpu or a smaller --batch-size'}", file=sys.stderr)
-        return EXIT_FAILED
+    with stop_signals_raise():
+        try:
+            args = build_parser().parse_args(argv)
+            return args.func(args)
+        except SystemExit:
+            raise
+        except BaseException as exc:  # noqa: BLE001 -- each kind is reported in one line, see failures
+            from .failures import report
+
+            return report(exc)

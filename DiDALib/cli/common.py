@@ -41,3 +41,8 @@ def print_written(out_dir: Path, summary: dict) -> None:
     print(f"wrote {len(files)} file(s) to {out}:")
     for p in files:
         print(f"  {p.relative_to(out)}")
+
+
+def note(message: str) -> None:
+    """A remark that is not an error (debris of a killed run removed, a batch size capped), on stderr."""
+    print(f"dida: note: {message}", file=sys.stderr)

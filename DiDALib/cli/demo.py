@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..io.output_dir import check_output
 from ..io.volume import OCTVolume
 from ..models.package import demo_model_path, load_model_package
 from ..pipeline import ExplainSettings
@@ -17,7 +18,7 @@ def add_parser(sub) -> None:
     d.add_argument("--out", default="dida-demo", help="output folder (default: %(default)s)")
     d.add_argument("--bscans", type=int, default=9, help="number of synthetic B-scans (default: %(default)s)")
     d.add_argument("--device", default="auto")
-    d.add_argument("--force", action="store_true", help="replace an existing output folder")
+    d.add_argument("--force", action="store_true", help="replace an earlier DiDA result in --out (never other files)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_demo)
 
@@ -34,6 +35,7 @@ def demo_volume(n_bscans: int = 9, seed: int = 0) -> tuple[OCTVolume, list[str]]
 
 
 def cmd_demo(args) -> int:
+    check_output(args.out, args.force, (), "--out")  # before anything is loaded
     package = load_model_package(demo_model_path())
     volume, truths = demo_volume(args.bscans)
     settings = ExplainSettings(device=args.device, classes="all")  # the demo volume shows every class somewhere

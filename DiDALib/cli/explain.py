@@ -1,5 +1,5 @@
 """``dida explain``: the B-scans of an OCT file or folder, explained with a model package, every output written
-into a new folder (all or nothing)."""
+into a new folder (all or nothing: ``io.output_dir``), after the checks of ``preflight``."""
 
 from __future__ import annotations
 
@@ -12,19 +12,15 @@ from pathlib import Path
 from .. import __version__
 from ..engine.devices import describe_device
 from ..engine.grid import DEFAULT_GRIDS, passes_per_image
+from ..footprint import parse_size
+from ..io.output_dir import RUN_FILE, RUN_FORMAT, check_output, staged_output
 from ..io.registry import describe_formats, load_oct
-from ..io.results import (
-    RESULTS_FILE,
-    check_output_dir,
-    staged_output,
-    write_maps,
-    write_results,
-    write_scores,
-)
+from ..io.results import RESULTS_FILE, write_maps, write_results, write_scores
 from ..io.volume import OCTVolume
 from ..models.package import ModelPackage, demo_model_path, load_model_package
-from ..pipeline import ExplainSettings, VolumeExplainer, parse_top
-from .common import UsageError, parse_ints, print_written, progress_bar
+from ..pipeline import ExplainSettings, VolumeExplainer, VolumeExplanation, parse_top
+from .common import UsageError, note, parse_ints, print_written, progress_bar
+from .preflight import check_loading, plan_run
 
 
 def add_parser(sub) -> None:
@@ -48,7 +44,9 @@ def add_parser(sub) -> None:
     e.add_argument("--point", help="ROW,COL (B-scan pixels) of the square in the figures (default: strongest)")
     e.add_argument("--bscan-distance", type=float, help="B-scan distance (mm) where the file has none")
     e.add_argument("--no-figures", action="store_true", help="skip the DiDA View PNG figures")
-    e.add_argument("--force", action="store_true", help="replace an existing output folder")
+    e.add_argument("--force", action="store_true", help="replace an earlier DiDA result in --out (never other files)")
+    e.add_argument("--max-memory", help="refuse a run estimated to need more memory than this, e.g. 8G "
+                   "(default: the memory available now)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_explain)
 
@@ -73,6 +71,8 @@ def parse_bscans(text: str, n_bscans: int) -> list[int]:
                 chosen.append(int(part))
         except ValueError:
             raise UsageError(f"--bscans {text!r}: use all, center, or indices and ranges like 0,3,5-9") from None
+    if not chosen:
+        raise UsageError(f"--bscans {text!r} selects no B-scan: use all, center, or indices and ranges like 0,3,5-9")
     bad = [i for i in chosen if not 0 <= i < n_bscans]
     if bad:
         raise UsageError(f"--bscans {text!r}: B-scan(s) {bad} do not exist; the volume has 0..{n_bscans - 1}")
@@ -81,6 +81,9 @@ def parse_bscans(text: str, n_bscans: int) -> list[int]:
 
 def settings_from_args(args) -> ExplainSettings:
     grids = parse_ints(args.grids, "--grids")
+    if min(grids) < 1:
+        raise UsageError(f"--grids {args.grids!r}: grid size {min(grids)} is not possible: each grid size is a whole "
+                         "number of cells per side, at least 1 (e.g. 7,9,11)")
     weights = None
     if args.weights:
         try:
@@ -102,15 +105,44 @@ def settings_from_args(args) -> ExplainSettings:
     return s
 
 
+def max_memory(args) -> int | None:
+    """``--max-memory`` in bytes (None: the memory available now)."""
+    if not getattr(args, "max_memory", None):
+        return None
+    try:
+        return parse_size(args.max_memory)
+    except ValueError:
+        raise UsageError(f"--max-memory {args.max_memory!r} is not a size: use e.g. 8G, 500M or 1.5GB") from None
+
+
 def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings, indices: Sequence[int],
                 out_dir: Path, force: bool = False, figures: bool = True, point: tuple[int, int] | None = None,
-                truths: Sequence[str] | None = None, quiet: bool = False) -> dict:
-    """Explain the chosen B-scans and write every output into ``out_dir`` (all or nothing). Returns a summary."""
-    from ..reports.figures import dida_view_figure
+                truths: Sequence[str] | None = None, quiet: bool = False, protect: Sequence[str | Path] = (),
+                memory_limit: int | None = None) -> dict:
+    """Explain the chosen B-scans and write every output into ``out_dir`` (all or nothing). Returns a summary.
 
+    Everything that can be checked is checked before the computation: the output folder (never one that holds,
+    lies above or inside a path of ``protect``, or the current folder; with ``force`` only an earlier DiDA
+    result is replaced), that no other run writes it, its free space, and the run's memory (``memory_limit``
+    bytes, default what is available)."""
+    check_output(out_dir, force, protect, "--out")
+    settings, footprint = plan_run(volume.n_bscans, volume.bscans.shape[1:], package.spec, settings, len(indices),
+                                   figures, memory_limit, note)
     explainer = VolumeExplainer(package, settings)  # checks class names
-    check_output_dir(out_dir, force)  # an occupied output folder fails before the long run, not after it
-    passes = passes_per_image(settings.grids)
+    with staged_output(out_dir, force, protect, footprint.disk, "--out", note) as stage:
+        started = time.perf_counter()
+        explanation = _explain(explainer, volume, indices, passes_per_image(settings.grids), quiet)
+        seconds = time.perf_counter() - started
+        classes = explanation.select_classes(settings.classes)
+        summary = _summary(volume, package, settings, explainer, explanation, classes, seconds)
+        _write_outputs(stage, volume, explanation, classes, summary, figures, point, truths)
+        summary["files"] = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+        (stage / RUN_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")  # last: marks it whole
+    return summary
+
+
+def _explain(explainer: VolumeExplainer, volume: OCTVolume, indices: Sequence[int], passes: int,
+             quiet: bool) -> VolumeExplanation:
     bar = progress_bar(len(indices) * passes, quiet, "DiDA")
     done = [0]
 
@@ -119,16 +151,19 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
             bar.update(p.passes_done - done[0])
             done[0] = p.passes_done
 
-    started = time.perf_counter()
     try:
-        explanation = explainer.explain_all(volume.bscans, indices, progress=progress)
+        return explainer.explain_all(volume.bscans, indices, progress=progress)
     finally:
         if bar is not None:
             bar.close()
-    seconds = time.perf_counter() - started
-    classes = explanation.select_classes(settings.classes)
-    scale = explanation.scale()
-    summary = {
+
+
+def _summary(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings, explainer: VolumeExplainer,
+             explanation: VolumeExplanation, classes: Sequence[int], seconds: float) -> dict:
+    """What ``run.json`` says about a run (the files it wrote are added once they are written)."""
+    passes = passes_per_image(settings.grids)
+    return {
+        "format": RUN_FORMAT,
         "dida_version": __version__,
         "input": volume.source,
         "input_format": volume.format,
@@ -141,31 +176,37 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
         "fill": settings.fill,
         "grids": list(settings.grids),
         "weights": list(settings.weights) if settings.weights else "default (1.0 coarsest to 1.5 finest, normalised)",
-        "bscans": list(indices),
+        "bscans": list(explanation.indices),  # the B-scans asked for, in order
         "classes_shown": [package.spec.classes[k] for k in classes],
-        "saturation_scale": scale,
+        "saturation_scale": explanation.scale(),
         "seconds": round(seconds, 2),
         "masked_images_per_bscan": passes - 1,
         "spacing_mm" if volume.spacing_unit == "mm" else "spacing_pixels": list(volume.spacing),
     }
-    reference = volume.to_sitk()
-    with staged_output(out_dir, force=force) as stage:
-        import SimpleITK as sitk
 
-        sitk.WriteImage(reference, str(stage / "volume.nrrd"), useCompression=True)
-        write_maps(stage, explanation, classes, reference, volume.n_bscans, scale)
-        write_scores(stage / "scores.csv", explanation)
-        write_results(stage / RESULTS_FILE, explanation, summary)
-        if figures:
-            (stage / "figures").mkdir()
-            for i in explanation.indices:
-                fig = dida_view_figure(volume.bscans[i], explanation, i, scale=scale, point=point,
-                                       truth=truths[i] if truths else None)
-                # Speckled B-scans barely compress: zlib level 1 wrote demo figures as small as optimize=True
-                # (950 vs 960 kB) in a sixth of the time (0.04 vs 0.26 s each).
-                fig.save(stage / "figures" / f"dida_view_bscan{i:03d}.png", compress_level=1)
-        (stage / "run.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary
+
+def _write_outputs(stage: Path, volume: OCTVolume, explanation: VolumeExplanation, classes: Sequence[int],
+                   summary: dict, figures: bool, point: tuple[int, int] | None, truths: Sequence[str] | None) -> None:
+    """Every file of a run but run.json, into the staging folder; ``summary`` gains each shown class's files."""
+    import SimpleITK as sitk
+
+    from ..reports.figures import dida_view_figure
+
+    scale = summary["saturation_scale"]
+    reference = volume.to_sitk()
+    sitk.WriteImage(reference, str(stage / "volume.nrrd"), useCompression=True)
+    summary["class_files"] = write_maps(stage, explanation, classes, reference, volume.n_bscans, scale)
+    del reference
+    write_scores(stage / "scores.csv", explanation)
+    write_results(stage / RESULTS_FILE, explanation, summary)
+    if figures:
+        (stage / "figures").mkdir()
+        for i in explanation.indices:  # one figure at a time, each built at panel size
+            fig = dida_view_figure(volume.bscans[i], explanation, i, scale=scale, point=point,
+                                   truth=truths[i] if truths else None)
+            # Speckled B-scans barely compress: zlib level 1 wrote demo figures as small as optimize=True
+            # (950 vs 960 kB) in a sixth of the time (0.04 vs 0.26 s each).
+            fig.save(stage / "figures" / f"dida_view_bscan{i:03d}.png", compress_level=1)
 
 
 def cmd_explain(args) -> int:
@@ -173,10 +214,16 @@ def cmd_explain(args) -> int:
     point = parse_ints(args.point, "--point") if args.point else None
     if point is not None and len(point) != 2:
         raise UsageError("--point needs ROW,COL in B-scan pixels")
-    package = load_model_package(args.model or demo_model_path())
+    limit = max_memory(args)
+    model = Path(args.model) if args.model else demo_model_path()
+    protect = (args.input, model)
+    check_output(args.out, args.force, protect, "--out")  # before anything is loaded
+    check_loading(model, limit)
+    package = load_model_package(model)
     volume = load_oct(args.input, bscan_distance=args.bscan_distance)
     indices = parse_bscans(args.bscans, volume.n_bscans)
     summary = run_explain(volume, package, settings, indices, Path(args.out), force=args.force,
-                          figures=not args.no_figures, point=point, quiet=args.quiet)
+                          figures=not args.no_figures, point=point, quiet=args.quiet, protect=protect,
+                          memory_limit=limit)
     print_written(Path(args.out), summary)
     return 0

@@ -1,69 +1,75 @@
 """Files a run writes: overlays and float maps as NRRD, the colour table, scores, raw results, run settings.
 
-Everything goes into a fresh folder beside the destination and is moved into place only when complete, so a
-failed or cancelled run never leaves half-written outputs, and existing outputs are replaced only when asked.
+Everything is written into a staging folder that becomes the output folder only when complete (``output_dir``);
+this module only says what goes in it and how class names become file names.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..engine.result import DiDAResult
-from ..maps.labels import COLOR_TABLE_NAME, encode_labels, label_dtype, write_color_table
+from ..maps.labels import (
+    COLOR_TABLE_NAME,
+    encode_labels,
+    label_dtype,
+    write_color_table,
+)
 from ..pipeline import VolumeExplanation
 
 RESULTS_FILE = "dida_results.npz"
 RESULTS_FORMAT = "dida-results/1"
+#: Longest class-name part of a file name, in UTF-8 bytes (file names are limited to 255 bytes).
+STEM_BYTES = 80
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 
 
-def safe_name(name: str) -> str:
-    """A class name as a file-name part: letters, digits, '-' and '_' only."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "class"
+def _stem(name: str) -> tuple[str, bool]:
+    """A class name as letters (of any script), digits, '-' and '_', bounded in length; and whether it was cut."""
+    s = re.sub(r"[^\w-]+", "_", unicodedata.normalize("NFC", name)).strip("_")
+    cut = len(s.encode()) > STEM_BYTES
+    if cut:
+        s = s.encode()[:STEM_BYTES].decode(errors="ignore").rstrip("_")
+    return s or "class", cut
 
 
-def check_output_dir(out_dir: str | Path, force: bool = False) -> Path:
-    """The resolved output folder, refused if it is a file, or holds files and ``force`` is not set."""
-    out = Path(out_dir).resolve()
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder: choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"{out} already holds files: choose another --out, or add --force to replace it")
-    return out
+def _tag(name: str, digits: int = 8) -> str:
+    return hashlib.sha1(name.encode()).hexdigest()[:digits]
 
 
-@contextmanager
-def staged_output(out_dir: str | Path, force: bool = False) -> Iterator[Path]:
-    """A temporary folder that becomes ``out_dir`` only if the block completes.
+def class_file_stems(class_names: Sequence[str]) -> dict[str, str]:
+    """Each class name's part of its file names: readable, at most ``STEM_BYTES`` long, and unique even on a file
+    system that ignores case. A name that is its own stem keeps it; a name whose stem collides with another's,
+    was shortened, or is reserved on Windows gets a stable suffix (a hash of the name), the same in every run."""
+    stems = {n: _stem(n) for n in class_names}
+    groups: dict[str, list[str]] = {}
+    for n, (s, _) in stems.items():
+        groups.setdefault(s.casefold(), []).append(n)
+    for digits in (8, 16, 40):
+        out = {}
+        for n, (s, cut) in stems.items():
+            group = groups[s.casefold()]
+            exact = [m for m in group if stems[m][0] == m]
+            plain = not cut and s.casefold() not in _RESERVED and (len(group) == 1 or exact == [n])
+            out[n] = s if plain else f"{s}-{_tag(n, digits)}"
+        if len({v.casefold() for v in out.values()}) == len(out):
+            return out
+    raise ValueError(f"class names {list(class_names)} cannot be given distinct file names")  # a SHA-1 collision
 
-    Refuses an existing non-empty ``out_dir`` unless ``force``; with ``force`` the old folder is replaced only
-    after the new one is complete.
-    """
-    out = check_output_dir(out_dir, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-    stage.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+
+def class_files(class_names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """The labelmap and net-map file of each class: ``{class: {"label": ..., "net": ...}}``."""
+    return {n: {"label": f"DiDA_{s}_label.nrrd", "net": f"DiDA_{s}_net.nrrd"}
+            for n, s in class_file_stems(class_names).items()}
 
 
 def _like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
@@ -73,11 +79,13 @@ def _like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
 
 
 def write_maps(folder: Path, explanation: VolumeExplanation, classes: Sequence[int], reference: sitk.Image,
-               n_bscans: int, scale: float) -> list[Path]:
+               n_bscans: int, scale: float) -> dict[str, dict[str, str]]:
     """For each class: a labelmap NRRD (labels of the DiDA colour table) and a float NRRD of the net evidence,
-    both on the input volume's geometry; B-scans that were not explained stay 0."""
+    both on the input volume's geometry; B-scans that were not explained stay 0. Returns each shown class's
+    files (``class_files``) and writes the colour table."""
     depth, width = explanation.bscan_shape
-    written = []
+    names = class_files(explanation.class_names)
+    written = {}
     for k in classes:
         labels = np.zeros((n_bscans, depth, width), label_dtype())
         net = np.zeros((n_bscans, depth, width), np.float32)
@@ -85,13 +93,12 @@ def write_maps(folder: Path, explanation: VolumeExplanation, classes: Sequence[i
             m = explanation.mixed(i, k, scale)
             labels[i] = encode_labels(m.positive, m.negative)
             net[i] = m.net
-        stem = f"DiDA_{safe_name(explanation.class_names[k])}"
-        for suffix, arr in (("_label.nrrd", labels), ("_net.nrrd", net)):
-            path = folder / f"{stem}{suffix}"
-            sitk.WriteImage(_like(arr, reference), str(path), useCompression=True)
-            written.append(path)
-    path = write_color_table(folder / f"{COLOR_TABLE_NAME}.ctbl")
-    written.append(path)
+        files = names[explanation.class_names[k]]
+        for kind, arr in (("label", labels), ("net", net)):
+            sitk.WriteImage(_like(arr, reference), str(folder / files[kind]), useCompression=True)
+        del labels, net
+        written[explanation.class_names[k]] = files
+    write_color_table(folder / f"{COLOR_TABLE_NAME}.ctbl")
     return written
 
 

@@ -6,52 +6,28 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from cli_helpers import CLASSES, FAST, changed_package, make_package, one_line
+from cli_helpers import bscans as _bscans
+from cli_helpers import outputs as _outputs
+from cli_helpers import run as _run
 from oct_samples import write_sample
 
 from DiDALib import cli
 from DiDALib.io.results import load_results
 from DiDALib.maps.labels import LEVELS, decode_labels, label_color
-from DiDALib.models.package import save_model_package
-from DiDALib.models.spec import ModelSpec
 
 timm = pytest.importorskip("timm")
 DATA = Path(__file__).resolve().parents[1] / "Data" / "oct"
-CLASSES = ("normal", "drusen", "wet_amd", "macular_oedema")
-FAST = ["--grids", "2,3", "--device", "cpu", "--quiet"]
 
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory) -> Path:
-    import torch
-
-    torch.manual_seed(0)
-    spec = ModelSpec(architecture="timm:test_efficientnet", classes=CLASSES, input_size=(32, 32), channels=1,
-                     name="tiny test model")
-    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=len(CLASSES), in_chans=1)
-    return save_model_package(tmp_path_factory.mktemp("model") / "pkg", spec, model)
-
-
-def _bscans(n=3, depth=24, width=30) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    arr = (rng.random((n, depth, width)) * 200 + 20).astype(np.uint8)
-    arr[:, : depth // 4] = 5  # dark vitreous on top
-    return arr
-
-
-def _run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _outputs(out: Path) -> set[str]:
-    return {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    return make_package(tmp_path_factory.mktemp("model") / "pkg")
 
 
 KINDS = {
@@ -152,26 +128,26 @@ def test_colour_table_loads_in_slicer_with_red_for_and_blue_against(tmp_path, ca
     assert rgba[3] == 0  # no evidence: transparent
 
 
-def test_force_replaces_and_without_it_nothing_is_touched(tmp_path, capsys, package):
+def test_force_replaces_only_a_dida_result(tmp_path, capsys, package):
     source = write_sample("nrrd", tmp_path / "v.nrrd", _bscans(1))
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    code, _, err = _run(capsys, "explain", source, "--model", package, "--out", out, *FAST)
-    assert code == cli.EXIT_BAD_INPUT and "--force" in err and len(err.strip().splitlines()) == 1
-    assert _outputs(out) == {"keep.txt"}
-    assert _run(capsys, "explain", source, "--model", package, "--out", out, "--force", *FAST)[0] == 0
-    assert "keep.txt" not in _outputs(out) and "scores.csv" in _outputs(out)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "v.nrrd"]  # no staging folders left behind
+    for force in ([], ["--force"]):  # a folder of someone else's files is never replaced, with --force or without
+        code, _, err = _run(capsys, "explain", source, "--model", package, "--out", out, *FAST, *force)
+        assert code == cli.EXIT_BAD_INPUT and "--force" in err and one_line(err), err
+        assert _outputs(out) == {"keep.txt"} and (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    assert _run(capsys, "explain", source, "--model", package, "--out", out, *FAST)[0] == 0  # an empty folder is fine
+    first = json.loads((out / "run.json").read_text())
+    assert _run(capsys, "explain", source, "--model", package, "--out", out, "--grids", "3", "--device", "cpu",
+                "--quiet", "--force")[0] == 0
+    assert json.loads((out / "run.json").read_text())["grids"] == [3] != first["grids"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "v.nrrd"]  # no staging folders or locks left
 
 
 def _bad_package(tmp_path, package, **change) -> Path:
-    bad = tmp_path / "badpkg"
-    shutil.copytree(package, bad)
-    data = json.loads((bad / "model.json").read_text())
-    data.update(change)
-    (bad / "model.json").write_text(json.dumps(data))
-    return bad
+    return changed_package(tmp_path / "badpkg", package, **change)
 
 
 @pytest.mark.parametrize(
@@ -188,6 +164,10 @@ def _bad_package(tmp_path, package, **change) -> Path:
         (["--fill", "3"], "within \\[0, 1\\]"),
         (["--device", "cuda"], "CUDA"),
         (["--point", "5"], "ROW,COL"),
+        (["--bscans", ""], "selects no B-scan"),
+        (["--bscans", ","], "selects no B-scan"),
+        (["--grids", "0"], "at least 1"),
+        (["--max-memory", "lots"], "--max-memory"),
     ],
 )
 def test_bad_options_fail_with_one_line_and_write_nothing(tmp_path, capsys, package, args, match):
@@ -203,8 +183,9 @@ def test_bad_options_fail_with_one_line_and_write_nothing(tmp_path, capsys, pack
             del opts[opts.index(args[i]) : opts.index(args[i]) + 2]
     code, _, err = _run(capsys, "explain", source, "--model", package, "--out", out, *opts, *args)
     assert code == cli.EXIT_BAD_INPUT
-    assert err.startswith("dida: error: ") and len(err.strip().splitlines()) == 1
+    assert err.startswith("dida: error: ") and one_line(err), err
     assert re.search(match, err), err
+    assert "1..0" not in err  # --grids 0 once blamed a 0 x 0 region
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["v.nrrd"]
 
 

@@ -1,0 +1,74 @@
+"""Signals during a run: SIGTERM, SIGHUP and SIGINT become an ``Interrupted`` exception, so that the code writing
+outputs unwinds and removes what it staged, and the few steps that must not be cut in half (the final move of an
+output folder, the clean-up itself) defer them until they are done.
+
+Python turns only SIGINT into an exception by default; SIGTERM (``kill``, a batch system's time limit) and SIGHUP
+(a closed terminal or SSH session) end the process at once, without running any clean-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+
+#: The signals a run treats as "stop now, clean up" (SIGHUP does not exist on Windows).
+STOP_SIGNALS: tuple[int, ...] = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal arrived (a KeyboardInterrupt, so ``except Exception`` never swallows it)."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def _raise(signum, _frame):
+    raise Interrupted(signum)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """Within the block, SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` (main thread only; elsewhere a no-op).
+    The previous handlers are restored afterwards."""
+    if not _main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _raise) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Stop signals that arrive within the block are held and delivered when it ends, to whatever handler was in
+    place (so a commit or a clean-up is never cut in half). A deferred signal whose handler was the default
+    action is sent again, so the process still ends the way it would have."""
+    if not _main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: held.append(signum)) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for signum in dict.fromkeys(held):  # once each, in order of arrival
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
