@@ -1,5 +1,6 @@
-"""The ``dida`` command, one module per subcommand: ``explain`` (OCT files) and ``demo`` (the bundled phantom and
-model); ``common`` holds what they share. Every bad input ends with exit code 2 and one line naming the problem."""
+"""The ``dida`` command, one module per subcommand: ``explain`` (OCT files), ``package`` (a model package from a
+weights file) and ``demo`` (the bundled phantom and model); ``common`` holds what they share. Every bad input
+ends with exit code 2 and one line naming the problem."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from .. import __version__
 from ..engine.core import DiDACancelled
 from ..io.volume import OCTReadError
 from ..models.spec import ModelPackageError
-from . import demo, explain
+from . import demo, explain, package
 from .common import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED, UsageError
 from .explain import parse_bscans, run_explain
 
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"dida {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    for command in (explain, demo):
+    for command in (explain, package, demo):
         command.add_parser(sub)
     return p
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from .. import __version__
 from ..engine.devices import describe_device
 from ..engine.grid import DEFAULT_GRIDS, passes_per_image
+from ..engine.scores import AUTO, SCORE_MODES
 from ..io.registry import describe_formats, load_oct
 from ..io.results import (
     RESULTS_FILE,
@@ -40,7 +41,11 @@ def add_parser(sub) -> None:
     e.add_argument("--weights", help="one weight per grid (default: finer grids slightly heavier)")
     e.add_argument("--fill", default="black", help="masked cells show: black (default, as in the paper), mean, "
                    "blur, or an intensity in [0, 1]")
-    e.add_argument("--score", choices=("probabilities", "logits"), help="default: the model package's")
+    e.add_argument("--score", choices=SCORE_MODES + (AUTO,), help="probabilities, logits, log-odds (does not "
+                   "saturate on confident models) or auto (log-odds when the model is saturated); default: the "
+                   "model package's")
+    e.add_argument("--trust-code", action="store_true", help="run the model package's own Python code (python: "
+                   "packages); only for packages whose source you trust")
     e.add_argument("--classes", default="top3", help="top3 (default), topN, all, or class names separated by commas")
     e.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu or cuda")
     e.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
@@ -138,6 +143,7 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
         "device": describe_device(explainer.engine.device),
         "precision": str(explainer.engine.dtype).removeprefix("torch."),
         "score": explainer.engine.score,
+        **({"score_choice": explainer.score_note} if explainer.score_note else {}),
         "fill": settings.fill,
         "grids": list(settings.grids),
         "weights": list(settings.weights) if settings.weights else "default (1.0 coarsest to 1.5 finest, normalised)",
@@ -173,7 +179,7 @@ def cmd_explain(args) -> int:
     point = parse_ints(args.point, "--point") if args.point else None
     if point is not None and len(point) != 2:
         raise UsageError("--point needs ROW,COL in B-scan pixels")
-    package = load_model_package(args.model or demo_model_path())
+    package = load_model_package(args.model or demo_model_path(), trust_code=args.trust_code)
     volume = load_oct(args.input, bscan_distance=args.bscan_distance)
     indices = parse_bscans(args.bscans, volume.n_bscans)
     summary = run_explain(volume, package, settings, indices, Path(args.out), force=args.force,
