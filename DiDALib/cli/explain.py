@@ -137,6 +137,7 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
         "dida_version": __version__,
         "input": volume.source,
         "input_format": volume.format,
+        **({"scan_geometry": volume.describe()} if not volume.cartesian else {}),
         "model": str(package.path),
         "model_name": package.spec.name,
         "demo_model": package.spec.demo,

@@ -480,14 +480,6 @@ def test_truncated_vol(tmp_path):
         load_oct(path)
 
 
-@pytest.mark.parametrize("pattern, word", [(2, "circle"), (5, "radial")])
-def test_circle_and_radial_vol_refused(tmp_path, pattern, word):
-    path = tmp_path / "circ.vol"
-    write_vol(path, np.full((1, 8, 10), 0.01, np.float32), pattern=pattern)
-    with pytest.raises(OCTReadError, match=rf"circ\.vol: is a {word}.*not a Cartesian volume"):
-        load_oct(path)
-
-
 def test_empty_folder_and_folder_without_images(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
