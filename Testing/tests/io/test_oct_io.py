@@ -39,6 +39,7 @@ XML_DIR = DATA / "heyex_xml"
 CONTRACT_FORMATS = {
     "heyex-vol", "heyex-xml", "heyex-e2e", "image-folder", "multipage-tiff",
     "image", "nrrd", "nifti", "metaimage", "dicom",
+    "topcon-fda", "topcon-fds", "zeiss-img", "bioptigen-oct", "optovue-oct",
 }  # fmt: skip
 
 
