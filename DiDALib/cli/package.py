@@ -196,7 +196,8 @@ def cmd_package(args) -> int:
         print(f"package {spec.name!r}: {spec.architecture}, {len(spec.classes)} classes ({', '.join(spec.classes)}), "
               f"input {spec.channels} x {spec.input_size[0]} x {spec.input_size[1]}, normalisation "
               f"{spec.normalisation}, score {spec.score}")
-        print(f"  loads and returns one score per class; {len(spec.examples)} example B-scan(s) ranked as expected")
+        checked = f"; its {len(spec.examples)} example B-scan(s) get the expected top class" if spec.examples else ""
+        print(f"  loads and returns one score per class{checked}")
         if args.check:
             print("top classes (probabilities) of the --check images:")
             _print_checks(package, args.check)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-
 from types import SimpleNamespace
 
 from .common import build_volume, check_magic, parse_laterality, plain, read_errors, short_error

@@ -101,11 +101,11 @@ class ModelSpec:
         if normalisation not in NORMALISATIONS:
             raise ModelPackageError(f"{where}: 'normalisation' is {normalisation!r}: use 'mean-std' (with 'mean' "
                                     "and 'std'), 'none' or 'imagenet'")
+        if normalisation == "imagenet" and channels != 3:
+            raise ModelPackageError(f"{where}: 'imagenet' normalisation is per RGB channel: it needs 'channels' 3")
         if normalisation != "mean-std" and ("mean" in data or "std" in data):
             raise ModelPackageError(f"{where}: 'normalisation' {normalisation!r} sets the mean and std itself: "
                                     "remove 'mean' and 'std', or use 'mean-std'")
-        if normalisation == "imagenet" and channels != 3:
-            raise ModelPackageError(f"{where}: 'imagenet' normalisation is per RGB channel: it needs 'channels' 3")
         default_mean, default_std = {"none": ((0.0,) * channels, (1.0,) * channels),
                                      "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}.get(normalisation, ((0.5,) * channels,
                                                                                                  (0.25,) * channels))

@@ -64,7 +64,7 @@ def write_fda(path: Path, bscans: np.ndarray, *, x_mm=6.0, y_mm=6.0, z_um=3.5, e
 def write_cirrus_img(folder: Path, bscans: np.ndarray, protocol: str = "Macular Cube", eye: str = "OD") -> Path:
     """A Zeiss Cirrus raw .img named as Cirrus names exports; uint8 B-scans (n, 1024, A-scans) laid out as
     OCT-Converter's IMG reader reads them ((rows, cols, n) in Fortran order)."""
-    n, rows, cols = bscans.shape
+    n, _, cols = bscans.shape
     path = folder / f"P1234_{protocol} {cols}x{n}_1-2-2020_3-4-5_{eye}_sn1234_{'cube' if 'Cube' in protocol else 'lines'}_raw.img"
     path.write_bytes(np.moveaxis(np.asarray(bscans, np.uint8), 0, -1).tobytes(order="F"))
     return path
