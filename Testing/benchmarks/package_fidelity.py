@@ -15,17 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "Testing" / "tests" / "models")]
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from third_party import (  # noqa: E402
-    CLASSES,
-    bscans,
-    finetuned_torchvision,
-    trained_net,
-    with_fixed_batch,
-    write_export,
-    write_onnx,
-    write_python_style,
-)
+from third_party import CLASSES, bscans, write_all  # noqa: E402
 
 from DiDALib import cli  # noqa: E402
 from DiDALib.engine.core import DiDAEngine  # noqa: E402
@@ -33,22 +23,19 @@ from DiDALib.models.package import load_model_package  # noqa: E402
 from DiDALib.models.preprocess import preprocess_bscan  # noqa: E402
 from DiDALib.pipeline import ExplainSettings, VolumeExplainer  # noqa: E402
 
-torch.manual_seed(0)
 d = Path(tempfile.mkdtemp())
-net = trained_net(); code, state = write_python_style(d / "pub", net)
-tv = finetuned_torchvision(); torch.save(tv.state_dict(), d / "squeezenet_oct.pth")
-onnx = write_onnx(d / "oct_resnet.onnx", net); onnx3 = with_fixed_batch(onnx, d / "oct_resnet_b3.onnx", 3)
-pt2 = write_export(d / "oct_resnet.pt2", net); pt23 = write_export(d / "oct_resnet_b3.pt2", net, fixed_batch=3)
+tp = write_all(d)
 common = ["--classes", ",".join(CLASSES), "--input-size", "48,48"]
 styles = {
-  "python (state dict + class)": ([state, "--architecture", f"python:{code}:OCTResNet", "--trust-code",
-                                   "--normalisation", "none"], net),
-  "torchvision state dict": ([d / "squeezenet_oct.pth", "--architecture", "torchvision:squeezenet1_1", "--head",
-                              "classifier.1", "--normalisation", "imagenet"], tv),
-  "onnx (dynamic batch)": ([onnx, "--architecture", "onnx", "--mean", "0.3", "--std", "0.2"], net),
-  "onnx (fixed batch 3)": ([onnx3, "--architecture", "onnx", "--mean", "0.3", "--std", "0.2"], net),
-  "torch-export (dynamic)": ([pt2, "--architecture", "torch-export", "--mean", "0.3", "--std", "0.2"], net),
-  "torch-export (fixed 3)": ([pt23, "--architecture", "torch-export", "--mean", "0.3", "--std", "0.2"], net),
+  "python (state dict + class)": ([tp.state_dict, "--architecture", f"python:{tp.code}:OCTResNet", "--trust-code",
+                                   "--normalisation", "none"], tp.net),
+  "torchvision state dict": ([tp.torchvision_state, "--architecture", "torchvision:squeezenet1_1", "--head",
+                              "classifier.1", "--normalisation", "imagenet"], tp.torchvision),
+  "onnx (dynamic batch)": ([tp.onnx, "--architecture", "onnx", "--mean", "0.3", "--std", "0.2"], tp.net),
+  "onnx (fixed batch 3)": ([tp.onnx_fixed, "--architecture", "onnx", "--mean", "0.3", "--std", "0.2"], tp.net),
+  "torch-export (dynamic)": ([tp.export, "--architecture", "torch-export", "--mean", "0.3", "--std", "0.2"], tp.net),
+  "torch-export (fixed 3)": ([tp.export_fixed, "--architecture", "torch-export", "--mean", "0.3", "--std", "0.2"],
+                             tp.net),
 }
 b = bscans(1, seed=2)[0]
 for name, (flags, plain) in styles.items():

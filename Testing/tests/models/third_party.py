@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import types
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -126,3 +127,32 @@ def bscans(n: int = 2, depth: int = 40, width: int = 60, seed: int = 0) -> np.nd
     b[:, depth // 2 : depth // 2 + 6] += 0.6
     b[:, : depth // 5] *= 0.1
     return np.clip(b, 0, 1)
+
+
+class ThirdParty(NamedTuple):
+    net: torch.nn.Module  # the residual CNN as a plain nn.Module (the reference)
+    code: Path  # its author's .py file
+    state_dict: Path  # its plain torch.save state dict
+    onnx: Path  # torch.onnx.export, dynamic batch (with its external data file beside it)
+    onnx_fixed: Path  # the same with its input fixed to a batch of 3 (sharing oct_resnet.onnx.data)
+    export: Path  # torch.export.save, dynamic batch
+    export_fixed: Path  # torch.export.save with a fixed batch of 3
+    torchvision: torch.nn.Module  # a fine-tuned squeezenet1_1 (its 'classifier.1' replaced)
+    torchvision_state: Path  # its state dict
+
+
+def write_all(folder: Path) -> ThirdParty:
+    """Every third-party style's files in ``folder`` (exporting takes seconds: build them once)."""
+    torch.manual_seed(0)
+    net = trained_net()
+    code, state = write_python_style(folder / "published", net)
+    tv = finetuned_torchvision()
+    torch.save(tv.state_dict(), folder / "squeezenet_oct.pth")
+    onnx = write_onnx(folder / "oct_resnet.onnx", net)
+    return ThirdParty(
+        net=net, code=code, state_dict=state, onnx=onnx,
+        onnx_fixed=with_fixed_batch(onnx, folder / "oct_resnet_b3.onnx", 3),
+        export=write_export(folder / "oct_resnet.pt2", net),
+        export_fixed=write_export(folder / "oct_resnet_b3.pt2", net, fixed_batch=3),
+        torchvision=tv, torchvision_state=folder / "squeezenet_oct.pth",
+    )  # fmt: skip
