@@ -52,6 +52,12 @@ def _e2e_eyevolume(p: Path) -> tuple[object, int, int, list[str]]:
     )
 
 
+def _e2e_laterality(meta) -> str | None:
+    """eyepy gives an E2E series' laterality as its byte's value: '82' ('R') or '76' ('L')."""
+    value = meta.get("laterality") if hasattr(meta, "get") else None
+    return {"82": "OD", "76": "OS"}.get(str(value)) or parse_laterality(value)
+
+
 def _e2e_stack(source: str, ev, bscans, metadata: dict, bscan_distance: float | None) -> OCTVolume:
     bscan_meta = ev.meta["bscan_meta"]
     pattern = int(bscan_meta[0]["scan_pattern"])
@@ -69,8 +75,7 @@ def _e2e_stack(source: str, ev, bscans, metadata: dict, bscan_distance: float | 
     })
     return bscan_stack(source, "heyex-e2e", bscans, GEOMETRY[pattern], spacing if usable else None,
                        axial if usable else 1.0, metadata=metadata, unit="mm" if usable else "pixel",
-                       laterality=parse_laterality(ev.meta.get("laterality") if hasattr(ev.meta, "get") else None),
-                       bscan_distance=bscan_distance)
+                       laterality=_e2e_laterality(ev.meta), bscan_distance=bscan_distance)
 
 
 def _e2e_spacing(bscan_meta, width: int) -> tuple[float | None, float | None, float | None, str]:
@@ -131,6 +136,5 @@ def read_heyex_e2e(p: Path, bscan_distance: float | None, *, source: str) -> OCT
     return build_volume(
         source, "heyex-e2e", bscans, lateral, axial, distance if unit == "mm" else None,
         unit=unit, bscan_distance=bscan_distance, metadata=metadata,
-        laterality=parse_laterality(ev.meta.get("laterality") if hasattr(ev.meta, "get") else None),
-        missing="the B-scan centres do not differ",
+        laterality=_e2e_laterality(ev.meta), missing="the B-scan centres do not differ",
     )

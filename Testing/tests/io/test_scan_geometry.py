@@ -129,3 +129,29 @@ def test_circle_scan_is_explained_end_to_end(tmp_path, capsys):
     assert "circle B-scan(s)" in run["scan_geometry"] and run["bscans"] == [0, 1]
     written = sitk.ReadImage(str(tmp_path / "r" / "volume.nrrd"))
     assert written.GetMetaData(GEOMETRY_KEY) == "circle"
+
+
+def _codes(n: int) -> np.ndarray:
+    """E2E float16 codes: a dim speckle-free background (2^-4) and a bright band (2^-1) in the middle row."""
+    codes = np.full((n, *SIZE), 59 << 10, np.uint16)
+    codes[:, SIZE[0] // 2] = 62 << 10
+    return codes
+
+
+def test_e2e_circle_file_written_with_eyepy_structures(tmp_path):
+    from e2e_samples import write_e2e
+
+    path = write_e2e(tmp_path / "ring.e2e", _codes(1), [(-6.0, 1.0, 0.0, 1.0)], pattern=2, laterality="OS")
+    vol = load_oct(path)
+    assert vol.geometry == "circle" and vol.format == "heyex-e2e" and vol.laterality == "OS"
+    assert vol.bscan_spacing == pytest.approx((2 * math.pi * 6.0 * 0.2896 / SIZE[1],))
+    assert vol.bscans[0, SIZE[0] // 2].min() > vol.bscans[0, 0].max()  # eyepy's display transform, band bright
+
+
+def test_e2e_volume_file_keeps_its_laterality(tmp_path):
+    from e2e_samples import write_e2e
+
+    positions = [(-10.0, 1.0 - 0.5 * k, 10.0, 1.0 - 0.5 * k) for k in range(3)]
+    vol = load_oct(write_e2e(tmp_path / "cube.e2e", _codes(3), positions, pattern=3, laterality="OD"))
+    assert vol.cartesian and vol.bscans.shape == (3, *SIZE) and vol.laterality == "OD"  # eyepy says '82'
+    assert vol.spacing == pytest.approx((20 * 0.2896 / SIZE[1], 0.0039, 0.5 * 0.2896))

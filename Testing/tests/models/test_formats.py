@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from third_party import CLASSES, INPUT, NET_SOURCE, finetuned_torchvision
+from third_party import CLASSES, INPUT, NET_SOURCE, finetuned_torchvision, third_party  # noqa: F401 (fixture)
 
 from DiDALib.engine.core import DiDAEngine
 from DiDALib.models.fixed_batch import in_fixed_batches

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from third_party import CLASSES, bscans
+from third_party import CLASSES, bscans, third_party  # noqa: F401 (fixture)
 
 from DiDALib import cli
 from DiDALib.engine.core import DiDAEngine

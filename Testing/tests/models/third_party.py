@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pytest
 import torch
 
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
@@ -156,3 +157,15 @@ def write_all(folder: Path) -> ThirdParty:
         export_fixed=write_export(folder / "oct_resnet_b3.pt2", net, fixed_batch=3),
         torchvision=tv, torchvision_state=folder / "squeezenet_oct.pth",
     )  # fmt: skip
+
+
+_BUILT: dict[str, ThirdParty] = {}
+
+
+@pytest.fixture(scope="session")
+def third_party(tmp_path_factory) -> ThirdParty:
+    """The files of ``write_all``, built once per session however many test modules import this fixture (a
+    conftest.py here would shadow the top-level one that other tests import from)."""
+    if "files" not in _BUILT:
+        _BUILT["files"] = write_all(tmp_path_factory.mktemp("third_party"))
+    return _BUILT["files"]
