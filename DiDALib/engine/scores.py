@@ -15,8 +15,10 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch loads with the first score computed: the command line's parsers need only the names
+    import torch
 
 SCORE_MODES: tuple[str, ...] = ("probabilities", "logits", "log-odds")
 AUTO = "auto"
@@ -36,6 +38,8 @@ def check_score_mode(mode: str, allow_auto: bool = False) -> str:
 
 def log_odds(outputs: torch.Tensor) -> torch.Tensor:
     """Log-odds of every class from (B, K) outputs: ``z_k - logsumexp_{j != k} z_j`` (the output itself for K = 1)."""
+    import torch
+
     z = outputs.float()
     k = z.shape[1]
     if k == 1:
@@ -46,6 +50,8 @@ def log_odds(outputs: torch.Tensor) -> torch.Tensor:
 
 def transform_scores(outputs: torch.Tensor, mode: str) -> torch.Tensor:
     """The float32 (B, K) scores of a mode from the model's (B, K) outputs."""
+    import torch
+
     z = outputs.float()
     if mode == "probabilities":
         return torch.softmax(z, dim=1) if z.shape[1] > 1 else torch.sigmoid(z)

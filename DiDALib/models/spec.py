@@ -29,6 +29,7 @@ Weights are never unpickled: safetensors first, ``torch.load(weights_only=True)`
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,12 +204,13 @@ def _examples(value, classes: list[str], where: str) -> tuple[ModelExample, ...]
 
 
 def package_file(root: Path, name: str, what: str) -> Path:
-    """A file that ``model.json`` names, which must lie inside the package folder ``root``."""
-    path = (root / name).resolve()
-    if not path.is_relative_to(root.resolve()):
+    """A file that ``model.json`` names, which must lie inside the package folder ``root`` (by its name: no
+    absolute path, no '..'; a symbolic link inside the package may point elsewhere, as a user's own choice)."""
+    relative = Path(os.path.normpath(name))
+    if relative.is_absolute() or relative.parts[:1] == ("..",) or relative.drive:
         raise ModelPackageError(f"{root}: {what} {name!r} lies outside the package folder: "
                                 "a package names only files inside it")
-    return path
+    return root / relative
 
 
 def read_spec(package: str | Path) -> ModelSpec:

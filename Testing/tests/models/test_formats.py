@@ -52,10 +52,10 @@ def test_python_package_never_runs_its_code_without_consent(tmp_path, third_part
     marker = tmp_path / "ran.txt"
     source = f"open({str(marker)!r}, 'w').write('x')\n" + NET_SOURCE
     folder = _python_package(tmp_path, third_party, source)
-    assert code_to_trust(folder) == (folder / "oct_resnet.py").resolve()
+    assert code_to_trust(folder) == folder / "oct_resnet.py"
     with pytest.raises(UntrustedCodeError, match="oct_resnet.py.*own Python code.*--trust-code") as info:
         load_model_package(folder)
-    assert info.value.code_file == (folder / "oct_resnet.py").resolve()
+    assert info.value.code_file == folder / "oct_resnet.py"
     assert not marker.exists()  # refused before a line of it ran
     assert not list(folder.rglob("__pycache__"))
     pkg = load_model_package(folder, trust_code=True)
