@@ -14,6 +14,7 @@ import numpy as np
 from .engine.core import DiDAEngine, GridCallback, Progress
 from .engine.grid import DEFAULT_GRIDS, check_weights, validate_grids
 from .engine.result import DiDAResult
+from .engine.scores import AUTO, check_score_mode, choose_auto
 from .maps.mixing import MixedImage, mixed_image, mixed_peak
 from .models.package import ModelPackage
 from .models.preprocess import input_region, preprocess_bscan
@@ -21,7 +22,8 @@ from .models.preprocess import input_region, preprocess_bscan
 
 @dataclass
 class ExplainSettings:
-    """What a user chooses for a run; ``score=None`` takes the model package's default."""
+    """What a user chooses for a run; ``score=None`` takes the model package's default, ``"auto"`` lets the
+    explainer choose from the model's outputs on the explained B-scans (``engine.scores.choose_auto``)."""
 
     grids: tuple[int, ...] = DEFAULT_GRIDS
     weights: tuple[float, ...] | None = None
@@ -42,6 +44,8 @@ class ExplainSettings:
             check_weights(self.weights, sorted(self.grids))
         if isinstance(self.classes, str):
             parse_top(self.classes)
+        if self.score is not None:
+            check_score_mode(self.score, allow_auto=True)
 
 
 def parse_top(spec: str) -> int | None:
@@ -142,10 +146,14 @@ class VolumeExplainer:
         spec = package.spec
         if not isinstance(self.settings.classes, str):
             class_indices(spec.classes, self.settings.classes)  # fail on unknown names before any long run
+        requested = self.settings.score or spec.score
+        self._auto = requested == AUTO
+        #: how the score mode was chosen (a sentence for run records), or None when it was not ``auto``
+        self.score_note: str | None = None
         self.engine = DiDAEngine(
             package.model,
             device=self.settings.device,
-            score=self.settings.score or spec.score,
+            score="probabilities" if self._auto else requested,  # auto is settled by resolve_score before any run
             fill=engine_fill(self.settings.fill, package),
             batch_size=self.settings.batch_size,
             precision=self.settings.precision,
@@ -165,9 +173,28 @@ class VolumeExplainer:
             raise ValueError(f"B-scans must be (n_bscans, depth, width); got shape {b.shape}")
         return b
 
+    def resolve_score(self, bscans: np.ndarray, indices: Sequence[int] | None = None) -> str:
+        """The score mode of this explainer's runs. ``auto`` is settled here, once per explainer, from the model's
+        outputs on the chosen B-scans (all by default: one model pass each); every run calls this first, and a
+        caller that explains a volume B-scan by B-scan should call it with the whole volume up front."""
+        if self._auto:
+            import torch
+
+            b = self._checked(bscans)
+            chosen = chosen_bscans(b.shape[0], indices)
+            outputs = []
+            for start in range(0, len(chosen), 16):
+                x = torch.stack([preprocess_bscan(b[i], self.package.spec)[0] for i in chosen[start : start + 16]])
+                x = x.to(self.engine.device).contiguous(memory_format=self.engine.memory_format)
+                outputs.append(self.engine.outputs(x))
+            self.engine.score, self.score_note = choose_auto(torch.cat(outputs))
+            self._auto = False
+        return self.engine.score
+
     def explain_bscan(self, bscan: np.ndarray, index: int = 0, on_grid: GridCallback | None = None,
                       cancel=None) -> DiDAResult:
         """DiDA of one B-scan (depth, width) in [0, 1]; ``result.index`` is set to ``index``."""
+        self.resolve_score(np.asarray(bscan)[None])
         x, region = preprocess_bscan(bscan, self.package.spec)
         call = None if on_grid is None else (lambda _i, n, d, base: on_grid(index, n, d, base))
         result = self.engine.explain(x, grids=self.settings.grids, region=region, on_grid=call, cancel=cancel)
@@ -186,6 +213,7 @@ class VolumeExplainer:
         as it completes, with ``result.index`` the B-scan's index in the stack."""
         b = self._checked(bscans)
         chosen = chosen_bscans(b.shape[0], indices)
+        self.resolve_score(b, chosen)
         region = input_region(b.shape[1:], self.package.spec)
         inputs = (preprocess_bscan(b[i], self.package.spec)[0] for i in chosen)
         call = None if on_grid is None else (lambda j, n, d, base: on_grid(chosen[j], n, d, base))

@@ -14,6 +14,7 @@ from ..engine.devices import describe_device
 from ..engine.grid import DEFAULT_GRIDS, passes_per_image
 from ..footprint import parse_size
 from ..io.output_dir import RUN_FILE, RUN_FORMAT, check_output, staged_output
+from ..engine.scores import AUTO, SCORE_MODES
 from ..io.registry import describe_formats, load_oct
 from ..io.results import RESULTS_FILE, write_maps, write_results, write_scores
 from ..io.volume import OCTVolume
@@ -36,7 +37,11 @@ def add_parser(sub) -> None:
     e.add_argument("--weights", help="one weight per grid (default: finer grids slightly heavier)")
     e.add_argument("--fill", default="black", help="masked cells show: black (default, as in the paper), mean, "
                    "blur, or an intensity in [0, 1]")
-    e.add_argument("--score", choices=("probabilities", "logits"), help="default: the model package's")
+    e.add_argument("--score", choices=SCORE_MODES + (AUTO,), help="probabilities, logits, log-odds (does not "
+                   "saturate on confident models) or auto (log-odds when the model is saturated); default: the "
+                   "model package's")
+    e.add_argument("--trust-code", action="store_true", help="run the model package's own Python code (python: "
+                   "packages); only for packages whose source you trust")
     e.add_argument("--classes", default="top3", help="top3 (default), topN, all, or class names separated by commas")
     e.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu or cuda")
     e.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
@@ -167,12 +172,14 @@ def _summary(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings
         "dida_version": __version__,
         "input": volume.source,
         "input_format": volume.format,
+        **({"scan_geometry": volume.describe()} if not volume.cartesian else {}),
         "model": str(package.path),
         "model_name": package.spec.name,
         "demo_model": package.spec.demo,
         "device": describe_device(explainer.engine.device),
         "precision": str(explainer.engine.dtype).removeprefix("torch."),
         "score": explainer.engine.score,
+        **({"score_choice": explainer.score_note} if explainer.score_note else {}),
         "fill": settings.fill,
         "grids": list(settings.grids),
         "weights": list(settings.weights) if settings.weights else "default (1.0 coarsest to 1.5 finest, normalised)",
@@ -219,7 +226,7 @@ def cmd_explain(args) -> int:
     protect = (args.input, model)
     check_output(args.out, args.force, protect, "--out")  # before anything is loaded
     check_loading(model, limit)
-    package = load_model_package(model)
+    package = load_model_package(model, trust_code=args.trust_code)
     volume = load_oct(args.input, bscan_distance=args.bscan_distance)
     indices = parse_bscans(args.bscans, volume.n_bscans)
     summary = run_explain(volume, package, settings, indices, Path(args.out), force=args.force,

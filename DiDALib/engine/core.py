@@ -14,8 +14,9 @@ from .devices import MAX_CUDA_BATCH_SIZE, BatchSizeTuner, resolve_device, resolv
 from .grid import DEFAULT_GRIDS, cell_boxes, validate_grids
 from .masks import Fill, fill_image, mask_batch
 from .result import DiDAResult
+from .scores import check_score_mode, transform_scores
 
-ScoreMode = str  # "probabilities" | "logits"
+ScoreMode = str  # one of scores.SCORE_MODES: "probabilities", "logits", "log-odds"
 GridCallback = Callable[[int, int, np.ndarray, np.ndarray], None]
 
 
@@ -133,7 +134,8 @@ class DiDAEngine:
 
     ``model`` takes a float tensor (B, C, H, W) and returns (B, K) scores; a ``torch.nn.Module`` is put in eval
     mode and moved to the device (channels-last where asked), a plain function is called as it is.
-    ``score`` is ``"probabilities"`` (softmax of the outputs, sigmoid for a single output) or ``"logits"``.
+    ``score`` is ``"probabilities"`` (softmax of the outputs, sigmoid for a single output), ``"logits"`` or
+    ``"log-odds"`` (``scores.py`` says when to choose which).
     ``fill`` is what a masked cell shows, in the model-input domain: a number, one per channel, ``"mean"`` or
     ``"blur"``. ``batch_size=None`` picks one for the device (on CUDA from its free memory, and an out-of-memory
     error halves it and retries; on the CPU the fastest of a few sizes, timed on the first batches of real work).
@@ -156,8 +158,7 @@ class DiDAEngine:
     ):
         if not callable(model):
             raise TypeError(f"model is a {type(model).__name__}, not a callable taking (B, C, H, W) images")
-        if score not in ("probabilities", "logits"):
-            raise ValueError(f"score {score!r} is not known: use 'probabilities' or 'logits'")
+        check_score_mode(score)
         if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1):
             raise ValueError(f"batch_size {batch_size!r} must be a positive integer or None")
         if isinstance(fill, str) and fill not in ("mean", "blur"):
@@ -183,6 +184,8 @@ class DiDAEngine:
                 self._static_batch = True
             except Exception as exc:  # torch.compile is unavailable on some builds and platforms
                 warnings.warn(f"torch.compile is unavailable ({exc}); running the model eagerly", stacklevel=2)
+        if batch_size is None:  # a model that takes one batch size only (a fixed-batch ONNX or exported program)
+            batch_size = getattr(model, "fixed_batch_size", None)
         self._batch_size = int(batch_size) if batch_size is not None else None
         self._tuner: BatchSizeTuner | None = None
         self._plans: dict[tuple, _Plan] = {}
@@ -221,6 +224,10 @@ class DiDAEngine:
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """The model's float32 scores (B, K) of a batch, in the engine's score mode, checked for shape."""
+        return transform_scores(self.outputs(x), self.score)
+
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's raw float32 outputs (B, K) of a batch (no score transform), checked for shape."""
         b = x.shape[0]
         pad = 0
         if self._static_batch and self._batch_size and b < self._batch_size:
@@ -244,10 +251,7 @@ class DiDAEngine:
                 f"the model returned scores of shape {tuple(out.shape)} for a batch of {x.shape[0]} images: "
                 "it must return (B, K), one row of K class scores per image"
             )
-        out = out[:b].float()
-        if self.score == "probabilities":
-            out = torch.softmax(out, dim=1) if out.shape[1] > 1 else torch.sigmoid(out)
-        return out
+        return out[:b].float()
 
     def _choose_batch_size(self, item: _Item) -> int:
         if self.device.type != "cuda":

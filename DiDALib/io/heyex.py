@@ -1,10 +1,12 @@
 """What the Heidelberg readers (VOL, XML, E2E through eyepy) share: eyepy kept quiet, its B-scans in [0, 1],
-the B-scan positions, the scan patterns and Heyex's angle-to-distance factor."""
+the B-scan positions, the scan patterns, the A-scan spacing of circle and radial scans and Heyex's
+angle-to-distance factor."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ HEIDELBERG_BSCAN_ORDER = (
 MM_PER_DEGREE = 0.2896
 VOL_SCAN_PATTERNS = {0: "unknown", 1: "line", 2: "circle", 3: "volume (ART)", 4: "fast volume", 5: "radial"}
 NON_CARTESIAN = {2: "circle", 5: "radial (star)"}
+GEOMETRY = {2: "circle", 5: "radial"}  # scan pattern -> OCTVolume.geometry
 
 
 def looks_like_heyex_xml(p: Path) -> bool:
@@ -81,3 +84,19 @@ def bscan_positions(bscan_meta) -> list[list[float]]:
         except (KeyError, TypeError, ValueError):
             return []
     return out
+
+
+def path_spacing(pattern: int, positions: list[list[float]], ascans: int, scale: float = 1.0) -> tuple[list, str]:
+    """The A-scan spacing of each circle or radial B-scan from its start and end positions (x scale = mm), and how.
+
+    A circle B-scan's start is a point on the circle and its end the centre (Heyex's convention, as OCTSEG reads
+    it): its A-scans go once around, 2 pi r / A-scans apart. A radial B-scan is a line from start to end through
+    the centre: |end - start| / (A-scans - 1).
+    """
+    out = []
+    for sx, sy, ex, ey in positions:
+        length = math.hypot(ex - sx, ey - sy) * scale
+        out.append(2 * math.pi * length / ascans if pattern == 2 else length / max(1, ascans - 1))
+    how = ("circle: 2 pi |start - end| / A-scans (start on the circle, end its centre)" if pattern == 2 else
+           "radial line: |end - start| / (A-scans - 1)")
+    return out, how

@@ -13,6 +13,10 @@ Formats (``SUPPORTED_FORMATS``) and where their spacing comes from:
   SimpleITK's series reader (its spacing).
 - ``nrrd``, ``nifti``, ``metaimage``: the header spacing, read by SimpleITK (x = A-scans, y = depth, z = B-scans).
 - ``image``, ``multipage-tiff``, ``image-folder`` (PNG, JPEG, TIFF): no physical spacing; (1, 1, 1) pixels.
+- ``topcon-fda``, ``topcon-fds``, ``zeiss-img``, ``bioptigen-oct``, ``optovue-oct``: through OCT-Converter
+  (``octconverter.py`` says where each one's spacing comes from).
+
+Circle and radial scans (Heidelberg, Topcon, Bioptigen) are read as stacks of B-scans (``OCTVolume.geometry``).
 
 Every failure raises :class:`OCTReadError` naming the file, what was found and what was expected. The input
 files are only ever opened for reading.
@@ -33,6 +37,7 @@ from .heyex_vol import read_heyex_vol
 from .heyex_xml import read_heyex_xml
 from .images import IMAGE_EXTENSIONS, open_pil, read_image, read_image_folder
 from .itk import itk_reader
+from .octconverter import is_optovue, read_topcon, read_vendor_oct, read_zeiss_img
 from .volume import OCTReadError, OCTVolume, check_bscan_distance
 
 __all__ = [
@@ -69,6 +74,12 @@ SUPPORTED_FORMATS: dict[str, FormatInfo] = {
     "dicom": FormatInfo(
         "DICOM: a multi-frame file such as Ophthalmic Tomography, or a folder of slices", DICOM_EXTENSIONS, True
     ),
+    "topcon-fda": FormatInfo("Topcon FDA (3D OCT-1000/2000, Maestro), through OCT-Converter", (".fda",)),
+    "topcon-fds": FormatInfo("Topcon FDS (DRI OCT Triton), through OCT-Converter", (".fds",)),
+    "zeiss-img": FormatInfo("Zeiss Cirrus raw .img export (named as Cirrus names it), through OCT-Converter",
+                            (".img",)),
+    "bioptigen-oct": FormatInfo("Bioptigen .oct, through OCT-Converter", (".oct",)),
+    "optovue-oct": FormatInfo("Optovue .oct with its .txt filespec beside it, through OCT-Converter", (".oct",)),
 }
 SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(
     sorted({ext for info in SUPPORTED_FORMATS.values() for ext in info.extensions})
@@ -153,6 +164,8 @@ def detect_format(path: str | os.PathLike) -> str:
     if fmt == "image" and _suffix(p) in (".tif", ".tiff"):
         with open_pil(p) as im:
             return "multipage-tiff" if getattr(im, "n_frames", 1) > 1 else "image"
+    if fmt in ("bioptigen-oct", "optovue-oct"):
+        return "optovue-oct" if is_optovue(p) else "bioptigen-oct"
     return fmt
 
 
@@ -231,4 +244,9 @@ READERS = {
     "nifti": itk_reader("nifti", SUPPORTED_FORMATS["nifti"].extensions),
     "metaimage": itk_reader("metaimage", SUPPORTED_FORMATS["metaimage"].extensions),
     "dicom": read_dicom,
+    "topcon-fda": read_topcon,
+    "topcon-fds": read_topcon,
+    "zeiss-img": read_zeiss_img,
+    "bioptigen-oct": read_vendor_oct,  # .oct is Bioptigen's and Optovue's: the reader tells them apart
+    "optovue-oct": read_vendor_oct,
 }

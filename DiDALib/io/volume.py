@@ -8,6 +8,12 @@ unflipped, and the slice slider walks the B-scans in file order.
 Single-B-scan volumes and files that do not give the B-scan distance get a placeholder distance
 (:func:`placeholder_distance`): the caller's ``bscan_distance`` when given, else the lateral spacing, so that a
 voxel is never flat; ``spacing_placeholder`` then says that the third spacing was not read from the file.
+
+Circle and radial scans are stacks of B-scans that are not parallel slices (``geometry`` ``"circle"`` or
+``"radial"``, :func:`bscan_stack`): each B-scan is an ordinary image for a classifier, with its true A-scan
+spacing along its circle or line (``bscan_spacing``), but the stack is no 3-D volume. Their third spacing is always
+a placeholder, and ``to_sitk`` writes the geometry into the image's metadata (``DiDA_scan_geometry``), so a saved
+stack says what it is.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SPACING_UNITS = ("mm", "pixel")
+#: how the B-scans lie: parallel slices of a volume (or one line), around circles, or as lines through one centre
+GEOMETRIES = ("cartesian", "circle", "radial")
+GEOMETRY_KEY = "DiDA_scan_geometry"  # the SimpleITK / NRRD metadata key that carries ``geometry``
 # ITU-R BT.601 luma weights: the same as Pillow's convert("L"), so colour exports match what viewers show as grey.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
@@ -41,6 +50,8 @@ class OCTVolume:
     spacing_placeholder: bool = False
     spacing_unit: str = "mm"
     metadata: dict = field(default_factory=dict)
+    geometry: str = "cartesian"
+    bscan_spacing: tuple[float, ...] | None = None  # non-Cartesian: each B-scan's A-scan spacing along its path
 
     def __post_init__(self) -> None:
         what = f"OCTVolume({self.source!r})" if self.source else "OCTVolume"
@@ -79,6 +90,21 @@ class OCTVolume:
             raise ValueError(f"{what}: spacing_unit {self.spacing_unit!r} must be one of {SPACING_UNITS}")
         if self.laterality not in (None, "OD", "OS"):
             raise ValueError(f"{what}: laterality {self.laterality!r} must be 'OD', 'OS' or None")
+        if self.geometry not in GEOMETRIES:
+            raise ValueError(f"{what}: geometry {self.geometry!r} must be one of {GEOMETRIES}")
+        if self.geometry != "cartesian":
+            self.spacing_placeholder = True  # B-scans around a circle or a centre have no distance between them
+        if self.bscan_spacing is not None:
+            values = tuple(float(v) for v in self.bscan_spacing)
+            if len(values) != self.n_bscans or not all(math.isfinite(v) and v > 0 for v in values):
+                raise ValueError(f"{what}: bscan_spacing needs one positive A-scan spacing per B-scan "
+                                 f"({self.n_bscans}), got {self.bscan_spacing!r}")
+            self.bscan_spacing = values
+
+    @property
+    def cartesian(self) -> bool:
+        """True for parallel B-scans (a volume or a line scan); False for circle and radial scans."""
+        return self.geometry == "cartesian"
 
     @property
     def n_bscans(self) -> int:
@@ -101,6 +127,11 @@ class OCTVolume:
         unit = self.spacing_unit
         dist_text = f"{dist:.6g}" + (" (placeholder)" if self.spacing_placeholder else "")
         eye = f", {self.laterality}" if self.laterality else ""
+        if not self.cartesian:
+            along = "circle" if self.geometry == "circle" else "line"
+            return (f"{self.n_bscans} {self.geometry} B-scan(s) x {self.depth} x {self.width} px, A-scan spacing "
+                    f"along the {along} {lat:.6g} x axial {ax:.6g} {unit}; not a 3-D volume: each B-scan is its own "
+                    f"image [{self.format or 'unknown format'}{eye}]")
         return (
             f"{self.n_bscans} B-scan(s) x {self.depth} x {self.width} px, spacing lateral {lat:.6g} x axial {ax:.6g} "
             f"x B-scan distance {dist_text} {unit} [{self.format or 'unknown format'}{eye}]"
@@ -114,6 +145,9 @@ class OCTVolume:
         image.SetSpacing(tuple(float(s) for s in self.spacing))
         image.SetOrigin((0.0, 0.0, 0.0))
         image.SetDirection((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+        if not self.cartesian:
+            image.SetMetaData(GEOMETRY_KEY, self.geometry)
+            image.SetMetaData("DiDA_note", geometry_note(self.geometry))
         return image
 
     @classmethod
@@ -166,10 +200,15 @@ class OCTVolume:
             metadata["origin"] = list(origin)
         lateral, axial = spacing[0], spacing[1]
         distance = spacing[2] if dim == 3 else None
+        geometry = image.GetMetaData(GEOMETRY_KEY) if image.HasMetaDataKey(GEOMETRY_KEY) else "cartesian"
+        if geometry not in GEOMETRIES:
+            raise OCTReadError(f"{where}: its {GEOMETRY_KEY} is {geometry!r}: expected one of {GEOMETRIES}")
         placeholder = bscans.shape[0] == 1  # one B-scan has no neighbour: a z spacing there is not a distance
         if placeholder:
             why = "a 2-D image holds one B-scan" if dim == 2 else "a single B-scan"
             distance = placeholder_distance(metadata, lateral, bscan_distance, why, file_distance=distance)
+        elif geometry != "cartesian":
+            metadata["spacing_note"] = geometry_note(geometry)
         return cls(
             bscans=bscans,
             spacing=(lateral, axial, float(distance)),
@@ -178,7 +217,38 @@ class OCTVolume:
             spacing_placeholder=placeholder,
             spacing_unit="mm",
             metadata=metadata,
+            geometry=geometry,
         )
+
+
+def geometry_note(geometry: str) -> str:
+    """One sentence for users and files: what a non-Cartesian stack of B-scans is and is not."""
+    path = "around a circle" if geometry == "circle" else "along lines through one centre"
+    return (f"a {geometry} scan: a stack of independent B-scans {path}, not a 3-D volume; each B-scan has its true "
+            "A-scan spacing, and the third spacing is a display placeholder, not a distance")
+
+
+def bscan_stack(source: str, fmt: str, bscans: np.ndarray, geometry: str, bscan_spacing, axial: float, *,
+                metadata: dict, unit: str = "mm", laterality: str | None = None,
+                bscan_distance: float | None = None) -> OCTVolume:
+    """A circle or radial scan as a stack of B-scans: each with its A-scan spacing along its circle or line
+    (``bscan_spacing``, mm), the volume's lateral spacing theirs (their mean where they differ, as for circles of
+    several radii, and said so), and a placeholder third spacing."""
+    if geometry not in GEOMETRIES[1:]:
+        raise ValueError(f"bscan_stack is for circle and radial scans, not {geometry!r}")
+    spacing = [float(v) for v in bscan_spacing] if bscan_spacing is not None else None
+    if unit == "pixel" or not spacing:
+        lateral, axial, spacing = 1.0, 1.0, None
+    else:
+        lateral = float(np.mean(spacing))
+        if max(spacing) - min(spacing) > 0.01 * lateral:
+            metadata["lateral_note"] = ("the B-scans' A-scan spacings differ (see bscan_spacing): the volume's lateral "
+                                        "spacing is their mean")
+    metadata["spacing_note"] = geometry_note(geometry)
+    distance = check_bscan_distance(bscan_distance) if bscan_distance is not None else lateral
+    return OCTVolume(bscans=bscans, spacing=(lateral, float(axial), distance), laterality=laterality, source=source,
+                     format=fmt, spacing_placeholder=True, spacing_unit=unit, metadata=metadata, geometry=geometry,
+                     bscan_spacing=tuple(spacing) if spacing else None)
 
 
 def placeholder_distance(

@@ -1,8 +1,10 @@
 """Model packages: a folder with ``model.json`` and weights, loaded safely and checked against each other.
 
 The fields of ``model.json`` are listed and checked in ``spec``, the architectures a package can name are in
-``registry``, and ``preprocess`` makes the model input. Weights are never unpickled: safetensors first,
-``torch.load(weights_only=True)`` for ``.pth``.
+``registry``, ``preprocess`` makes the model input and ``validate`` runs the package's example B-scans. Weights
+are never unpickled: safetensors first, ``torch.load(weights_only=True)`` for ``.pth``. A package that builds its
+network with its own Python code (``python:``) loads only with ``trust_code=True``; ``code_to_trust`` says
+beforehand which file that would run.
 """
 
 from __future__ import annotations
@@ -13,8 +15,13 @@ from pathlib import Path
 
 import torch
 
-from .registry import loader_for
-from .spec import ModelPackageError, ModelSpec, read_spec
+from .python_code import UntrustedCodeError, code_file, code_to_trust
+from .registry import Source, loader_for
+from .spec import ModelPackageError, ModelSpec, package_file, read_spec
+from .validate import check_examples
+
+__all__ = ["ModelPackage", "ModelPackageError", "UntrustedCodeError", "code_to_trust", "demo_model_path",
+           "load_model_package", "save_model_package"]
 
 
 @dataclass
@@ -26,19 +33,28 @@ class ModelPackage:
     path: Path
 
 
-def load_model_package(package: str | Path) -> ModelPackage:
-    """Load a model package, checking that the weights fit the architecture and the class list."""
+def load_model_package(package: str | Path, trust_code: bool = False) -> ModelPackage:
+    """Load a model package, checking that the weights fit the architecture and the class list, and that the
+    model ranks each of the package's example B-scans as the package says.
+
+    A package whose network is built by its own Python code raises ``UntrustedCodeError`` (naming the file)
+    unless ``trust_code`` is True: set it only after the user agreed to run that file.
+    """
     path = Path(package)
     if not path.exists():
         raise ModelPackageError(f"{path}: no such model package folder")
     spec = read_spec(path)
     root = path if path.is_dir() else path.parent
-    weights = root / spec.weights
+    code = code_file(spec, root)
+    if code is not None and not trust_code:
+        raise UntrustedCodeError(code)
+    weights = package_file(root, spec.weights, "the weights file")
     if not weights.is_file():
         raise ModelPackageError(f"{root}: the weights file {spec.weights!r} named in model.json is missing")
-    model = loader_for(spec.architecture)(spec, weights)
+    model = loader_for(spec.architecture)(spec, Source(root, weights, trust_code))
     model.eval()
     _check_output(model, spec, weights)
+    check_examples(model, spec, root)
     return ModelPackage(spec, model, root)
 
 

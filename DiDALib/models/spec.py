@@ -5,16 +5,20 @@
     {
       "format": "dida-model/1",
       "name": "DiDA demo OCT classifier",
-      "architecture": "timm:efficientnet_b0",      # or "torchscript"
-      "architecture_args": {},                      # extra keyword arguments for timm.create_model
-      "weights": "model.safetensors",              # .safetensors, .pth/.pt state dict, or a TorchScript .pt
+      "architecture": "timm:efficientnet_b0",      # or torchvision:<name>, python:<file.py>:<callable>,
+                                                    #    onnx, torch-export, torchscript (see registry.py)
+      "architecture_args": {},                      # keyword arguments for the builder (timm, torchvision, python)
+      "head": "classifier.1",                       # torchvision only: the one layer resized to the classes
+      "weights": "model.safetensors",              # state dict (.safetensors, .pth), or .onnx / .pt2 / .pt
       "classes": ["normal", "drusen", ...],
       "input_size": [224, 224],                     # model input [height, width]
       "channels": 1,                                # 1 (grey) or 3 (grey repeated)
-      "mean": [0.5], "std": [0.25],                 # per channel, on intensities in [0, 1]
+      "normalisation": "mean-std",                  # or "none" (intensities in [0, 1] as they are), "imagenet"
+      "mean": [0.5], "std": [0.25],                 # per channel, on intensities in [0, 1] (mean-std only)
       "width_scale": 1.0,                           # B-scan width factor before resizing (the paper: 0.5)
       "resize": "stretch",                          # or "letterbox" (keep aspect, black margin)
-      "score": "probabilities",                     # default score mode: or "logits"
+      "score": "probabilities",                     # default score mode: or logits, log-odds, auto
+      "examples": [{"image": "examples/a.png", "top": "drusen"}],  # checked on every load
       "demo": false,                                # true marks a demonstration model, not for clinical use
       "description": "..."
     }
@@ -26,10 +30,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 FORMAT = "dida-model/1"
+NORMALISATIONS = ("mean-std", "none", "imagenet")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+SCORES = ("probabilities", "logits", "log-odds", "auto")  # engine.scores.SCORE_MODES and "auto"
 
 
 class ModelPackageError(ValueError):
@@ -72,6 +80,14 @@ def _weights_name(data: dict, where: str) -> str:
 
 
 @dataclass(frozen=True)
+class ModelExample:
+    """A B-scan image inside the package and the class the model must rank first on it."""
+
+    image: str
+    top: str
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """What ``model.json`` says: the architecture, the classes and how a B-scan becomes the model input."""
 
@@ -89,6 +105,9 @@ class ModelSpec:
     demo: bool = False
     description: str = ""
     architecture_args: dict = field(default_factory=dict)
+    head: str | None = None
+    normalisation: str = "mean-std"
+    examples: tuple[ModelExample, ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "model.json") -> ModelSpec:
@@ -120,8 +139,20 @@ class ModelSpec:
                 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 8 for v in size)):
             raise ModelPackageError(f"{where}: 'input_size' is {size!r}: it must be [height, width], each an "
                                     "integer >= 8")
-        mean = _numbers(data, "mean", [0.5] * channels, channels, where)
-        std = _numbers(data, "std", [0.25] * channels, channels, where)
+        normalisation = data.get("normalisation", "mean-std")
+        if normalisation not in NORMALISATIONS:
+            raise ModelPackageError(f"{where}: 'normalisation' is {normalisation!r}: use 'mean-std' (with 'mean' "
+                                    "and 'std'), 'none' or 'imagenet'")
+        if normalisation == "imagenet" and channels != 3:
+            raise ModelPackageError(f"{where}: 'imagenet' normalisation is per RGB channel: it needs 'channels' 3")
+        if normalisation != "mean-std" and ("mean" in data or "std" in data):
+            raise ModelPackageError(f"{where}: 'normalisation' {normalisation!r} sets the mean and std itself: "
+                                    "remove 'mean' and 'std', or use 'mean-std'")
+        default_mean, default_std = {"none": ((0.0,) * channels, (1.0,) * channels),
+                                     "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}.get(normalisation, ((0.5,) * channels,
+                                                                                                 (0.25,) * channels))
+        mean = _numbers(data, "mean", list(default_mean), channels, where)
+        std = _numbers(data, "std", list(default_std), channels, where)
         if any(v <= 0 for v in std):
             raise ModelPackageError(f"{where}: 'std' is {list(std)}: every value must be > 0")
         width_scale = _number(data, "width_scale", 1.0, where)
@@ -131,8 +162,14 @@ class ModelSpec:
         if resize not in ("stretch", "letterbox"):
             raise ModelPackageError(f"{where}: 'resize' is {resize!r}: use 'stretch' or 'letterbox'")
         score = data.get("score", "probabilities")
-        if score not in ("probabilities", "logits"):
-            raise ModelPackageError(f"{where}: 'score' is {score!r}: use 'probabilities' or 'logits'")
+        if score not in SCORES:
+            raise ModelPackageError(f"{where}: 'score' is {score!r}: use {', '.join(repr(s) for s in SCORES)}")
+        head = data.get("head")
+        if head is not None and not (isinstance(head, str) and head and str(data["architecture"]).startswith(
+                "torchvision:")):
+            raise ModelPackageError(f"{where}: 'head' names the layer of a torchvision: architecture resized to the "
+                                    "classes (e.g. \"classifier.1\" or \"fc\"); remove it for other architectures")
+        examples = _examples(data.get("examples", []), classes, where)
         args = data.get("architecture_args", {})
         if not isinstance(args, dict):
             raise ModelPackageError(f"{where}: 'architecture_args' must be an object")
@@ -151,11 +188,14 @@ class ModelSpec:
             demo=bool(data.get("demo", False)),
             description=str(data.get("description", "")),
             architecture_args=dict(args),
+            head=head,
+            normalisation=normalisation,
+            examples=examples,
         )
 
     def to_dict(self) -> dict:
-        """The ``model.json`` mapping."""
-        return {
+        """The ``model.json`` mapping (``mean``/``std`` only for mean-std normalisation, optional fields when set)."""
+        data = {
             "format": FORMAT,
             "name": self.name,
             "architecture": self.architecture,
@@ -164,6 +204,7 @@ class ModelSpec:
             "classes": list(self.classes),
             "input_size": list(self.input_size),
             "channels": self.channels,
+            "normalisation": self.normalisation,
             "mean": list(self.mean),
             "std": list(self.std),
             "width_scale": self.width_scale,
@@ -172,11 +213,43 @@ class ModelSpec:
             "demo": self.demo,
             "description": self.description,
         }
+        if self.normalisation != "mean-std":
+            del data["mean"], data["std"]
+        if self.head is not None:
+            data["head"] = self.head
+        if self.examples:
+            data["examples"] = [{"image": e.image, "top": e.top} for e in self.examples]
+        return data
 
     def fill_value(self, raw: float = 0.0) -> list[float]:
         """A raw intensity (0 = black, as in the paper) in the model-input domain, one value per channel."""
         return [(raw - m) / s for m, s in zip(self.mean, self.std)]
 
+
+def _examples(value, classes: list[str], where: str) -> tuple[ModelExample, ...]:
+    if not isinstance(value, list):
+        raise ModelPackageError(f"{where}: 'examples' must be a list of {{\"image\": ..., \"top\": ...}} objects")
+    out = []
+    for k, item in enumerate(value):
+        if not (isinstance(item, dict) and set(item) == {"image", "top"} and isinstance(item["image"], str)
+                and item["image"]):
+            raise ModelPackageError(f"{where}: example {k} must be {{\"image\": \"<file in the package>\", "
+                                    "\"top\": \"<class>\"}")
+        if item["top"] not in classes:
+            raise ModelPackageError(f"{where}: example {item['image']!r} expects the class {item['top']!r}, which is "
+                                    f"not among 'classes' {classes}")
+        out.append(ModelExample(item["image"], item["top"]))
+    return tuple(out)
+
+
+def package_file(root: Path, name: str, what: str) -> Path:
+    """A file that ``model.json`` names, which must lie inside the package folder ``root`` (by its name: no
+    absolute path, no '..'; a symbolic link inside the package may point elsewhere, as a user's own choice)."""
+    relative = Path(os.path.normpath(name))
+    if relative.is_absolute() or relative.parts[:1] == ("..",) or relative.drive:
+        raise ModelPackageError(f"{root}: {what} {name!r} lies outside the package folder: "
+                                "a package names only files inside it")
+    return root / relative
 
 
 def read_spec(package: str | Path) -> ModelSpec:

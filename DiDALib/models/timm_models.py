@@ -3,10 +3,9 @@ package's state dict loaded into it."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
+from .registry import Source
 from .spec import ModelPackageError, ModelSpec
 from .weights import load_weights
 
@@ -23,7 +22,8 @@ def build_timm(spec: ModelSpec) -> torch.nn.Module:
         raise ModelPackageError(
             f"architecture {spec.architecture!r} is not a timm model"
             + (f" (similar: {', '.join(close)})" if close else "")
-            + "; use 'timm:<name>' with a name from timm.list_models(), or 'torchscript'"
+            + "; use 'timm:<name>' with a name from timm.list_models(), or another architecture of "
+            "DiDALib.models.registry (torchvision:<name>, python:<file.py>:<callable>, onnx, torch-export)"
         )
     try:
         return timm.create_model(
@@ -33,6 +33,6 @@ def build_timm(spec: ModelSpec) -> torch.nn.Module:
         raise ModelPackageError(f"architecture_args {spec.architecture_args} do not fit {name}: {exc}") from None
 
 
-def load_timm(spec: ModelSpec, weights: Path) -> torch.nn.Module:
+def load_timm(spec: ModelSpec, source: Source) -> torch.nn.Module:
     """The timm network of ``spec`` with the weights of the package."""
-    return load_weights(build_timm(spec), weights, spec.architecture, len(spec.classes))
+    return load_weights(build_timm(spec), source.weights, spec.architecture, len(spec.classes))

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import torch
 
+from .registry import Source
 from .spec import ModelPackageError, ModelSpec
 
 
-def load_torchscript(spec: ModelSpec, weights: Path) -> torch.nn.Module:
-    """The TorchScript module in ``weights`` (on the CPU)."""
+def load_torchscript(spec: ModelSpec, source: Source) -> torch.nn.Module:
+    """The TorchScript module in the package's weights file (on the CPU)."""
+    weights = source.weights
     try:
         with warnings.catch_warnings():  # torch 2.14 deprecates TorchScript, but users still bring .pt files
             warnings.simplefilter("ignore", FutureWarning)

@@ -33,7 +33,8 @@ def read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
 
 def _head_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], classes: int) -> str | None:
     for key, value in state.items():
-        if key in own and own[key].shape != value.shape and own[key].shape[:1] == (classes,):
+        if (key in own and own[key].shape != value.shape and own[key].shape[:1] == (classes,)
+                and value.shape[:1] != (classes,)):  # a layer of another width with K outputs is not a head issue
             return (f"the weights' head {key!r} has {value.shape[0]} output(s) but model.json lists {classes} "
                     "classes: the class list and the weights must come from the same training")
     return None

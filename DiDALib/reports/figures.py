@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..engine.scores import score_unit
 from ..maps.colour import grey_to_uint8, overlay
 from ..maps.mixing import MixedImage, mixed_image
 from ..pipeline import VolumeExplanation
@@ -103,7 +104,7 @@ def dida_view_figure(
             _label(draw, (x0 + 6, 6), caption, font, "la")
         else:
             _label(draw, (x0 + panel_width - 6, ph - 6), caption, font, "rd")
-    unit = "probability" if result.score == "probabilities" else "logit"
+    unit = score_unit(result.score)
     legend = (f"red: evidence for the class · blue: evidence against · full brightness at |d| = {scale:.3g} "
               f"({unit}) · {len(result.grids)} grids {result.grids[0]}-{result.grids[-1]}")
     draw.text((6, ph + footer // 2), legend, font=load_font(max(11, panel_width // 34)), fill=(220, 220, 220), anchor="lm")

@@ -10,8 +10,12 @@ import SimpleITK as sitk
 from PIL import Image
 
 
-def write_vol(path: Path, raw: np.ndarray, *, scale=(0.01, 0.004, 0.05), laterality="OS", pattern=0) -> None:
-    """A .vol written with eyepy's own VOL structure (HeVolWriter in eyepy 0.21 fails on its date fields)."""
+def write_vol(path: Path, raw: np.ndarray, *, scale=(0.01, 0.004, 0.05), laterality="OS", pattern=0,
+              positions=None) -> None:
+    """A .vol written with eyepy's own VOL structure (HeVolWriter in eyepy 0.21 fails on its date fields).
+
+    ``positions`` (one (start_x, start_y, end_x, end_y) in mm per B-scan) replaces the default parallel lines: a
+    circle B-scan starts on its circle and ends at its centre, a radial one runs through the centre."""
     import construct as cs
     from eyepy.io.he.vol_reader import vol_format
 
@@ -20,13 +24,15 @@ def write_vol(path: Path, raw: np.ndarray, *, scale=(0.01, 0.004, 0.05), lateral
     fmt = cs.Struct(*[("exam_time" / cs.Int64ul) if sc.name == "exam_time" else sc for sc in vol_format.subcons])
     n, h, w = raw.shape
     when = datetime.datetime(2020, 1, 2, 3, 4, 5)
+    if positions is None:
+        positions = [(0.0, 2.0 - scale[2] * k, scale[0] * (w - 1), 2.0 - scale[2] * k) for k in range(n)]
     bscans = [
         dict(
             bscan_hdr_size=256,
-            start_x=0.0,
-            start_y=2.0 - scale[2] * k,
-            end_x=scale[0] * (w - 1),
-            end_y=2.0 - scale[2] * k,
+            start_x=positions[k][0],
+            start_y=positions[k][1],
+            end_x=positions[k][2],
+            end_y=positions[k][3],
             num_seg=0,
             quality=20.0,
             shift=0,

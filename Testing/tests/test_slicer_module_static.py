@@ -158,21 +158,25 @@ def test_resources_the_module_loads_exist(tree):
 
 def test_requirements_cover_the_library_imports():
     """What DiDALib imports and Slicer does not ship is in requirements.txt (torch comes from the PyTorch
-    extension; numpy, SimpleITK, vtk and slicer are Slicer's own; tqdm serves only the command line)."""
+    extension; numpy, SimpleITK, vtk and slicer are Slicer's own). DiDALib/cli/ serves only the command line (tqdm,
+    onnx for dida package); OCT-Converter is the optional 'vendors' extra, whose reader says how to install it."""
     from packaging.requirements import Requirement
 
     reqs = {Requirement(line).name.lower() for line in REQUIREMENTS.read_text().splitlines()
             if line.strip() and not line.startswith("#")}
-    provided = {"torch", "torchvision", "numpy", "simpleitk", "vtk", "vtkmodules", "slicer", "tqdm"}
+    provided = {"torch", "torchvision", "numpy", "simpleitk", "vtk", "vtkmodules", "slicer"}
+    optional = {"oct_converter"}
     distribution = {"pil": "pillow", "yaml": "pyyaml"}
     imported = set()
-    for path in (ROOT / "DiDALib").glob("*.py"):
+    for path in (ROOT / "DiDALib").rglob("*.py"):
+        if "cli" in path.relative_to(ROOT / "DiDALib").parts:
+            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 imported |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 imported.add(node.module.split(".")[0])
-    third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "DiDALib"}
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "DiDALib"} - optional
     needed = {distribution.get(m.lower(), m.lower()) for m in third_party} - provided
     assert needed <= reqs, f"missing from requirements.txt: {sorted(needed - reqs)}"
     assert not reqs & {"torch", "torchvision", "numpy", "simpleitk"}, "never pip-install over Slicer's own packages"

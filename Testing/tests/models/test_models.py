@@ -113,6 +113,15 @@ def test_missing_and_unexpected_keys(package):
         ({"std": [0.0]}, "std"),
         ({"resize": "crop"}, "resize"),
         ({"score": "softmax"}, "score"),
+        ({"normalisation": "zscore"}, "'normalisation' is 'zscore'"),
+        ({"normalisation": "none", "mean": [0.1]}, "sets the mean and std itself"),
+        ({"normalisation": "imagenet"}, "needs 'channels' 3"),
+        ({"head": "fc"}, "'head' names the layer of a torchvision"),
+        ({"examples": [{"image": "a.png", "top": "glaucoma"}]}, "not among 'classes'"),
+        ({"examples": [{"image": "a.png"}]}, "example 0 must be"),
+        ({"examples": [{"image": "a.png", "top": "normal"}]}, "example image 'a.png' named in model.json is missing"),
+        ({"examples": [{"image": "../a.png", "top": "normal"}]}, "outside the package"),
+        ({"weights": "../model.safetensors"}, "outside the package"),
         ({"colour": "red"}, "unknown field"),
         ({"format": "other/2"}, "not supported"),
     ],
@@ -189,3 +198,16 @@ def test_maps_go_back_onto_the_bscan_as_crisp_cells_and_skip_the_margin(tmp_path
             assert np.all(box == c)  # a crisp, solid rectangle
         sizes = [np.count_nonzero(cells[:, 0] == c * n) for c in range(n)]
         assert max(sizes) - min(sizes) <= 2
+
+
+def test_normalisation_none_and_imagenet_round_trip():
+    none = ModelSpec.from_dict({"architecture": "onnx", "classes": ["a", "b"], "normalisation": "none"})
+    assert (none.mean, none.std) == ((0.0,), (1.0,))
+    x, _ = preprocess_bscan(np.full((8, 8), 0.7, np.float32), _spec(input_size=(8, 8), mean=none.mean, std=none.std))
+    torch.testing.assert_close(x, torch.full((1, 8, 8), 0.7))  # "none": the intensities as they are
+    data = none.to_dict()
+    assert data["normalisation"] == "none" and "mean" not in data and ModelSpec.from_dict(data) == none
+    rgb = ModelSpec.from_dict({"architecture": "onnx", "classes": ["a", "b"], "channels": 3,
+                               "normalisation": "imagenet"})
+    assert rgb.mean == (0.485, 0.456, 0.406) and rgb.std == (0.229, 0.224, 0.225)
+    assert ModelSpec.from_dict(rgb.to_dict()) == rgb

@@ -1,0 +1,105 @@
+"""``architecture: "python:<file.py>:<callable>"``: the package's own Python file defines or builds the network
+(called with no arguments, or with ``architecture_args``), and ``weights`` holds its state dict.
+
+That file is the package author's code and can do anything the user can, so it runs only after an explicit
+opt-in: ``load_model_package(path, trust_code=True)`` (``--trust-code`` on the command line, a confirmation that
+names the file in Slicer). Without it loading stops with ``UntrustedCodeError``, which names the file;
+``code_to_trust`` tells beforehand whether a package runs code and which file, without running or importing
+anything. The file must lie inside the package; it is executed from its source (no ``__pycache__`` is written
+into the package) as a module of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import types
+from pathlib import Path
+
+from .registry import Source
+from .spec import ModelPackageError, ModelSpec, package_file, read_spec
+
+PREFIX = "python:"
+
+
+class UntrustedCodeError(ModelPackageError):
+    """A package that runs its own Python code, opened without the user's consent; ``code_file`` is that file."""
+
+    def __init__(self, code_file: Path):
+        self.code_file = Path(code_file)
+        super().__init__(
+            f"{self.code_file}: this model package builds its network with its own Python code, which can do "
+            "anything your user account can; it runs only if you trust where the package came from: "
+            "add --trust-code (Python: trust_code=True)"
+        )
+
+
+def parse_architecture(architecture: str) -> tuple[str, str]:
+    """``python:<file.py>:<callable>`` as (file, callable name)."""
+    file, sep, name = architecture.removeprefix(PREFIX).rpartition(":")
+    if not sep or not file.endswith(".py") or not name.isidentifier():
+        raise ModelPackageError(f"architecture {architecture!r} must be python:<file.py>:<callable>, e.g. "
+                                "python:model.py:Net (a file inside the package and the class or function in it)")
+    return file, name
+
+
+def code_file(spec: ModelSpec, root: Path) -> Path | None:
+    """The Python file inside ``root`` that the package runs to build its network, or None when it runs none."""
+    if not spec.architecture.startswith(PREFIX):
+        return None
+    file, _ = parse_architecture(spec.architecture)
+    return package_file(root, file, "the code file")
+
+
+def code_to_trust(package: str | Path) -> Path | None:
+    """The Python file a package would run when loaded (None when it runs none), found from ``model.json`` alone:
+    ask the user about this file, then load with ``trust_code=True`` only if they agree."""
+    path = Path(package)
+    return code_file(read_spec(path), path if path.is_dir() else path.parent)
+
+
+def _run_file(path: Path) -> types.ModuleType:
+    name = "dida_package_code_" + hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    module = types.ModuleType(name)
+    module.__file__ = str(path)
+    sys.modules[name] = module  # dataclasses, typing and pickling look a class's module up there
+    try:
+        exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), module.__dict__)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ModelPackageError(f"{path}: the package's code fails when run ({type(exc).__name__}: {exc})") from None
+    return module
+
+
+def build_python(spec: ModelSpec, source: Source) -> object:
+    """Run the package's code file and call its builder with ``architecture_args`` (only when trusted)."""
+    import torch
+
+    path = code_file(spec, source.root)
+    if not source.trust_code:
+        raise UntrustedCodeError(path)
+    if not path.is_file():
+        raise ModelPackageError(f"{source.root}: the code file {path.name!r} named in 'architecture' is missing")
+    _, name = parse_architecture(spec.architecture)
+    module = _run_file(path)
+    builder = getattr(module, name, None)
+    if not callable(builder):
+        found = sorted(k for k, v in vars(module).items()
+                       if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == module.__name__)
+        raise ModelPackageError(f"{path}: defines no callable {name!r}"
+                                + (f" (its nn.Module classes: {', '.join(found)})" if found else ""))
+    try:
+        model = builder(**spec.architecture_args)
+    except Exception as exc:
+        raise ModelPackageError(f"{path}: {name}(**{spec.architecture_args}) fails ({type(exc).__name__}: {exc}); "
+                                "check 'architecture_args' in model.json") from None
+    if not isinstance(model, torch.nn.Module):
+        raise ModelPackageError(f"{path}: {name}() returned a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def load_python(spec: ModelSpec, source: Source):
+    """The network the package's code builds, with the package's state dict."""
+    from .weights import load_weights
+
+    return load_weights(build_python(spec, source), source.weights, spec.architecture, len(spec.classes))
