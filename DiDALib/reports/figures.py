@@ -1,4 +1,5 @@
-"""The DiDA View figure (the paper's Figure 5): the B-scan, then the top classes' Mixed Images over it."""
+"""The DiDA View figure (the paper's Figure 5): the B-scan, then the top classes' Mixed Images over it; and its
+contrast variant, the B-scan then "A rather than B" panels."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..engine.result import DiDAResult
 from ..engine.scores import score_unit
 from ..maps.colour import grey_to_uint8, overlay
-from ..maps.mixing import MixedImage, mixed_image
+from ..maps.contrast import contrast_result, default_pairs
+from ..maps.mixing import MixedImage, mixed_image, saturation_scale
 from ..pipeline import VolumeExplanation
 
 SQUARE_COLOUR = (255, 220, 0)
@@ -63,15 +66,61 @@ def dida_view_figure(
     """Four panels side by side: the B-scan (with the known diagnosis when given), then the Mixed Image of each of
     the B-scan's top three classes (or ``classes``) laid over it, each with its class name and score in the corner,
     and the same small square drawn at ``point`` (default: the strongest evidence) in all panels."""
-    if index not in explanation.results:
-        raise ValueError(f"B-scan {index} was not explained (explained: {explanation.indices})")
-    result = explanation.results[index]
+    result = _explained(explanation, index)
     classes = list(result.top_classes(3)) if classes is None else list(classes)
     scale = explanation.scale() if scale is None else scale
     titles = dict(titles or {})
-    depth, width = explanation.bscan_shape
+    panels = []
+    for k in classes:
+        name = explanation.class_names[k]
+        panels.append((result, k, f"{titles.get(name, name)}  {result.base_scores[k]:.3f}"))
+    legend = (f"red: evidence for the class · blue: evidence against · full brightness at |d| = {scale:.3g} "
+              f"({score_unit(result.score)}) · {_grid_text(result.grids)}")
+    return panel_figure(bscan, _header(index, truth), panels, explanation.weights, scale, legend, point,
+                        panel_width, opacity)
+
+
+def contrast_view_figure(
+    bscan: np.ndarray,
+    explanation: VolumeExplanation,
+    index: int,
+    pairs: Sequence[tuple[int, int]] | None = None,
+    scale: float | None = None,
+    point: tuple[int, int] | None = None,
+    truth: str | None = None,
+    titles: Mapping[str, str] | None = None,
+    panel_width: int = 480,
+    opacity: float = 0.85,
+) -> Image.Image:
+    """The B-scan, then one contrast panel per pair (A, B): red where a region speaks for A rather than B, blue
+    where it speaks for B rather than A, with the margin C_A - C_B in the corner. The pairs default to the B-scan's
+    top class against each of its next two; ``scale`` to the strongest contrast evidence of these pairs."""
+    result = _explained(explanation, index)
+    pairs = default_pairs(result.base_scores) if pairs is None else list(pairs)
+    titles = dict(titles or {})
+    names = explanation.class_names
+    panels = []
+    for a, b in pairs:
+        c = contrast_result(result, a, b)
+        panels.append((c, 0, f"{titles.get(names[a], names[a])} vs {titles.get(names[b], names[b])}  "
+                             f"{c.base_scores[0]:+.3f}"))
+    if scale is None:
+        scale = saturation_scale([c for c, _, _ in panels], weights=explanation.weights)
+    legend = (f"red: speaks for the first class rather than the second · blue: for the second · full brightness at "
+              f"|d_A - d_B| = {scale:.3g} ({score_unit(result.score)}) · {_grid_text(result.grids)}")
+    return panel_figure(bscan, _header(index, truth), panels, explanation.weights, scale, legend, point,
+                        panel_width, opacity)
+
+
+def panel_figure(bscan: np.ndarray, header: str, panels: Sequence[tuple[DiDAResult, int, str]], weights, scale: float,
+                 legend: str, point: tuple[int, int] | None = None, panel_width: int = 480,
+                 opacity: float = 0.85) -> Image.Image:
+    """The B-scan with ``header`` in its corner, then for each (result, class, caption) its Mixed Image (``weights``,
+    ``scale``) laid over the B-scan with the caption, the same small square at ``point`` (B-scan pixels; default:
+    the strongest evidence of the panels) in all of them, and ``legend`` below."""
+    depth, width = np.asarray(bscan).shape
     ph = max(1, int(round(depth * panel_width / width)))
-    mixed = [mixed_image(result, k, explanation.weights, scale, (ph, panel_width)) for k in classes]
+    mixed = [mixed_image(r, k, weights, scale, (ph, panel_width)) for r, k, _ in panels]
     if point is None:  # found on the panels, given in B-scan pixels
         r, c = strongest_point(mixed)
         point = (min(depth - 1, int((r + 0.5) * depth / ph)), min(width - 1, int((c + 0.5) * width / panel_width)))
@@ -83,19 +132,14 @@ def dida_view_figure(
     # B-scan costs a few panels' worth of memory, not several image-sized RGB copies.
     sy, sx = ph / depth, panel_width / width
     grey = panel_bscan(bscan, (ph, panel_width))
-    panels = [np.repeat(grey[..., None], 3, axis=-1)]
-    captions = [f"B-scan {index}" + (f" · diagnosis: {truth}" if truth else "")]
-    for k, m in zip(classes, mixed):
-        panels.append(overlay(grey, m, opacity))
-        name = explanation.class_names[k]
-        captions.append(f"{titles.get(name, name)}  {result.base_scores[k]:.3f}")
-
+    images = [np.repeat(grey[..., None], 3, axis=-1)] + [overlay(grey, m, opacity) for m in mixed]
+    captions = [header] + [c for _, _, c in panels]
     gap, footer = 6, 28
-    fig = Image.new("RGB", (len(panels) * panel_width + (len(panels) - 1) * gap, ph + footer), (24, 24, 24))
+    fig = Image.new("RGB", (len(images) * panel_width + (len(images) - 1) * gap, ph + footer), (24, 24, 24))
     draw = ImageDraw.Draw(fig)
     font = load_font(max(12, panel_width // 28))
     half = max(4, int(round(panel_width / 24)))
-    for p, (img, caption) in enumerate(zip(panels, captions)):
+    for p, (img, caption) in enumerate(zip(images, captions)):
         x0 = p * (panel_width + gap)
         fig.paste(Image.fromarray(img), (x0, 0))
         cx, cy = x0 + col * sx, row * sy
@@ -104,8 +148,19 @@ def dida_view_figure(
             _label(draw, (x0 + 6, 6), caption, font, "la")
         else:
             _label(draw, (x0 + panel_width - 6, ph - 6), caption, font, "rd")
-    unit = score_unit(result.score)
-    legend = (f"red: evidence for the class · blue: evidence against · full brightness at |d| = {scale:.3g} "
-              f"({unit}) · {len(result.grids)} grids {result.grids[0]}-{result.grids[-1]}")
     draw.text((6, ph + footer // 2), legend, font=load_font(max(11, panel_width // 34)), fill=(220, 220, 220), anchor="lm")
     return fig
+
+
+def _explained(explanation: VolumeExplanation, index: int) -> DiDAResult:
+    if index not in explanation.results:
+        raise ValueError(f"B-scan {index} was not explained (explained: {explanation.indices})")
+    return explanation.results[index]
+
+
+def _header(index: int, truth: str | None) -> str:
+    return f"B-scan {index}" + (f" · diagnosis: {truth}" if truth else "")
+
+
+def _grid_text(grids: Sequence[int]) -> str:
+    return f"{len(grids)} grids {grids[0]}-{grids[-1]}"

@@ -1,0 +1,159 @@
+"""Contrast, feature-scale and en-face maps against scorers whose every d is known in closed form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import LinearScorer
+
+from DiDALib import DiDAEngine, DiDAResult, cell_index_map, mixed_image, saturation_scale
+from DiDALib.maps.contrast import contrast_result, default_pairs, parse_pairs
+from DiDALib.maps.enface import enface_map, enface_scale, evidence_parts
+from DiDALib.maps.scale import feature_scale, normalised_evidence, scale_readout
+
+
+def _cell_sums(weight: np.ndarray, n: int) -> np.ndarray:
+    """sum of a (H, W) weight map over each cell of an n x n grid: (n, n), float64."""
+    cells = cell_index_map(*weight.shape, n)
+    return np.bincount(cells.ravel(), weights=weight.ravel().astype(np.float64), minlength=n * n).reshape(n, n)
+
+
+# -- contrast --------------------------------------------------------------------------------------------------------
+
+def test_contrast_of_a_linear_scorer_is_the_difference_of_the_class_weights_per_cell():
+    shape = (1, 20, 30)
+    model = LinearScorer(shape, classes=4, seed=3)
+    image = np.random.default_rng(0).random(shape, dtype=np.float32)
+    result = DiDAEngine(model, device="cpu", score="logits", fill=0.0).explain(image, grids=(4, 5))
+    wt = model.weight.detach().double().numpy()[:, 0]  # (K, H, W)
+    for a, b in ((0, 2), (3, 1)):
+        c = contrast_result(result, a, b)
+        assert c.num_classes == 1 and c.grids == (4, 5)
+        assert c.class_names == (f"{a} vs {b}",)  # unnamed classes are numbered
+        base = (wt * image[0]).sum(axis=(1, 2)) + model.bias.detach().double().numpy()
+        assert c.base_scores[0] == pytest.approx(base[a] - base[b], abs=1e-4)
+        for n in (4, 5):
+            expected = _cell_sums((wt[a] - wt[b]) * image[0], n)  # d_A - d_B for fill 0
+            np.testing.assert_allclose(c.deltas[n][0], expected, atol=1e-4)
+    # Swapping the classes swaps the colours: red for A over B is blue for B over A.
+    ab = mixed_image(contrast_result(result, 0, 2), 0, scale=1.0)
+    ba = mixed_image(contrast_result(result, 2, 0), 0, scale=1.0)
+    np.testing.assert_allclose(ab.positive, ba.negative)
+    np.testing.assert_allclose(ab.negative, ba.positive)
+
+
+def test_contrast_pairs_from_names_and_top():
+    names = ("normal", "drusen", "wet_amd", "oedema")
+    assert default_pairs([0.1, 0.5, 0.3, 0.1]) == [(1, 2), (1, 0)]  # ties keep class order
+    assert parse_pairs(["drusen:normal", "top", "drusen:wet_amd"], names, [0.1, 0.5, 0.3, 0.1]) == [
+        (1, 0), (1, 2)]
+    for bad, match in (("drusen", "A:B"), ("drusen:", "A:B"), ("x:normal", "not among"), ("normal:normal", "itself")):
+        with pytest.raises(ValueError, match=match):
+            parse_pairs([bad], names, [0.1, 0.5, 0.3, 0.1])
+    with pytest.raises(ValueError, match="two different"):
+        contrast_result(DiDAResult(np.zeros(2, np.float32), {2: np.zeros((2, 2, 2), np.float32)}, (4, 4),
+                                   (0, 0, 4, 4), class_names=("a", "b")), "a", "a")
+
+
+# -- feature scale ---------------------------------------------------------------------------------------------------
+
+def _planted(side_cells: int, size: int = 60, grids=(3, 4, 5, 6, 10, 12, 15)) -> tuple[DiDAResult, np.ndarray]:
+    """A linear scorer whose class 0 sees only a square finding of one grid-``side_cells`` cell, aligned to that grid
+    (cell (1, 1)); class 1 sees nothing. Image of ones, fill 0, so d = sum of the weights over each cell."""
+    cell = size // side_cells
+    feature = np.zeros((size, size), bool)
+    feature[cell : 2 * cell, cell : 2 * cell] = True
+    model = LinearScorer((1, size, size), classes=2)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.weight[0, 0][torch.from_numpy(feature)] = 0.01
+        model.bias.zero_()
+    image = np.ones((1, size, size), np.float32)
+    return DiDAEngine(model, device="cpu", score="logits", fill=0.0).explain(image, grids=grids), feature
+
+
+@pytest.mark.parametrize("side_cells", [5, 10, 4])
+def test_the_scale_of_a_planted_finding_peaks_at_the_grid_whose_cells_match_it(side_cells):
+    result, feature = _planted(side_cells)
+    scale = feature_scale(result, 0)
+    assert np.all(scale.grid[feature] == side_cells)
+    # Closed form at the finding's centre: normalised evidence = (covered area x 0.01) x n / region side.
+    e = normalised_evidence(result, 0)
+    centre = np.argwhere(feature).mean(axis=0).astype(int)
+    for g, n in enumerate(result.grids):
+        cells = cell_index_map(60, 60, n)
+        covered = (cells == cells[tuple(centre)]) & feature
+        assert e[g][tuple(centre)] == pytest.approx(covered.sum() * 0.01 * n / 60, rel=1e-4)
+    assert np.all((scale.sharpness[feature] > 0) & (scale.sharpness[feature] <= 1))
+    # A class without evidence has no scale anywhere.
+    assert np.all(feature_scale(result, 1).grid == 0)
+
+
+def test_scale_signs_readout_and_resampling():
+    result, feature = _planted(5)
+    assert np.all(feature_scale(result, 0, sign="negative").grid == 0)  # the finding only speaks for class 0
+    assert np.all(feature_scale(result, 0, sign="positive").grid[feature] == 5)
+    scale = feature_scale(result, 0, shape=(120, 90))  # a B-scan twice as deep and 1.5 times as wide
+    assert scale.grid.shape == (120, 90) and scale.grid[36, 27] == 5
+    text = scale_readout(scale, 36, 27, bscan_shape=(120, 90), spacing=(0.0117, 0.0039))
+    assert text.startswith("strongest at 5 x 5, cells of 0.21 x 0.094 mm")
+    assert "no clear scale" in scale_readout(scale, 119, 89, (120, 90), (0.0117, 0.0039))
+    with pytest.raises(ValueError, match="sign"):
+        feature_scale(result, 0, sign="up")
+
+
+# -- en-face ---------------------------------------------------------------------------------------------------------
+
+def test_enface_lights_the_bscans_and_ascans_of_a_finding():
+    n_bscans, depth, width = 6, 24, 40
+    blob = np.zeros((depth, width), bool)
+    blob[10:16, 12:20] = True  # the finding's A-scans are columns 12..19
+    volume = np.zeros((n_bscans, 1, depth, width), np.float32)
+    volume[2:5, 0][:, blob] = 1.0  # B-scans 2, 3 and 4 hold it
+    model = LinearScorer((1, depth, width), classes=2)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.weight[0, 0] = torch.from_numpy(blob.astype(np.float32))  # class 0 counts the finding's brightness
+        model.weight[1, 0] = -torch.from_numpy(blob.astype(np.float32))  # class 1 is lowered by it
+        model.bias.zero_()
+    engine = DiDAEngine(model, device="cpu", score="logits", fill=0.0)
+    grids = (2, 4, 8)
+    results = {i: engine.explain(volume[i], grids=grids) for i in range(n_bscans) if i != 5}  # B-scan 5 unexplained
+    for i, r in results.items():
+        r.index = i
+    m = enface_map(results, 0, n_bscans, (depth, width))
+    assert m.positive.shape == (n_bscans, width)
+    assert list(m.explained) == [True] * 5 + [False]
+    lit = m.positive[:5] > 0
+    assert not lit[[0, 1]].any() and lit[2:5].any(axis=1).all()  # only the finding's B-scans light up
+    # Closed form: column x's value is the largest, over depth, of the grids' weighted cell sums at (row, x).
+    w = 1.0 + 0.5 * (np.array(grids) - 2) / 6  # the default weights: 1.0 coarsest to 1.5 finest, linear in n
+    w /= w.sum()
+    for x in range(width):
+        col = np.zeros(depth)
+        for wi, n in zip(w, grids):
+            sums = _cell_sums(blob.astype(np.float64), n).ravel()
+            col += wi * sums[cell_index_map(depth, width, n)[:, x]]
+        assert m.positive[3, x] == pytest.approx(col.max(), rel=1e-4, abs=1e-6)
+    assert 12 <= int(np.argmax(m.positive[3])) <= 19
+    assert np.all(m.negative[:5] == 0)
+    against = enface_map(results, 1, n_bscans, (depth, width))  # class 1: the same places, against
+    np.testing.assert_allclose(against.negative[:5], m.positive[:5])
+    assert enface_scale([m, against]) == pytest.approx(float(np.nanmax(m.positive)))
+    pos, neg = evidence_parts(results[3], 0)
+    assert pos.shape == (depth, width) and np.all(neg == 0)
+    with pytest.raises(ValueError, match="at least one"):
+        enface_map({}, 0, n_bscans, (depth, width))
+
+
+def test_contrast_mixes_and_scales_like_a_class_map():
+    shape = (1, 16, 16)
+    model = LinearScorer(shape, classes=3, seed=5)
+    image = np.random.default_rng(2).random(shape, dtype=np.float32)
+    result = DiDAEngine(model, device="cpu", score="probabilities", fill=0.0).explain(image, grids=(2, 4))
+    c = contrast_result(result, 0, 1)
+    s = saturation_scale(c)
+    m = mixed_image(c, 0)
+    assert m.scale == pytest.approx(s) and m.positive.shape == (16, 16)
+    assert float(np.max(np.maximum(m.positive, m.negative))) <= 1.0
