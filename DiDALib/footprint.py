@@ -100,9 +100,11 @@ def loading_footprint(input_size: Sequence[int], channels: int, weights_bytes: i
 
 
 def run_footprint(n_bscans: int, bscan_shape: Sequence[int], explained: int, num_classes: int, shown: int,
-                  passes: int, input_size: Sequence[int], channels: int, batch: int, figures: bool) -> Footprint:
+                  passes: int, input_size: Sequence[int], channels: int, batch: int, figures: bool,
+                  contrasts: int = 0, grids: int = 8) -> Footprint:
     """A run over ``explained`` of ``n_bscans`` B-scans (``bscan_shape`` = depth, width), ``passes`` model passes
-    per B-scan, ``shown`` classes written as maps, ``batch`` images per model call on the host (1 on a GPU)."""
+    per B-scan, ``shown`` classes written as maps (with their scale and en-face maps), ``contrasts`` contrast maps,
+    ``grids`` grid sizes, ``batch`` images per model call on the host (1 on a GPU)."""
     depth, width = int(bscan_shape[0]), int(bscan_shape[1])
     bscan = depth * width
     volume = n_bscans * bscan
@@ -114,6 +116,8 @@ def run_footprint(n_bscans: int, bscan_shape: Sequence[int], explained: int, num
     # B-scan the Mixed Image's positive, negative and net maps and the label encoding's temporaries.
     reference = 4 * volume
     maps = 10 * volume + 28 * bscan
+    # A feature-scale map holds every grid's normalised evidence of one B-scan (float32) and its argmax (int64).
+    maps = max(maps, 2 * volume + (4 * grids + 16) * bscan)
     # Figures, streamed at panel size: a float copy of one B-scan to resize, then the panels' Mixed Images and
     # overlays (measured with tracemalloc: about 100 bytes per panel pixel, whatever the B-scan's size).
     ph = max(1, round(depth * PANEL_WIDTH / max(1, width)))
@@ -130,7 +134,8 @@ def run_footprint(n_bscans: int, bscan_shape: Sequence[int], explained: int, num
         parts["figures"] = reference + figure
         fixes["figures"] = "add --no-figures"
     peak = results + max(engine, reference + max(maps, figure))
-    disk = (4 * volume + explained * bscan * 5 * min(shown, num_classes) + explained * num_classes * passes * 4
+    disk = (4 * volume + explained * bscan * (7 * min(shown, num_classes) + 5 * contrasts)
+            + explained * num_classes * passes * 4
             + (explained * (4 * PANEL_WIDTH + 18) * (ph + 28) * 3 if figures else 0))
     return Footprint(parts, fixes, peak, disk)
 

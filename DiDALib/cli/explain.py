@@ -21,6 +21,7 @@ from ..io.volume import OCTVolume
 from ..models.package import ModelPackage, demo_model_path, load_model_package
 from ..pipeline import ExplainSettings, VolumeExplainer, VolumeExplanation, parse_top
 from .common import UsageError, note, parse_ints, print_written, progress_bar
+from .maps import MapChoices, check_pairs, map_choices, plan_maps, write_map_figures, write_map_outputs
 from .preflight import check_loading, plan_run
 
 
@@ -48,7 +49,11 @@ def add_parser(sub) -> None:
     e.add_argument("--batch-size", type=int, help="masked images per model call (default: chosen for the device)")
     e.add_argument("--point", help="ROW,COL (B-scan pixels) of the square in the figures (default: strongest)")
     e.add_argument("--bscan-distance", type=float, help="B-scan distance (mm) where the file has none")
-    e.add_argument("--no-figures", action="store_true", help="skip the DiDA View PNG figures")
+    e.add_argument("--contrast", action="append", metavar="A:B", help="a contrast map 'A rather than B' (class names; "
+                   "repeatable), 'top' (default: the top class against each of the next two) or 'none'")
+    e.add_argument("--view", default="classes", help="figures per B-scan, comma-separated: classes (default: the DiDA "
+                   "View of the top three classes), contrast (its A-rather-than-B panels), scale (feature scale)")
+    e.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     e.add_argument("--force", action="store_true", help="replace an earlier DiDA result in --out (never other files)")
     e.add_argument("--max-memory", help="refuse a run estimated to need more memory than this, e.g. 8G "
                    "(default: the memory available now)")
@@ -123,7 +128,7 @@ def max_memory(args) -> int | None:
 def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings, indices: Sequence[int],
                 out_dir: Path, force: bool = False, figures: bool = True, point: tuple[int, int] | None = None,
                 truths: Sequence[str] | None = None, quiet: bool = False, protect: Sequence[str | Path] = (),
-                memory_limit: int | None = None) -> dict:
+                memory_limit: int | None = None, maps: MapChoices = MapChoices()) -> dict:
     """Explain the chosen B-scans and write every output into ``out_dir`` (all or nothing). Returns a summary.
 
     Everything that can be checked is checked before the computation: the output folder (never one that holds,
@@ -132,15 +137,16 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
     bytes, default what is available)."""
     check_output(out_dir, force, protect, "--out")
     settings, footprint = plan_run(volume.n_bscans, volume.bscans.shape[1:], package.spec, settings, len(indices),
-                                   figures, memory_limit, note)
+                                   figures, memory_limit, note, contrasts=maps.contrast_count)
     explainer = VolumeExplainer(package, settings)  # checks class names
+    check_pairs(maps, package.spec.classes)
     with staged_output(out_dir, force, protect, footprint.disk, "--out", note) as stage:
         started = time.perf_counter()
         explanation = _explain(explainer, volume, indices, passes_per_image(settings.grids), quiet)
         seconds = time.perf_counter() - started
         classes = explanation.select_classes(settings.classes)
         summary = _summary(volume, package, settings, explainer, explanation, classes, seconds)
-        _write_outputs(stage, volume, explanation, classes, summary, figures, point, truths)
+        _write_outputs(stage, volume, explanation, classes, summary, figures, point, truths, maps)
         summary["files"] = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
         (stage / RUN_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")  # last: marks it whole
     return summary
@@ -193,7 +199,8 @@ def _summary(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings
 
 
 def _write_outputs(stage: Path, volume: OCTVolume, explanation: VolumeExplanation, classes: Sequence[int],
-                   summary: dict, figures: bool, point: tuple[int, int] | None, truths: Sequence[str] | None) -> None:
+                   summary: dict, figures: bool, point: tuple[int, int] | None, truths: Sequence[str] | None,
+                   maps: MapChoices) -> None:
     """Every file of a run but run.json, into the staging folder; ``summary`` gains each shown class's files."""
     import SimpleITK as sitk
 
@@ -203,21 +210,25 @@ def _write_outputs(stage: Path, volume: OCTVolume, explanation: VolumeExplanatio
     reference = volume.to_sitk()
     sitk.WriteImage(reference, str(stage / "volume.nrrd"), useCompression=True)
     summary["class_files"] = write_maps(stage, explanation, classes, reference, volume.n_bscans, scale)
+    plan = plan_maps(maps, explanation)
+    write_map_outputs(stage, volume, explanation, classes, plan, reference, summary)
     del reference
     write_scores(stage / "scores.csv", explanation)
     write_results(stage / RESULTS_FILE, explanation, summary)
     if figures:
         (stage / "figures").mkdir()
-        for i in explanation.indices:  # one figure at a time, each built at panel size
+        for i in explanation.indices if "classes" in maps.views else ():  # one at a time, each at panel size
             fig = dida_view_figure(volume.bscans[i], explanation, i, scale=scale, point=point,
                                    truth=truths[i] if truths else None)
             # Speckled B-scans barely compress: zlib level 1 wrote demo figures as small as optimize=True
             # (950 vs 960 kB) in a sixth of the time (0.04 vs 0.26 s each).
             fig.save(stage / "figures" / f"dida_view_bscan{i:03d}.png", compress_level=1)
+        write_map_figures(stage, volume, explanation, classes, maps, plan, summary, point, truths)
 
 
 def cmd_explain(args) -> int:
     settings = settings_from_args(args)
+    choices = map_choices(args.contrast, args.view)
     point = parse_ints(args.point, "--point") if args.point else None
     if point is not None and len(point) != 2:
         raise UsageError("--point needs ROW,COL in B-scan pixels")
@@ -231,6 +242,6 @@ def cmd_explain(args) -> int:
     indices = parse_bscans(args.bscans, volume.n_bscans)
     summary = run_explain(volume, package, settings, indices, Path(args.out), force=args.force,
                           figures=not args.no_figures, point=point, quiet=args.quiet, protect=protect,
-                          memory_limit=limit)
+                          memory_limit=limit, maps=choices)
     print_written(Path(args.out), summary)
     return 0

@@ -35,7 +35,7 @@ def shown_classes(rule: str | Sequence[str], num_classes: int) -> int:
 
 def plan_run(n_bscans: int, bscan_shape: Sequence[int], spec: ModelSpec, settings: ExplainSettings,
              explained: int, figures: bool, limit: int | None = None,
-             note: Callable[[str], None] = lambda _msg: None) -> tuple[ExplainSettings, Footprint]:
+             note: Callable[[str], None] = lambda _msg: None, contrasts: int = 0) -> tuple[ExplainSettings, Footprint]:
     """The settings to run with and the run's footprint, refused (``NotEnoughMemory``) if it cannot fit in
     ``limit`` (default: the memory available now). Without ``--batch-size`` on the CPU, the engine may try
     batches up to 32 images: where those would not fit, the largest batch that does is fixed instead."""
@@ -46,7 +46,7 @@ def plan_run(n_bscans: int, bscan_shape: Sequence[int], spec: ModelSpec, setting
 
     def footprint(batch: int) -> Footprint:
         return run_footprint(n_bscans, bscan_shape, explained, len(spec.classes), shown, passes, spec.input_size,
-                             spec.channels, batch, figures)
+                             spec.channels, batch, figures, contrasts, len(settings.grids))
 
     if resolve_device(settings.device).type == "cuda":
         return settings, _checked(footprint(1), limit)  # batches live on the GPU, which halves them when full

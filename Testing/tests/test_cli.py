@@ -54,8 +54,8 @@ def test_explain_each_format(tmp_path, capsys, package, kind):
     n = 1 if kind == "rgb-png" else 3
     files = _outputs(out)
     assert {"volume.nrrd", "scores.csv", "dida_results.npz", "run.json", "DiDA-RedBlue.ctbl"} <= files
-    assert len([f for f in files if f.endswith("_label.nrrd")]) == 3  # top 3 classes by default
-    assert len([f for f in files if f.startswith("figures/")]) == n
+    assert len([f for f in files if f.startswith("DiDA_") and f.endswith("_label.nrrd")]) == 3  # top 3 classes
+    assert len([f for f in files if f.startswith("figures/dida_view_")]) == n
     assert f"wrote {len(files)} file(s)" in stdout
     vol = sitk.ReadImage(str(out / "volume.nrrd"))
     assert vol.GetSize() == (30, 24, n)
@@ -70,7 +70,7 @@ def test_shared_vendor_files_as_they_are(tmp_path, capsys, package):
         run = json.loads((out / "run.json").read_text())
         assert run["bscans"] == [n // 2]
         vol = sitk.ReadImage(str(out / "volume.nrrd"))
-        label = sitk.ReadImage(str(next(out.glob("*_label.nrrd"))))
+        label = sitk.ReadImage(str(next(out.glob("DiDA_*_label.nrrd"))))
         assert label.GetSize() == vol.GetSize() and label.GetSpacing() == pytest.approx(vol.GetSpacing())
         if n == 10:
             assert vol.GetSpacing() == pytest.approx((0.011819, 0.003872, 0.0314444), rel=1e-4)
