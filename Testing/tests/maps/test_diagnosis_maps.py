@@ -157,3 +157,24 @@ def test_contrast_mixes_and_scales_like_a_class_map():
     m = mixed_image(c, 0)
     assert m.scale == pytest.approx(s) and m.positive.shape == (16, 16)
     assert float(np.max(np.maximum(m.positive, m.negative))) <= 1.0
+
+
+def test_enface_lies_on_the_fundus_where_its_ascans_were_taken():
+    from DiDALib.maps.enface import EnFaceMap, enface_on_fundus
+
+    n, width = 5, 10
+    pos = np.arange(n * width, dtype=np.float32).reshape(n, width)  # value = b * 10 + a
+    m = EnFaceMap(pos, -pos, 0)
+    # B-scans 0.2 mm apart from y = 1.8 (B-scan 0, inferior) up to y = 1.0, each from x = 0.5 to 2.5 mm;
+    # the fundus is 40 x 40 pixels of 0.1 mm.
+    positions = np.array([[0.5, 1.8 - 0.2 * b, 2.5, 1.8 - 0.2 * b] for b in range(n)])
+    p, q = enface_on_fundus(m, positions, (40, 40), (0.1, 0.1))
+    # The pixel centred at (x, y) = (0.55, 1.75) mm is A-scan 0 of B-scan 0; (2.45, 0.95) is A-scan 9 of B-scan 4.
+    assert p[17, 5] == 0 and p[9, 24] == 49 and q[9, 24] == -49
+    assert p[13, 15] == 2 * 10 + 5  # (1.55, 1.35) mm: A-scan 5 of B-scan 2
+    assert np.isnan(p[5, 5]) and np.isnan(p[17, 30])  # above the last B-scan; beyond the lines' ends
+    assert np.count_nonzero(~np.isnan(p)) == 20 * 10  # 2 mm x 1.0 mm (five bands of 0.2 mm) of 0.1 mm pixels
+    with pytest.raises(ValueError, match="raster"):
+        enface_on_fundus(m, positions[[0, 1, 2, 4, 3]], (40, 40), (0.1, 0.1))
+    with pytest.raises(ValueError, match="single B-scan"):
+        enface_on_fundus(EnFaceMap(pos[:1], pos[:1], 0), positions[:1], (40, 40), (0.1, 0.1))
