@@ -12,9 +12,9 @@ from pathlib import Path
 from .. import __version__
 from ..engine.devices import describe_device
 from ..engine.grid import DEFAULT_GRIDS, passes_per_image
+from ..engine.scores import AUTO, SCORE_MODES
 from ..footprint import parse_size
 from ..io.output_dir import RUN_FILE, RUN_FORMAT, check_output, staged_output
-from ..engine.scores import AUTO, SCORE_MODES
 from ..io.registry import describe_formats, load_oct
 from ..io.results import RESULTS_FILE, write_maps, write_results, write_scores
 from ..io.volume import OCTVolume

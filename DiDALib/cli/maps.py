@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..io.map_files import (
     SCALE_TABLE_NAME,
     contrast_scale,
@@ -116,13 +118,25 @@ def write_map_figures(stage: Path, volume: OCTVolume, explanation: VolumeExplana
                       truths: Sequence[str] | None) -> None:
     """The en-face figure of the shown classes, and per B-scan the contrast and scale figures asked for."""
     from ..reports.figures import contrast_view_figure
-    from ..reports.map_figures import enface_figure, scale_figure
+    from ..reports.map_figures import enface_figure, enface_fundus_figure, scale_figure
 
     names = explanation.class_names
     lateral, axial, distance = volume.spacing
     maps = enface_maps(explanation, classes, volume.n_bscans)
-    enface_figure([(m, names[m.class_index]) for m in maps], (lateral, distance), summary["enface_scale"],
-                  volume.spacing_unit).save(stage / "figures" / "dida_enface.png", compress_level=1)
+    captioned = [(m, names[m.class_index]) for m in maps]
+    enface_figure(captioned, (lateral, distance), summary["enface_scale"], volume.spacing_unit).save(
+        stage / "figures" / "dida_enface.png", compress_level=1)
+    on_fundus = _fundus_reason(volume)
+    if on_fundus is None:
+        try:
+            positions = np.asarray(volume.metadata["bscan_positions_mm"])
+            fig = enface_fundus_figure(captioned, volume.fundus.image, positions, volume.fundus.spacing,
+                                       summary["enface_scale"])
+        except ValueError as exc:  # the B-scans are no raster of parallel lines
+            on_fundus = str(exc)
+        else:
+            fig.save(stage / "figures" / "dida_enface_fundus.png", compress_level=1)
+    summary["enface_on_fundus"] = "figures/dida_enface_fundus.png" if on_fundus is None else f"not drawn: {on_fundus}"
     for i in explanation.indices:
         truth = truths[i] if truths else None
         if plan.figure_pairs.get(i):
@@ -136,6 +150,18 @@ def write_map_figures(stage: Path, volume: OCTVolume, explanation: VolumeExplana
             header = f"B-scan {i}" + (f" · diagnosis: {truth}" if truth else "")
             scale_figure(volume.bscans[i], scales, (lateral, axial), volume.spacing_unit, header).save(
                 stage / "figures" / f"dida_scale_bscan{i:03d}.png", compress_level=1)
+
+
+def _fundus_reason(volume: OCTVolume) -> str | None:
+    """Why the en-face map cannot be laid on the fundus image (None: it can)."""
+    if volume.fundus is None:
+        return "the file has no fundus image"
+    if not volume.cartesian:
+        return f"a {volume.geometry} scan's A-scans do not tile an area of the fundus"
+    positions = volume.metadata.get("bscan_positions_mm") or []
+    if len(positions) != volume.n_bscans:
+        return "the file gives no B-scan positions on the fundus"
+    return None
 
 
 __all__ = ["VIEWS", "MapChoices", "MapPlan", "bscan_pairs", "check_pairs", "map_choices", "plan_maps", "run_pairs",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import head_bytes
-from .volume import OCTReadError, to_unit_range
+from .volume import LUMA_WEIGHTS, Fundus, OCTReadError, to_unit_range
 
 HEIDELBERG_BSCAN_ORDER = (
     "as in the file: B-scan 0 is the most inferior (bottom of the SLO/localizer), the index increases superiorly"
@@ -73,6 +73,20 @@ def eyepy_data(ev, where: str) -> tuple[np.ndarray, str]:
     if data.ndim != 3 or min(data.shape) < 1:
         raise OCTReadError(f"{where}: eyepy returned B-scans of shape {data.shape}: expected (n_bscans, depth, width)")
     return to_unit_range(data, where)  # eyepy's display transforms give uint8: "uint8 / 255"
+
+
+def localizer(ev, notes: list[str]) -> Fundus | None:
+    """The fundus image of an eyepy volume (its SLO/NIR localizer, with its mm per pixel), or None with a note
+    in ``notes`` when the file has none or it cannot be read: the B-scans never depend on it."""
+    try:
+        loc = ev.localizer
+        image, _ = to_unit_range(np.asarray(loc.data), "the localizer")
+        if image.ndim == 3:  # a colour localizer: its luminance, as for B-scans
+            image = image[..., :3] @ np.array(LUMA_WEIGHTS, np.float32)
+        return Fundus(image, (float(loc.scale_x), float(loc.scale_y)))
+    except Exception as e:  # eyepy raises various errors for files without a usable localizer
+        notes.append(f"no fundus image ({e.__class__.__name__}: {e})")
+        return None
 
 
 def bscan_positions(bscan_meta) -> list[list[float]]:

@@ -19,6 +19,7 @@ from .heyex import (
     VOL_SCAN_PATTERNS,
     bscan_positions,
     eyepy_data,
+    localizer,
     path_spacing,
     quiet_eyepy,
 )
@@ -71,16 +72,19 @@ def read_heyex_vol(p: Path, bscan_distance: float | None, *, source: str) -> OCT
     }
     if unit == "pixel":
         metadata["spacing_source"] = f"VOL header scales are not positive ({lateral}, {axial}): pixel units used"
+    fundus = localizer(ev, notes)
     if notes:
         metadata["reader_warnings"] = notes
     if pattern in GEOMETRY:
         return _stack(source, hdr, pattern, bscans, metadata, unit, bscan_distance)
     why = f"the VOL header's B-scan distance is {distance:g}" if distance <= 0 else None
-    return build_volume(
+    volume = build_volume(
         source, "heyex-vol", bscans, lateral, axial, distance if unit == "mm" else None,
         unit=unit, bscan_distance=bscan_distance, metadata=metadata,
         laterality=parse_laterality(hdr.scan_position), missing=why,
     )
+    volume.fundus = fundus
+    return volume
 
 
 def _stack(source: str, hdr, pattern: int, bscans: np.ndarray, metadata: dict, unit: str,

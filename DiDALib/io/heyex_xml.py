@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from .common import build_volume, parse_laterality, plain, read_errors
-from .heyex import HEIDELBERG_BSCAN_ORDER, bscan_positions, eyepy_data, looks_like_heyex_xml, quiet_eyepy
+from .heyex import HEIDELBERG_BSCAN_ORDER, bscan_positions, eyepy_data, localizer, looks_like_heyex_xml, quiet_eyepy
 from .volume import OCTReadError, OCTVolume
 
 
@@ -90,12 +90,15 @@ def read_heyex_xml(p: Path, bscan_distance: float | None, *, source: str) -> OCT
         "files": names,
         "bscan_positions_mm": bscan_positions(ev.meta["bscan_meta"]),
     }
+    fundus = localizer(ev, notes)
     if notes:
         metadata["reader_warnings"] = notes
     distance = float(ev.meta["scale_z"]) if unit == "mm" else None
-    return build_volume(
+    volume = build_volume(
         source, "heyex-xml", bscans, lateral, axial, distance,
         unit=unit, bscan_distance=bscan_distance, metadata=metadata,
         laterality=parse_laterality(parsed.get("scan_position")),
         missing="the B-scan start/end positions do not differ",
     )
+    volume.fundus = fundus
+    return volume

@@ -79,7 +79,8 @@ def write_scale_table(path: Path, grids: Sequence[int], bscan_shape: tuple[int, 
              "0 none 0 0 0 0"]
     for n, rgb in sorted(scale_palette(grids).items()):
         r, g, b = (int(round(255 * v)) for v in rgb)
-        lines.append(f"{n} {n}x{n}_cells_{width * spacing[0] / n:.3g}x{depth * spacing[1] / n:.3g}{unit} {r} {g} {b} 255")
+        cells = f"{width * spacing[0] / n:.3g}x{depth * spacing[1] / n:.3g}{unit}"
+        lines.append(f"{n} {n}x{n}_cells_{cells} {r} {g} {b} 255")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

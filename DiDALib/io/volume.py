@@ -39,6 +39,24 @@ class OCTReadError(ValueError):
 
 
 @dataclass
+class Fundus:
+    """The scan's fundus image (SLO/NIR localizer): grey float32 in [0, 1], ``spacing`` (x, y) in mm per pixel, in
+    the coordinates of the B-scan positions (``metadata["bscan_positions_mm"]``: start and end x, y of each B-scan)."""
+
+    image: np.ndarray
+    spacing: tuple[float, float]
+
+    def __post_init__(self) -> None:
+        img = np.asarray(self.image, dtype=np.float32)
+        if img.ndim != 2 or min(img.shape) < 1:
+            raise ValueError(f"fundus image has shape {img.shape}: expected a 2-D grey image")
+        if not all(math.isfinite(float(v)) and float(v) > 0 for v in self.spacing) or len(self.spacing) != 2:
+            raise ValueError(f"fundus spacing {self.spacing!r} must be two positive numbers (x, y mm per pixel)")
+        self.image = np.ascontiguousarray(np.clip(img, 0.0, 1.0))
+        self.spacing = (float(self.spacing[0]), float(self.spacing[1]))
+
+
+@dataclass
 class OCTVolume:
     """B-scans (n_bscans, depth, width) as float32 in [0, 1] with their spacing in mm (or pixels) and provenance."""
 
@@ -52,6 +70,7 @@ class OCTVolume:
     metadata: dict = field(default_factory=dict)
     geometry: str = "cartesian"
     bscan_spacing: tuple[float, ...] | None = None  # non-Cartesian: each B-scan's A-scan spacing along its path
+    fundus: Fundus | None = None  # the SLO/NIR localizer where the file has one (Heyex VOL and XML)
 
     def __post_init__(self) -> None:
         what = f"OCTVolume({self.source!r})" if self.source else "OCTVolume"

@@ -41,8 +41,10 @@ def scale_figure(bscan: np.ndarray, scales: Sequence[tuple[FeatureScale, str]], 
     for p, (img, caption) in enumerate(zip(images, captions)):
         x0 = p * (panel_width + gap)
         fig.paste(Image.fromarray(img).resize((panel_width, ph), Image.Resampling.NEAREST), (x0, 0))
-        if caption:
-            _label(draw, (x0 + 6, 6) if p == 0 else (x0 + panel_width - 6, ph - 6), caption, font, "la" if p == 0 else "rd")
+        if caption and p == 0:
+            _label(draw, (x0 + 6, 6), caption, font, "la")
+        elif caption:
+            _label(draw, (x0 + panel_width - 6, ph - 6), caption, font, "rd")
     grids = scales[0][0].grids if scales else ()
     small = load_font(max(11, panel_width // 34))
     x = 6
@@ -87,4 +89,31 @@ def enface_figure(maps: Sequence[tuple[EnFaceMap, str]], spacing: tuple[float, f
                       f"{n_bscans * spacing[1]:.3g} {unit}; B-scan 0 at the bottom")
     draw.text((6, top + ph + footer // 2), text, font=load_font(max(11, panel_width // 34)), fill=(220, 220, 220),
               anchor="lm")
+    return fig
+
+
+def enface_fundus_figure(maps: Sequence[tuple[EnFaceMap, str]], fundus: np.ndarray, positions: np.ndarray,
+                         fundus_spacing: tuple[float, float], scale: float, panel_width: int = 384,
+                         opacity: float = 0.85) -> Image.Image:
+    """Each class's en-face evidence laid on the fundus image where its A-scans were taken (``enface_on_fundus``),
+    in the evidence colours over the grey fundus, one panel per class."""
+    from ..maps.enface import enface_on_fundus
+
+    h, w = fundus.shape
+    ph = max(1, int(round(h * panel_width / w)))
+    grey = grey_to_uint8(fundus, 0.0, 1.0)
+    gap, top = 6, 22
+    fig = Image.new("RGB", (len(maps) * panel_width + (len(maps) - 1) * gap, top + ph), BACKGROUND)
+    draw = ImageDraw.Draw(fig)
+    font = load_font(max(12, panel_width // 28))
+    for p, (m, caption) in enumerate(maps):
+        pos, neg = enface_on_fundus(m, positions, (h, w), fundus_spacing)
+        ok = ~np.isnan(pos)
+        rgba = np.zeros((h, w, 4), np.float32)
+        if scale > 0:
+            rgba[ok] = evidence_rgba(np.clip(pos[ok] / scale, 0, 1), np.clip(neg[ok] / scale, 0, 1))
+        img = _composite(grey, rgba, opacity)
+        x0 = p * (panel_width + gap)
+        fig.paste(Image.fromarray(img).resize((panel_width, ph), Image.Resampling.BILINEAR), (x0, top))
+        draw.text((x0 + 2, top // 2), caption, font=font, fill=(240, 240, 240), anchor="lm")
     return fig

@@ -110,3 +110,19 @@ def test_contrast_file_names_never_meet_class_files_or_each_other():
     assert files[0] == "DiDA-contrast_x_vs_y_vs_z_label.nrrd" and files[2].startswith("DiDA-contrast_x_vs_y_vs_z-")
     class_names = {f for d in class_files(names).values() for f in d.values()}
     assert not class_names & set(files)
+
+
+def test_a_heyex_volume_gets_its_enface_map_on_the_fundus(tmp_path, capsys, package):
+    vol = Path(__file__).resolve().parents[1] / "Data" / "oct" / "heyex_synthetic_10x40x50.vol"
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, "explain", vol, "--model", package, "--out", out, "--bscans", "2-5", *FAST)
+    assert code == 0, err
+    run = json.loads((out / "run.json").read_text())
+    assert run["enface_on_fundus"] == "figures/dida_enface_fundus.png"
+    assert (out / "figures" / "dida_enface_fundus.png").is_file()
+
+
+def test_a_volume_without_a_fundus_says_why(tmp_path, capsys, package, volume):
+    out = tmp_path / "out"
+    assert _run(capsys, "explain", volume, "--model", package, "--out", out, *FAST)[0] == 0
+    assert json.loads((out / "run.json").read_text())["enface_on_fundus"] == "not drawn: the file has no fundus image"

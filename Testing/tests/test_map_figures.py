@@ -84,3 +84,17 @@ def test_enface_figure_keeps_true_proportions_and_marks_unexplained_bscans():
     assert fig.size == (100, 22 + 80 + 26)
     img = np.asarray(fig)
     assert tuple(img[22 + 5, 50]) == (70, 70, 70)  # the last B-scan (unexplained) at the top
+
+
+def test_enface_on_the_fundus_is_red_where_the_evidence_was_found():
+    from DiDALib.reports.map_figures import enface_fundus_figure
+
+    pos = np.zeros((5, 10), np.float32)
+    pos[2, 5] = 0.3  # A-scan 5 of B-scan 2, at (1.55, 1.35) mm on a fundus of 0.1 mm pixels
+    m = EnFaceMap(pos, np.zeros_like(pos), 0)
+    positions = np.array([[0.5, 1.8 - 0.2 * b, 2.5, 1.8 - 0.2 * b] for b in range(5)])
+    fig = enface_fundus_figure([(m, "a")], np.full((40, 40), 0.5, np.float32), positions, (0.1, 0.1), 0.3,
+                               panel_width=40)
+    img = np.asarray(fig)[22:].astype(int)
+    assert img[13, 15, 0] > img[13, 15, 2] + 80  # red over the grey fundus
+    assert abs(img[30, 30, 0] - img[30, 30, 2]) < 3  # outside the scan: the fundus unchanged
