@@ -16,7 +16,7 @@ import numpy as np
 
 from ..engine.grid import check_weights
 from ..engine.result import DiDAResult
-from .mixing import cell_map
+from .mixing import cell_values
 
 
 @dataclass
@@ -48,9 +48,8 @@ def evidence_parts(result: DiDAResult, class_index: int | str, shape: tuple[int,
     neg = np.zeros(out, np.float32)
     for wi, n in zip(w, result.grids):
         d = result.deltas[n][k].ravel().astype(np.float32)
-        cells = cell_map(result, n, shape)
-        pos += np.float32(wi) * np.clip(d, 0, None)[cells]
-        neg += np.float32(wi) * np.clip(-d, 0, None)[cells]
+        pos += cell_values(result, n, np.float32(wi) * np.clip(d, 0, None), shape)
+        neg += cell_values(result, n, np.float32(wi) * np.clip(-d, 0, None), shape)
     return pos, neg
 
 

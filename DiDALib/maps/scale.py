@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine.result import DiDAResult
-from .mixing import cell_map
+from .mixing import cell_values
 
 #: Pixels whose strongest normalised evidence is below this fraction of the map's strongest get no scale (0).
 MIN_EVIDENCE = 0.05
@@ -53,7 +53,7 @@ def normalised_evidence(result: DiDAResult, class_index: int | str, shape: tuple
     for n in result.grids:
         d = result.deltas[n][k].ravel().astype(np.float32)
         d = np.abs(d) if sign == "both" else np.clip(d if sign == "positive" else -d, 0, None)
-        out.append((d * np.float32(n / np.sqrt(h * w)))[cell_map(result, n, shape)])
+        out.append(cell_values(result, n, d * np.float32(n / np.sqrt(h * w)), shape))
     return np.stack(out)
 
 
