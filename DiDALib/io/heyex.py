@@ -76,8 +76,8 @@ def eyepy_data(ev, where: str) -> tuple[np.ndarray, str]:
 
 
 def localizer(ev, notes: list[str]) -> Fundus | None:
-    """The fundus image of an eyepy volume (its SLO/NIR localizer, with its mm per pixel), or None with a note
-    in ``notes`` when the file has none or it cannot be read: the B-scans never depend on it."""
+    """The fundus image of an eyepy volume or reader (its SLO/NIR localizer, with its mm per pixel), or None with a
+    note in ``notes`` when the file has none or it cannot be read: the B-scans never depend on it."""
     try:
         loc = ev.localizer
         image, _ = to_unit_range(np.asarray(loc.data), "the localizer")

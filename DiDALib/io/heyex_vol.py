@@ -52,6 +52,7 @@ def read_heyex_vol(p: Path, bscan_distance: float | None, *, source: str) -> OCT
                 ev = reader.volume
                 bscans, _ = eyepy_data(ev, str(p))
                 bscan_meta = ev.meta["bscan_meta"]
+        fundus = localizer(reader, notes)  # the SLO, for circle and radial scans too
     expected = (int(hdr.n_bscans), int(hdr.size_y), int(hdr.size_x))
     if bscans.shape != expected:
         raise OCTReadError(f"{p}: B-scans of shape {bscans.shape} but the header says {expected}: the file is damaged")
@@ -72,11 +73,12 @@ def read_heyex_vol(p: Path, bscan_distance: float | None, *, source: str) -> OCT
     }
     if unit == "pixel":
         metadata["spacing_source"] = f"VOL header scales are not positive ({lateral}, {axial}): pixel units used"
-    fundus = localizer(ev, notes)
     if notes:
         metadata["reader_warnings"] = notes
     if pattern in GEOMETRY:
-        return _stack(source, hdr, pattern, bscans, metadata, unit, bscan_distance)
+        volume = _stack(source, hdr, pattern, bscans, metadata, unit, bscan_distance)
+        volume.fundus = fundus
+        return volume
     why = f"the VOL header's B-scan distance is {distance:g}" if distance <= 0 else None
     volume = build_volume(
         source, "heyex-vol", bscans, lateral, axial, distance if unit == "mm" else None,

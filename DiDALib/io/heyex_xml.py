@@ -75,6 +75,7 @@ def read_heyex_xml(p: Path, bscan_distance: float | None, *, source: str) -> OCT
                 ev = reader.volume
                 bscans, intensity = eyepy_data(ev, str(p))
                 parsed = dict(reader.parsed_values)
+                fundus = localizer(ev, notes)
         finally:
             get_xml_root.cache_clear()  # eyepy caches parsed XML by path: a re-export at the same path must be re-read
     lateral, axial = parsed.get("scale_x"), parsed.get("scale_y")
@@ -90,7 +91,6 @@ def read_heyex_xml(p: Path, bscan_distance: float | None, *, source: str) -> OCT
         "files": names,
         "bscan_positions_mm": bscan_positions(ev.meta["bscan_meta"]),
     }
-    fundus = localizer(ev, notes)
     if notes:
         metadata["reader_warnings"] = notes
     distance = float(ev.meta["scale_z"]) if unit == "mm" else None

@@ -40,6 +40,7 @@ def test_circle_vol_is_a_stack_with_the_spacing_along_the_circle(tmp_path):
     assert vol.spacing_placeholder and vol.spacing_unit == "mm" and vol.laterality == "OD"
     assert "circle: 2 pi" in vol.metadata["spacing_source"] and vol.metadata["vol_scale_x_mm"] == pytest.approx(0.0114)
     assert "not a 3-D volume" in vol.describe() and "along the circle" in vol.describe()
+    assert vol.fundus is not None and vol.fundus.image.ndim == 2  # the SLO comes with circle scans too
     # the same display transform as eyepy's for volume scans: the bright band is bright, the rest dark
     assert vol.bscans[0, SIZE[0] // 2].mean() > 0.8 and vol.bscans[0, 0].mean() < 0.3
 
