@@ -20,8 +20,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..engine.result import DiDAResult
+from ..explanation import VolumeExplanation
 from ..maps.labels import COLOR_TABLE_NAME, encode_labels, label_dtype, write_color_table
-from ..pipeline import VolumeExplanation
 
 RESULTS_FILE = "dida_results.npz"
 RESULTS_FORMAT = "dida-results/1"
