@@ -55,6 +55,8 @@ class DiDAController:
         reuse = (s is not None and not s.closed and s.volume is volume and s.model == model
                  and s.settings == settings and s.run is not None and s.run.table.GetScene() is volume.GetScene())
         if not reuse:
+            if s is not None:
+                s.close()  # its run stays in the scene (latest_run finds it there); the session lets go of it
             if self.worker is None:
                 self.worker = self._worker_factory()
             self.session = ExplainSession(volume.GetScene(), volume, self.worker, model, settings,

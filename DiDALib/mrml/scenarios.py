@@ -70,6 +70,7 @@ def make_failing_package(folder: str | Path, fail_after: int) -> Path:
     """A TorchScript model package whose model raises once it has scored ``fail_after`` images (the load check
     scores one): a model that breaks in the middle of a run, as a CUDA error would."""
     import json
+    import warnings
 
     import torch
 
@@ -90,7 +91,9 @@ def make_failing_package(folder: str | Path, fail_after: int) -> Path:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    torch.jit.script(FailsLater(fail_after)).save(str(out / "model.pt"))
+    with warnings.catch_warnings():  # torch 2.14 deprecates TorchScript; packages still bring it (models/torchscript)
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(FailsLater(fail_after)).save(str(out / "model.pt"))
     spec = {"format": "dida-model/1", "name": "DiDA failing test model", "architecture": "torchscript",
             "weights": "model.pt", "classes": list(TEST_CLASSES), "input_size": [32, 32], "channels": 1,
             "mean": [0.5], "std": [0.25]}

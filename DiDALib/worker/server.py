@@ -121,7 +121,13 @@ class Worker:
             if job_id in self._cancelled or self._orphaned:
                 self._passes_at_cancel = 0
                 cancel.set()
-        events = EventWriter(folder / EVENTS_FILE)
+        try:
+            events = EventWriter(folder / EVENTS_FILE)
+        except OSError as exc:  # the folder is gone: nobody waits for this job's events
+            print(f"DiDA worker: job {job_id} skipped ({exc})", file=self._log, flush=True)
+            with self._lock:
+                self._current = None
+            return
         try:
             self._job(msg, folder, events, cancel)
         except DeviceUnavailable as exc:

@@ -15,6 +15,7 @@ from DiDALib.mrml import choices, requirements, scenarios
 from DiDALib.mrml.controller import DiDAController
 from DiDALib.mrml.layout import BSCAN_VIEW, show_layout, view_node
 from DiDALib.mrml.reader import ALTERNATIVE, CLAIM, file_confidence, xml_root
+from DiDALib.mrml.results import find_runs
 from DiDALib.mrml.volumes import show_bscan
 from DiDALib.worker.protocol import ModelRequest
 
@@ -143,7 +144,8 @@ def test_controller_continues_a_run_and_forgets_it_with_the_scene(env, worker, m
         pass
     assert session.run.finished == [0, 1, 2]
     other = controller.start(volume, model, {**scenarios.TEST_SETTINGS, "fill": "mean"}, [0])
-    assert other is not session, "other settings must make a new run"
+    assert other is not session and session.closed, "other settings must make a new run"
+    assert session.run is None and len(find_runs(env.scene, volume)) == 1, "the first run left the scene"
     controller.cancel()
     env.layout_node.SetViewArrangement(env.layout_node.SlicerLayoutOneUpRedSliceView)
     assert not controller.views.attached
