@@ -20,8 +20,13 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..engine.result import DiDAResult
+from ..maps.labels import (
+    COLOR_TABLE_NAME,
+    encode_labels,
+    label_dtype,
+    write_color_table,
+)
 from ..explanation import VolumeExplanation
-from ..maps.labels import COLOR_TABLE_NAME, encode_labels, label_dtype, write_color_table
 
 RESULTS_FILE = "dida_results.npz"
 RESULTS_FORMAT = "dida-results/1"
