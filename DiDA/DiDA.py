@@ -423,7 +423,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
         from DiDALib.mrml.choices import model_folder
         from DiDALib.worker.protocol import ModelRequest
 
-        return ModelRequest(str(model_folder(p.useDemoModel, p.modelFolder)), allow_code=False)
+        return ModelRequest(str(model_folder(p.useDemoModel, p.modelFolder)), trust_code=False)
 
     def describeModel(self, p) -> str:
         try:

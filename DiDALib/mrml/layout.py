@@ -142,9 +142,14 @@ def bscan_state(run: DiDARun, k: int) -> str:
 
 
 def score_text(score: float | None, mode: str | None) -> str:
+    """A score as a view label shows it, in its mode's own terms."""
     if score is None:
         return "not explained"
-    return f"logit {score:.2f}" if mode == "logits" else f"p = {score:.2f}"
+    if mode == "logits":
+        return f"logit {score:.2f}"
+    if mode == "log-odds":
+        return f"log-odds {score:+.2f}"
+    return f"p = {score:.2f}"
 
 
 def fit_bscan(slice_node, volume, stretch: float = 1.0) -> None:

@@ -29,6 +29,9 @@ from .overlays import ClassOverlay, add_class_overlay
 from .results import DiDARun
 from .volumes import bscans_from_volume_node
 
+#: The score plot's axis title for each score mode.
+SCORE_LABELS = {"probabilities": "probability", "logits": "logit", "log-odds": "log-odds"}
+
 
 class ExplainSession:
     """Explains B-scans of ``volume`` in ``worker`` with a model package and settings (``ExplainSettings`` fields as
@@ -170,9 +173,11 @@ class ExplainSession:
         elif kind == "progress":
             self.progress = data
         elif kind == "grid":
+            self.info["score"] = data.get("score", self.info["score"])  # the mode in use, once a run settled it
             self._on_grid(int(data["index"]), int(data["n"]), decode_array(data["deltas"]),
                           decode_array(data["base"]), draw)
         elif kind == "result":
+            self.info["score"] = data["score"]
             self._on_result(decode_result(data, self.explanation.class_names))
         elif kind in ("done", "cancelled", "error"):
             self.ended = data
@@ -269,7 +274,7 @@ class ExplainSession:
         joins later is drawn for every finished B-scan."""
         names = self.explanation.class_names
         if self.run is None:
-            score_label = "probability" if self.info["score"] == "probabilities" else "logit"
+            score_label = SCORE_LABELS.get(self.info["score"], self.info["score"])
             self.run = DiDARun.create(self.scene, self.volume, names, self._run_settings(), self.name, score_label)
             self._mark("running")  # the B-scans asked for are in progress
         wanted = self._selected(base)

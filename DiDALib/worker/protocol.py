@@ -3,7 +3,7 @@
 Requests go to the worker's stdin, one JSON object per line::
 
     {"op": "job", "protocol": 1, "id": "3", "dir": "<job folder>",
-     "model": {"path": "<package folder>", "allow_code": false},
+     "model": {"path": "<package folder>", "trust_code": false},
      "settings": {"grids": [7, 9, 11], "fill": "black", "device": "auto", ...},
      "indices": [12, 13], "preview": false}
     {"op": "cancel", "id": "3"}
@@ -14,10 +14,11 @@ A job's B-scans are ``<job folder>/bscans.npy`` (float32, (n, depth, width): pos
 ``indices`` only loads the model. The worker appends the job's events to ``<job folder>/events.jsonl``, one JSON
 object per line, in the order they happened (``seq`` counts them):
 
-``ready``      the model is loaded (or was still loaded: ``warm``): classes, score mode, device, grids, weights,
-               the model-input size and the region the B-scans cover there
+``ready``      the model is loaded (or was still loaded: ``warm``): classes, score mode (as set: a mode chosen on
+               the B-scans themselves is in their ``grid`` and ``result`` events), device, grids, weights, the
+               model-input size and the region the B-scans cover there
 ``progress``   images_done, images_total, passes_done, passes_per_image
-``grid``       a preview (when the job asks for them): grid ``n`` of B-scan ``index`` with its deltas
+``grid``       a preview (when the job asks for them): grid ``n`` of B-scan ``index`` with its deltas and score mode
 ``result``     a finished B-scan: its base scores and the deltas of every grid
 ``done``, ``cancelled`` (with the passes made after the request), ``error`` (message, kind)
                the last event of every job
@@ -48,18 +49,18 @@ DIED = "died"
 
 @dataclass(frozen=True)
 class ModelRequest:
-    """Which model package a job runs. ``allow_code`` lets the worker run Python code the package brings (formats
-    that need it); it is False unless the user agreed to it for this package."""
+    """Which model package a job runs. ``trust_code`` lets the worker run Python code the package brings (formats
+    that need it); it is False unless the user agreed to run that file."""
 
     path: str
-    allow_code: bool = False
+    trust_code: bool = False
 
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "allow_code": bool(self.allow_code)}
+        return {"path": str(self.path), "trust_code": bool(self.trust_code)}
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelRequest:
-        return cls(str(data["path"]), bool(data.get("allow_code", False)))
+        return cls(str(data["path"]), bool(data.get("trust_code", False)))
 
 
 @dataclass

@@ -186,7 +186,8 @@ class Worker:
                                  passes_done=p.passes_done, passes_per_image=p.passes_per_image)
 
             def on_grid(i: int, n: int, deltas: np.ndarray, base: np.ndarray) -> None:
-                events.write("grid", index=indices[i], n=int(n), deltas=encode_array(deltas), base=encode_array(base))
+                events.write("grid", index=indices[i], n=int(n), deltas=encode_array(deltas), base=encode_array(base),
+                             score=explainer.engine.score)
 
             for result in explainer.explain(bscans, progress=progress, cancel=cancel,
                                             on_grid=on_grid if request.preview else None):
@@ -214,14 +215,15 @@ class Worker:
         """The loaded package (``warm``: kept from an earlier job, its files unchanged) or a freshly loaded one. One
         package is kept: a new one replaces it, so memory (and GPU memory) holds one model."""
         path = Path(model.path).resolve()
-        key = (str(path), model.allow_code, _stamp(path))
+        key = (str(path), model.trust_code, _stamp(path))
         if key == self._package_key:
             return self._package, True
         self._package = self._explainer = self._package_key = None
         from ..models.package import load_model_package
 
-        # Package code runs only on an explicit opt-in; loaders that can run code take ``allow_code``.
-        self._package = load_model_package(path, **({"allow_code": True} if model.allow_code else {}))
+        # A package's own code runs only on the user's explicit opt-in (``trust_code``, load_model_package's name for
+        # it); without it such a package is refused with the file named.
+        self._package = load_model_package(path, **({"trust_code": True} if model.trust_code else {}))
         self._package_key = key
         return self._package, False
 

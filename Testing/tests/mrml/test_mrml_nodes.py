@@ -213,3 +213,12 @@ def test_view_labels_are_drawn_and_removed_with_the_scene(env, volume):
     assert actor.GetInput() == "B-scan 2 (not explained)" and env.renderer(BSCAN_VIEW).HasViewProp(actor)
     env.scene.Clear(0)
     assert not labels.actors and not env.renderer(BSCAN_VIEW).HasViewProp(actor), "labels outlived the scene"
+
+
+def test_view_labels_say_each_score_mode_in_its_own_terms():
+    from DiDALib.mrml.layout import score_text
+
+    assert score_text(0.456, "probabilities") == "p = 0.46"
+    assert score_text(-1.5, "logits") == "logit -1.50"
+    assert score_text(2.2, "log-odds") == "log-odds +2.20"
+    assert score_text(None, "logits") == "not explained"
