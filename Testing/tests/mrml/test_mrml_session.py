@@ -53,8 +53,7 @@ def test_a_model_that_fails_mid_run_keeps_the_finished_bscans(env, worker, tmp_p
     package = scenarios.make_failing_package(tmp_path / "failing", fail_after=1 + per_bscan)  # + the load check
     session = _session(env, worker, package, n_bscans=3)
     assert session.run_blocking(timeout=120) == "failed", session.summary()
-    assert session.error == ("RuntimeError: CUDA error: device-side assert triggered (a test model that breaks on "
-                             "purpose)"), session.error  # one line, not TorchScript's traceback
+    assert "device-side assert triggered" in session.error and "\n" not in session.error, session.error  # one line
     assert session.run.finished == [0] and session.run.unfinished == [1, 2]
     assert all(node.GetAttribute(STATUS) == "failed" for node in session.run.nodes())
     assert all(not o.bscan_labels(k).any() for o in session.run.overlays for k in (1, 2))
