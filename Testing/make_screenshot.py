@@ -21,11 +21,13 @@ sys.path.insert(0, str(ROOT))
 
 from DiDALib.io.volume import OCTVolume  # noqa: E402
 from DiDALib.mrml.headless import HeadlessSlicer  # noqa: E402
-from DiDALib.mrml.layout import VIEW_NAMES, DiDAViews, crosshair_node, view_node, view_rgba  # noqa: E402
+from DiDALib.mrml.layout import VIEW_NAMES, crosshair_node, view_node, view_rgba  # noqa: E402
 from DiDALib.mrml.results import SERIES_COLORS, read_scores  # noqa: E402
 from DiDALib.mrml.session import ExplainSession  # noqa: E402
+from DiDALib.mrml.views import DiDAViews  # noqa: E402
 from DiDALib.mrml.volumes import add_oct_volume  # noqa: E402
 from DiDALib.reports.figures import load_font  # noqa: E402
+from DiDALib.worker.client import WorkerClient  # noqa: E402
 
 SPECTRALIS_SPACING = (0.0114, 0.0039, 0.12)  # mm: lateral, axial, between B-scans (a typical macular cube)
 
@@ -34,19 +36,15 @@ def render(model: Path, out: Path, n_bscans: int, explain: list[int] | None, vie
            seed: int) -> Path:
     from PIL import Image, ImageDraw
 
-    from DiDALib.models.package import load_model_package
     from DiDALib.phantom import make_volume
-    from DiDALib.pipeline import ExplainSettings, VolumeExplainer
 
-    package = load_model_package(model)
     bscans, labels, masks = make_volume(n_bscans=n_bscans, seed=seed)
     chosen = explain if explain else list(range(n_bscans))
     shown = next((i for i in chosen if labels[i] != "normal"), chosen[len(chosen) // 2])
-    with HeadlessSlicer() as env:
+    with HeadlessSlicer() as env, WorkerClient() as worker:  # DiDA runs in its worker process, as in Slicer
         volume = add_oct_volume(env.scene, OCTVolume(bscans, SPECTRALIS_SPACING, source="phantom-macula.vol",
                                                      format="phantom"))
-        explainer = VolumeExplainer(package, ExplainSettings(device="auto"))
-        session = ExplainSession(env.scene, volume, explainer, classes="top3")
+        session = ExplainSession(env.scene, volume, worker, model, {"device": "auto"}, classes="top3")
         state = session.run_blocking(chosen)
         if state != "complete":
             raise RuntimeError(session.summary())

@@ -24,7 +24,7 @@ from ..maps.labels import (
     label_dtype,
     write_color_table,
 )
-from ..pipeline import VolumeExplanation
+from ..explanation import VolumeExplanation
 
 RESULTS_FILE = "dida_results.npz"
 RESULTS_FORMAT = "dida-results/1"

@@ -164,3 +164,14 @@ def overlay_from_labels(labels) -> ClassOverlay | None:
     """The overlay pair of a DiDA labelmap (it references its float map), e.g. after a scene reload."""
     net = labels.GetNodeReference(NET_REFERENCE) if labels is not None else None
     return ClassOverlay(labels, net) if net is not None else None
+
+
+def dida_volume_ids(scene) -> list[str]:
+    """The IDs of DiDA's own volumes (overlays and float maps): none of them is an OCT volume to explain."""
+    return [n.GetID() for n in nodes_of_class(scene, "vtkMRMLVolumeNode") if n.GetAttribute(ROLE)]
+
+
+def input_candidates(scene) -> list:
+    """The volumes DiDA can explain: grey scalar volumes that are not DiDA's own maps (nor labelmaps)."""
+    return [n for n in nodes_of_class(scene, "vtkMRMLScalarVolumeNode")
+            if not n.IsA("vtkMRMLLabelMapVolumeNode") and not n.GetAttribute(ROLE)]

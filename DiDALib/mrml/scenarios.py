@@ -1,61 +1,49 @@
 """Scenarios that check DiDA in a scene, shared by the CI tests (``slicer-core``) and ``DiDATest`` (inside Slicer).
 
-Each ``check_*`` function raises ``AssertionError`` with a message saying what is wrong. They work on an
-*environment*: an object with ``scene``, ``layout_node``, ``show_dida_layout()``, ``slice_logic(name)`` and
-``save_and_reload(folder)`` (returning the environment with the scene read back).
-``HeadlessEnvironment`` is the ``slicer-core`` one; ``DiDA.py`` has the one for the Slicer application.
+They work on an *environment*: an object with ``scene``, ``app_logic``, ``layout_node``, ``show_dida_layout()``,
+``slice_logic(name)``, ``renderer(name)`` and ``save_and_reload(folder)`` (returning the environment with the
+scene read back). ``HeadlessEnvironment`` is the ``slicer-core`` one; ``DiDA.py`` has the one for the Slicer
+application. The checks live in ``checks`` (what the scene shows) and ``worker_checks`` (runs in the worker
+process); ``run_all`` runs every one, ``run_stored`` those that need no torch, on a stored result.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import vtk
 
 from ..io.volume import OCTVolume
-from ..maps.labels import LEVELS, label_color
+from . import checks
+from .checks import Fixture
 from .headless import HeadlessSlicer
-from .layout import (
-    BSCAN_VIEW,
-    CLASS_VIEWS,
-    LAYOUT_ID,
-    PLOT_VIEW,
-    VIEW_GROUP,
-    VIEW_NAMES,
-    VIEW_TEXT,
-    DiDAViews,
-    composite_node,
-    crosshair_node,
-    score_text,
-    view_node,
-    view_rgba,
-)
-from .overlays import ROLE, display_mode, find_color_table, mode_entries
-from .results import (
-    BSCAN_COLUMN,
-    FINISHED,
-    STATUS,
-    UNFINISHED,
-    DiDARun,
-    find_runs,
-    plot_series,
-    read_scores,
-    scene_hierarchy,
-)
 from .session import ExplainSession
-from .volumes import add_oct_volume, oct_from_volume_node, remove_node, same_geometry, volume_array
+from .views import DiDAViews
+from .volumes import add_oct_volume
 
 #: The test model: timm's tiny EfficientNet, grey input of 32 x 32, four classes.
 TEST_CLASSES = ("normal", "drusen", "wet_amd", "macular_oedema")
 TEST_GRIDS = (3, 5)
 TEST_SPACING = (0.0114, 0.0039, 0.12)
+#: A run of the test model: 35 model passes per B-scan, a few milliseconds. A fixed batch size spares the tests the
+#: CPU batch-size tuning (the engine's own tests cover it; results do not depend on the batch size).
+TEST_SETTINGS = {"grids": list(TEST_GRIDS), "device": "cpu", "batch_size": 16}
+#: A run slow enough to act on while it goes: 886 passes per B-scan, about a tenth of a second on a 2-core CPU.
+SLOW_SETTINGS = {"grids": [9, 11, 13, 15, 17], "device": "cpu", "batch_size": 16}
+#: The stored result of the test model on the test volume (``Testing/Data``; ``Resources/Testing`` when built).
+STORED_RESULTS = "dida_results.npz"
 
 
 class HeadlessEnvironment(HeadlessSlicer):
     """The scenarios' environment on ``slicer-core``."""
+
+    def __init__(self, scene=None):
+        super().__init__(scene)
+        self._renderers: dict[str, vtk.vtkRenderer] = {}
+
+    def renderer(self, name: str):
+        """A renderer for each view (Slicer's slice views have one each), made on first use."""
+        return self._renderers.setdefault(name, vtk.vtkRenderer())
 
     def save_and_reload(self, folder) -> HeadlessEnvironment:
         return HeadlessEnvironment.load(self.save(folder))
@@ -78,6 +66,41 @@ def make_test_package(folder: str | Path, seed: int = 0) -> Path:
     return save_model_package(folder, spec, model)
 
 
+def make_failing_package(folder: str | Path, fail_after: int) -> Path:
+    """A TorchScript model package whose model raises once it has scored ``fail_after`` images (the load check
+    scores one): a model that breaks in the middle of a run, as a CUDA error would."""
+    import json
+    import warnings
+
+    import torch
+
+    class FailsLater(torch.nn.Module):
+        def __init__(self, after: int):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+            self.head = torch.nn.Linear(4, len(TEST_CLASSES))
+            self.after = after
+            self.seen = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.seen >= self.after:
+                raise RuntimeError("CUDA error: device-side assert triggered (a test model that breaks on purpose)")
+            self.seen += x.shape[0]
+            return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    with warnings.catch_warnings():  # torch 2.14 deprecates TorchScript; packages still bring it (models/torchscript)
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(FailsLater(fail_after)).save(str(out / "model.pt"))
+    spec = {"format": "dida-model/1", "name": "DiDA failing test model", "architecture": "torchscript",
+            "weights": "model.pt", "classes": list(TEST_CLASSES), "input_size": [32, 32], "channels": 1,
+            "mean": [0.5], "std": [0.25]}
+    (out / "model.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
 def make_test_volume(env, n_bscans: int = 5, depth: int = 48, width: int = 64, seed: int = 3):
     """A small phantom OCT volume node (B-scans through a macula with lesions)."""
     from ..phantom import make_volume
@@ -87,40 +110,7 @@ def make_test_volume(env, n_bscans: int = 5, depth: int = 48, width: int = 64, s
     return add_oct_volume(env.scene, volume, "phantom")
 
 
-def make_explainer(package_dir: str | Path, grids=TEST_GRIDS, wrap=None, **settings):
-    """A CPU explainer for the package; ``wrap(model)`` returns a callable to use instead of the model (to slow it
-    down or make it fail in tests)."""
-    from dataclasses import replace
-
-    from ..models.package import load_model_package
-    from ..pipeline import ExplainSettings, VolumeExplainer
-
-    package = load_model_package(package_dir)
-    if wrap is not None:
-        package = replace(package, model=wrap(package.model))
-    return VolumeExplainer(package, ExplainSettings(grids=tuple(grids), device="cpu", **settings))
-
-
-@dataclass
-class Fixture:
-    """A finished run on a small volume, shown in the DiDA View."""
-
-    env: object
-    volume: object
-    session: ExplainSession
-    views: DiDAViews
-
-    @property
-    def run(self) -> DiDARun:
-        return self.session.run
-
-
-def explain_volume(env, package_dir: str | Path, timeout: float = 120.0) -> Fixture:
-    """Run DiDA for real over a small volume and show the run in the DiDA View."""
-    volume = make_test_volume(env)
-    session = ExplainSession(env.scene, volume, make_explainer(package_dir), classes="top3")
-    state = session.run_blocking(timeout=timeout)
-    assert state == "complete", f"the run ended {state}: {session.summary()}"
+def _shown(env, volume, session: ExplainSession) -> Fixture:
     env.show_dida_layout()
     views = DiDAViews(env.scene)
     views.set_opacity(1.0)
@@ -128,359 +118,94 @@ def explain_volume(env, package_dir: str | Path, timeout: float = 120.0) -> Fixt
     return Fixture(env, volume, session, views)
 
 
-# -- checks --------------------------------------------------------------------------------------------------------
-
-def check_volume_round_trip(env) -> None:
-    """An OCTVolume becomes a volume node with the B-scan geometry, and comes back the same."""
-    rng = np.random.default_rng(0)
-    vol = OCTVolume(rng.random((3, 10, 12), dtype=np.float32), (0.01, 0.004, 0.2), laterality="OD", source="x.vol",
-                    format="heyex-vol")
-    node = add_oct_volume(env.scene, vol)
-    m = vtk.vtkMatrix4x4()
-    node.GetIJKToRASMatrix(m)
-    diag = [m.GetElement(i, i) for i in range(3)]
-    assert np.allclose(diag, [-0.01, -0.004, 0.2]), f"IJK to RAS diagonal {diag}: expected (-lateral, -axial, distance)"
-    back = oct_from_volume_node(node)
-    assert np.array_equal(back.bscans, vol.bscans), "B-scans changed on the way through the scene"
-    assert np.allclose(back.spacing, vol.spacing) and back.laterality == "OD" and back.format == "heyex-vol"
-    remove_node(env.scene, node)
+def explain_volume(env, worker, package_dir: str | Path, timeout: float = 120.0) -> Fixture:
+    """Run DiDA for real (in the worker) over a small volume and show the run in the DiDA View."""
+    volume = make_test_volume(env)
+    session = ExplainSession(env.scene, volume, worker, package_dir, TEST_SETTINGS, classes="top3")
+    state = session.run_blocking(timeout=timeout)
+    assert state == "complete", f"the run ended {state}: {session.summary()}"
+    return _shown(env, volume, session)
 
 
-def check_overlay_colours(fx: Fixture) -> None:
-    """In a class view, evidence for the class (d > 0 on every grid) is red, against (d < 0) blue, and the
-    B-scan shows unchanged where there is none."""
-    k = fx.views.bscan
-    assert k is not None and k in fx.run.finished, f"the views show B-scan {k}, which has no result"
-    bscan_rgba = view_rgba(fx.env.slice_logic(BSCAN_VIEW))
-    counts = {"red": 0, "blue": 0, "plain": 0}
-    for rank, name in enumerate(CLASS_VIEWS):
-        overlay = fx.run.overlays[rank]
-        logic = fx.env.slice_logic(name)
-        rgba = view_rgba(logic).astype(int)
-        labels, inside = _labels_under_pixels(fx, logic, overlay)
-        mixed = fx.session.explanation.mixed(k, overlay.class_index)
-        assert np.array_equal(overlay.bscan_labels(k), _encode(mixed)), "the labelmap is not the Mixed Image"
-        p, q = labels // LEVELS, labels % LEVELS
-        for_class = inside & (p >= 3) & (q == 0)
-        against = inside & (q >= 3) & (p == 0)
-        plain = inside & (p == 0) & (q == 0)
-        r, g, b = rgba[..., 0], rgba[..., 1], rgba[..., 2]
-        assert np.all(r[for_class] > b[for_class] + 20), f"{overlay.class_name}: pixels with d > 0 are not red"
-        assert np.all(b[against] > r[against] + 20), f"{overlay.class_name}: pixels with d < 0 are not blue"
-        assert np.array_equal(rgba[plain][:, :3], bscan_rgba[plain][:, :3].astype(int)), \
-            f"{overlay.class_name}: without evidence the B-scan must show unchanged"
-        # Over the B-scan, not instead of it: where the evidence is partial the grey still shows through.
-        partial = for_class & (p < LEVELS - 1) & (bscan_rgba[..., 1] > 40)
-        if partial.any():
-            assert np.all(g[partial] > 0), f"{overlay.class_name}: the overlay hides the B-scan"
-        counts["red"] += int(for_class.sum())
-        counts["blue"] += int(against.sum())
-        counts["plain"] += int(plain.sum())
-    assert counts["red"] > 0 and counts["blue"] > 0, f"too few pixels to judge the colours: {counts}"
+def stored_results_path() -> Path:
+    """The stored result: in a source checkout ``Testing/Data``, in a built extension ``Resources/Testing``."""
+    library = Path(__file__).resolve().parents[1]
+    candidates = [library.parent / "Testing" / "Data" / STORED_RESULTS,
+                  library.parent / "Resources" / "Testing" / STORED_RESULTS]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FileNotFoundError(f"the stored DiDA result is missing: looked for {', '.join(map(str, candidates))}")
 
 
-def _encode(mixed) -> np.ndarray:
-    from ..maps.labels import encode_labels
+def stored_fixture(env, path: str | Path | None = None) -> Fixture:
+    """The stored result of the test model on the test volume, applied to the scene as a run streams it."""
+    from ..io.results import load_results
 
-    return encode_labels(mixed.positive, mixed.negative)
-
-
-def _labels_under_pixels(fx: Fixture, logic, overlay):
-    """The overlay label under every view pixel (rows top first) and where that is unambiguous (inside the
-    volume, away from label edges and the reslice's half-voxel rounding)."""
-    node = logic.GetSliceNode()
-    w, h, _ = node.GetDimensions()
-    xs, ys = np.meshgrid(np.arange(w), np.arange(h)[::-1])  # row 0 of the returned image is the top (y = h-1)
-    xy = np.stack([xs.ravel(), ys.ravel(), np.zeros(xs.size), np.ones(xs.size)])
-    xy_to_ras = _matrix(node.GetXYToRAS())
-    ras_to_ijk = vtk.vtkMatrix4x4()
-    fx.volume.GetRASToIJKMatrix(ras_to_ijk)
-    ijk = (_matrix(ras_to_ijk) @ xy_to_ras @ xy)[:3].T.reshape(h, w, 3)
-    labels_vol = volume_array(overlay.labels)
-    n, depth, width = labels_vol.shape
-    idx = np.floor(ijk + 0.5).astype(int)
-    inside = (idx[..., 0] >= 1) & (idx[..., 0] < width - 1) & (idx[..., 1] >= 1) & (idx[..., 1] < depth - 1) \
-        & (idx[..., 2] >= 0) & (idx[..., 2] < n)
-    frac = np.abs(ijk[..., :2] - np.floor(ijk[..., :2]) - 0.5)
-    inside &= np.all(frac > 0.1, axis=-1)
-    i, j, kk = np.clip(idx[..., 0], 1, width - 2), np.clip(idx[..., 1], 1, depth - 2), np.clip(idx[..., 2], 0, n - 1)
-    labels = labels_vol[kk, j, i].astype(int)
-    for dj in (-1, 0, 1):
-        for di in (-1, 0, 1):
-            inside &= labels_vol[kk, j + dj, i + di] == labels
-    return labels, inside
+    explanation = load_results(path or stored_results_path())
+    volume = make_test_volume(env)
+    shape = tuple(volume.GetImageData().GetDimensions()[1::-1])
+    assert explanation.bscan_shape == shape, f"the stored result is for {explanation.bscan_shape} B-scans, not {shape}"
+    session = ExplainSession(env.scene, volume, None, None, classes="top3", name="DiDA stored")
+    state = session.replay(explanation)
+    assert state == "complete", session.summary()
+    return _shown(env, volume, session)
 
 
-def _matrix(m) -> np.ndarray:
-    return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+def write_stored_results(path: str | Path, worker, package_dir: str | Path) -> Path:
+    """Run the test model on the test volume and store the result (what ``stored_fixture`` reads)."""
+    from ..io.results import write_results
+
+    with HeadlessEnvironment() as env:
+        fx = explain_volume(env, worker, package_dir)
+        fx.views.detach()
+        return write_results(Path(path), fx.session.explanation,
+                             {"made_by": "DiDALib.mrml.scenarios.write_stored_results", "settings": TEST_SETTINGS})
 
 
-def check_overlay_geometry(fx: Fixture) -> None:
-    """Every overlay (labelmap and float map) has the input volume's voxel grid; the float map is the net."""
-    k = fx.views.bscan
-    for overlay in fx.run.overlays:
-        for node in overlay.nodes:
-            assert same_geometry(node, fx.volume), f"{node.GetName()} does not share the input volume's geometry"
-        mixed = fx.session.explanation.mixed(k, overlay.class_index)
-        assert np.allclose(volume_array(overlay.net)[k], mixed.positive - mixed.negative, atol=1e-6)
-        color = overlay.labels.GetDisplayNode().GetColorNode()
-        assert color is not None and color.GetAttribute(ROLE) == "colors", "the labelmap is not coloured by DiDA"
-    lut = find_color_table(fx.env.scene).GetLookupTable()
-    assert lut.GetTableValue(0)[3] == 0.0, "label 0 (no evidence) must be transparent"
-    assert lut.GetTableValue((LEVELS - 1) * LEVELS)[:3] == (1.0, 0.0, 0.0), "full positive evidence must be red"
-    assert lut.GetTableValue(LEVELS - 1)[:3] == (0.0, 0.0, 1.0), "full negative evidence must be blue"
+#: The checks of a run shown in the DiDA View, in order (the last one leaves and re-enters the layout).
+FIXTURE_CHECKS = (checks.check_overlay_colours, checks.check_overlay_geometry, checks.check_layout,
+                  checks.check_link_survival, checks.check_crosshair, checks.check_display_controls,
+                  checks.check_resize_keeps_proportions, checks.check_scores_and_plot, checks.check_hierarchy,
+                  checks.check_input_candidates, checks.check_leaving_the_layout)
 
 
-def check_layout(fx: Fixture) -> None:
-    """The DiDA View is registered with four slice views in one view group, showing the B-scan and the top
-    three classes' overlays; moving one view's slice moves the others and relabels them."""
-    layout_node = fx.env.layout_node
-    assert layout_node.IsLayoutDescription(LAYOUT_ID), "the DiDA View layout is not registered"
-    root = ET.fromstring(layout_node.GetLayoutDescription(LAYOUT_ID))
-    slice_views = [v.get("singletontag") for v in root.iter("view") if v.get("class") == "vtkMRMLSliceNode"]
-    assert slice_views == list(VIEW_NAMES), f"layout slice views {slice_views}, expected {list(VIEW_NAMES)}"
-    scene = fx.env.scene
-    for i, name in enumerate(VIEW_NAMES):
-        node = view_node(scene, name)
-        assert node is not None and node.GetViewGroup() == VIEW_GROUP, f"view {name} missing or not in the group"
-        comp = composite_node(scene, name)
-        assert comp.GetBackgroundVolumeID() == fx.volume.GetID(), f"view {name} does not show the B-scans"
-        want = fx.run.overlays[i - 1].labels.GetID() if i else None
-        assert comp.GetLabelVolumeID() == want, f"view {name} shows label {comp.GetLabelVolumeID()}, expected {want}"
-    plot_view = view_node(scene, PLOT_VIEW, "vtkMRMLPlotViewNode")
-    assert plot_view is not None and plot_view.GetPlotChartNodeID() == fx.run.chart.GetID(), "no score plot"
-    # Scroll in the last view: all four follow, the labels name the new B-scan and its scores.
-    target = fx.run.finished[0] if fx.run.finished[0] != fx.views.bscan else fx.run.finished[-1]
-    last = view_node(scene, CLASS_VIEWS[-1])
-    from .volumes import show_bscan
-
-    show_bscan(last, fx.volume, target)
-    offsets = [view_node(scene, name).GetSliceOffset() for name in VIEW_NAMES]
-    assert np.allclose(offsets, offsets[-1]), f"slice offsets are not linked: {offsets}"
-    assert fx.views.bscan == target, f"the views show B-scan {fx.views.bscan}, expected {target}"
-    texts = {name: view_node(scene, name).GetAttribute(VIEW_TEXT) for name in VIEW_NAMES}
-    assert texts[BSCAN_VIEW].startswith(f"B-scan {target}"), texts
-    for rank, name in enumerate(CLASS_VIEWS):
-        cls = fx.run.overlays[rank].class_name
-        want = f"{cls}  {score_text(fx.run.score(cls, target), 'probabilities')}"
-        assert texts[name] == want, f"view {name} is labelled {texts[name]!r}, expected {want!r}"
+def _close(env) -> None:  # headless environments free their logics; the Slicer application keeps its own
+    getattr(env, "close", lambda: None)()
 
 
-def check_link_survival(fx: Fixture) -> None:
-    """With Slicer's view linking on, a label layer changed in one DiDA view is copied to the other linked views
-    by vtkMRMLSliceLinkLogic; DiDA puts their own overlays back, and keeps the user's change in the view itself."""
-    scene = fx.env.scene
-    comps = [composite_node(scene, name) for name in VIEW_NAMES]
-    for c in comps:
-        c.SetLinkedControl(True)
-    try:
-        source = fx.env.slice_logic(CLASS_VIEWS[0])
-        chosen = fx.run.overlays[-1].labels.GetID()
-        source.StartSliceCompositeNodeInteraction(comps[1].LabelVolumeFlag)
-        comps[1].SetLabelVolumeID(chosen)
-        source.EndSliceCompositeNodeInteraction()
-        assert comps[1].GetLabelVolumeID() == chosen, "the user's change in the view itself was undone"
-        for rank in (1, 2):
-            want = fx.run.overlays[rank].labels.GetID()
-            got = comps[rank + 1].GetLabelVolumeID()
-            assert got == want, f"view {CLASS_VIEWS[rank]} lost its overlay to a linked change ({got} != {want})"
-        assert comps[0].GetLabelVolumeID() is None, "the B-scan view received a linked overlay"
-    finally:
-        for c in comps:
-            c.SetLinkedControl(False)
-        fx.views.show(fx.run, bscan=fx.views.bscan)
-
-
-def check_crosshair(fx: Fixture) -> None:
-    """Moving the mouse over a DiDA view puts the crosshair there, at the same place in all four views."""
-    scene = fx.env.scene
-    crosshair = crosshair_node(scene)
-    assert crosshair is not None, "no crosshair node"
-    over = view_node(scene, CLASS_VIEWS[1])
-    w, h, _ = over.GetDimensions()
-    crosshair.SetCursorPositionXYZ([w * 0.3, h * 0.6, 0.0], over)
-    cursor = [0.0, 0.0, 0.0]
-    assert crosshair.GetCursorPositionRAS(cursor)
-    assert np.allclose(crosshair.GetCrosshairRAS(), cursor), "the crosshair does not follow the mouse"
-    spots = []
-    for name in VIEW_NAMES:
-        to_xy = np.linalg.inv(_matrix(view_node(scene, name).GetXYToRAS()))
-        spots.append((to_xy @ np.array([*crosshair.GetCrosshairRAS(), 1.0]))[:3])
-    assert np.allclose(spots, spots[0], atol=1e-6), f"the crosshair is drawn at different places: {spots}"
-    assert crosshair.GetCrosshairMode() != crosshair.NoCrosshair, "the crosshair is hidden"
-
-
-def check_display_controls(fx: Fixture) -> None:
-    """Opacity and positive/negative/both apply to every DiDA class view at once."""
-    scene = fx.env.scene
-    fx.views.set_opacity(0.35)
-    assert all(composite_node(scene, n).GetLabelOpacity() == 0.35 for n in CLASS_VIEWS)
-    table = find_color_table(scene)
-    for mode in ("positive", "negative", "both"):
-        fx.views.set_display_mode(mode)
-        assert display_mode(scene) == mode
-        lut = table.GetLookupTable()
-        got = np.array([lut.GetTableValue(i) for i in range(LEVELS * LEVELS)])
-        want = np.array([rgba for _, _, rgba in mode_entries(mode)])
-        assert np.allclose(got, want, atol=0.5 / 255), f"colour table for {mode!r} is wrong"  # stored as bytes
-        both = (LEVELS - 1) * LEVELS + (LEVELS - 1)  # full evidence for and against
-        assert tuple(got[both][:3]) == {"positive": (1, 0, 0), "negative": (0, 0, 1), "both": (1, 0, 1)}[mode]
-    fx.views.set_opacity(1.0)
-    assert label_color(0)[3] == 0.0
-    # B-scan proportions: square voxels (as OCT devices show them) or true millimetres, in all views alike.
-    lateral, axial, _ = fx.volume.GetSpacing()
-    for square, stretch in ((False, 1.0), (True, lateral / axial)):
-        fx.views.set_square_voxels(square)
-        for name in VIEW_NAMES:
-            node = view_node(scene, name)
-            (fov_x, fov_y, _), (w, h, _) = node.GetFieldOfView(), node.GetDimensions()
-            assert np.isclose(fov_x / w, fov_y / h * stretch), f"{name}: depth not drawn {stretch:.2f}x"
-    assert fx.views.bscan in fx.run.finished, "fitting moved the views off the B-scan"
-
-
-def check_scores_and_plot(fx: Fixture) -> None:
-    """The score table holds every finished B-scan's scores for every class; the plot draws the shown classes."""
-    indices, names, scores = read_scores(fx.run.table)
-    exp = fx.session.explanation
-    assert indices == exp.indices and names == list(exp.class_names), (indices, names)
-    assert np.allclose(scores, exp.scores(), atol=1e-9), "score table values differ from the model's scores"
-    series = plot_series(fx.run.chart)
-    assert [s.GetYColumnName() for s in series] == [o.class_name for o in fx.run.overlays]
-    for s in series:
-        assert s.GetXColumnName() == BSCAN_COLUMN and s.GetTableNode() is fx.run.table
-
-
-def check_hierarchy(fx: Fixture) -> None:
-    """All of a run's nodes sit in one folder under the input volume in the subject hierarchy."""
-    sh = scene_hierarchy(fx.env.scene)
-    volume_item = sh.GetItemByDataNode(fx.volume)
-    folders = set()
-    for node in [fx.run.table, fx.run.chart] + [n for o in fx.run.overlays for n in o.nodes]:
-        item = sh.GetItemByDataNode(node)
-        assert item, f"{node.GetName()} is not in the subject hierarchy"
-        folders.add(sh.GetItemParent(item))
-    assert len(folders) == 1, "the run's nodes are spread over several folders"
-    assert sh.GetItemParent(folders.pop()) == volume_item, "the run's folder is not under the input volume"
-
-
-def check_save_reload(fx: Fixture, folder: str | Path):
-    """The scene written to disk and read back keeps the run: overlays, colour table, scores and status."""
-    before = {o.class_name: o.bscan_labels(fx.views.bscan) for o in fx.run.overlays}
-    colors = [find_color_table(fx.env.scene).GetLookupTable().GetTableValue(i) for i in range(LEVELS * LEVELS)]
-    status = (fx.run.status, fx.run.finished)
-    env2 = fx.env.save_and_reload(folder)
-    runs = find_runs(env2.scene)
-    assert len(runs) == 1, f"found {len(runs)} DiDA runs after reloading"
-    run = runs[0]
-    assert [o.class_name for o in run.overlays] == list(before), "overlays lost or reordered"
-    for o in run.overlays:
-        assert same_geometry(o.labels, run.volume), "a reloaded overlay lost the input geometry"
-        assert np.array_equal(o.bscan_labels(fx.views.bscan), before[o.class_name]), "overlay voxels changed"
-        color = o.labels.GetDisplayNode().GetColorNode()
-        assert color is not None and color.GetAttribute(ROLE) == "colors", "the overlay lost its DiDA colours"
-    table = find_color_table(env2.scene)
-    reloaded = [table.GetLookupTable().GetTableValue(i) for i in range(LEVELS * LEVELS)]
-    assert np.allclose(reloaded, colors, atol=1.0 / 255), "the colour table changed"
-    assert (run.status, run.finished) == status
-    indices, _, scores = read_scores(run.table)
-    assert indices == fx.session.explanation.indices and np.allclose(scores, fx.session.explanation.scores(), atol=1e-6)
-    sh = scene_hierarchy(env2.scene)
-    folder_item = sh.GetItemParent(sh.GetItemByDataNode(run.overlays[0].labels))
-    assert sh.GetItemParent(folder_item) == sh.GetItemByDataNode(run.volume), "the run left the input's folder"
-    # The reloaded run shows in the DiDA View as before.
-    env2.show_dida_layout()
-    views = DiDAViews(env2.scene)
-    views.show(run, bscan=fx.run.finished[0])
-    cls = run.overlays[0].class_name
-    assert views.texts()[CLASS_VIEWS[0]] == f"{cls}  {score_text(run.score(cls, fx.run.finished[0]), 'probabilities')}"
-    assert composite_node(env2.scene, CLASS_VIEWS[0]).GetLabelVolumeID() == run.overlays[0].labels.GetID()
-    views.detach()
-    return env2
-
-
-def check_preview_then_refined(env, package_dir: str | Path) -> None:
-    """Explaining one B-scan draws the coarsest grid first, then refines it; the end is the full Mixed Image."""
-    volume = make_test_volume(env, n_bscans=2)
-    session = ExplainSession(env.scene, volume, make_explainer(package_dir), classes="top3", name="DiDA preview")
-    k = 1
-    seen: list[np.ndarray] = []
-
-    def handle(kind, payload):
-        session.handle(kind, payload)
-        if kind == "grid":
-            seen.append(session.run.overlays[0].bscan_labels(k))
-            assert session.run.status == "running" and session.run.unfinished == [k], "the preview is not marked"
-
-    session.start([k], preview=True)
-    session.job.wait(handle, timeout=60)
-    assert session.state == "complete", session.summary()
-    assert len(seen) == len(TEST_GRIDS), f"{len(seen)} previews for {len(TEST_GRIDS)} grids"
-    coarse = seen[0]
-    n = min(TEST_GRIDS)
-    assert len(np.unique(coarse)) <= n * n, "the first preview is not the coarsest grid"
-    final = session.run.overlays[0].bscan_labels(k)
-    assert np.array_equal(final, _encode(session.explanation.mixed(k, session.run.overlays[0].class_index)))
-    assert not np.array_equal(coarse, final) or len(np.unique(final)) <= n * n
-
-
-def check_cancel(env, package_dir: str | Path) -> None:
-    """A cancelled run keeps the B-scans finished so far, marks the rest, and leaves no half-drawn B-scan."""
-    import time
-
-    volume = make_test_volume(env, n_bscans=6)
-    def slow(model):  # slow enough that the main thread sees a result and cancels while B-scans remain
-        def call(x):
-            time.sleep(0.03)
-            return model(x)
-        return call
-
-    session = ExplainSession(env.scene, volume, make_explainer(package_dir, wrap=slow), classes="top3",
-                             name="DiDA cancel")
-    session.start()
-
-    def handle(kind, payload):
-        session.handle(kind, payload)
-        if kind == "result":
-            session.cancel()
-
-    session.job.wait(handle, timeout=60)
-    assert session.state == "cancelled", f"expected a cancelled run, got {session.state}"
-    run = session.run
-    finished, unfinished = run.finished, run.unfinished
-    assert 1 <= len(finished) < 6 and sorted(finished + unfinished) == list(range(6)), (finished, unfinished)
-    for node in run.nodes():
-        assert node.GetAttribute(STATUS) == "cancelled", f"{node.GetName()} is not marked cancelled"
-        assert node.GetAttribute(FINISHED) == " ".join(map(str, finished))
-        assert node.GetAttribute(UNFINISHED) == " ".join(map(str, unfinished))
-    for o in run.overlays:
-        for k in unfinished:
-            assert not o.bscan_labels(k).any(), f"unfinished B-scan {k} shows an overlay"
-        for k in finished:
-            assert o.bscan_labels(k).any(), f"finished B-scan {k} lost its overlay"
-    indices, _, _ = read_scores(run.table)
-    assert indices == finished, "the score table lists unfinished B-scans"
-
-
-def run_all(env_factory, package_dir: str | Path, folder: str | Path, log=print) -> None:
-    """Every scenario in turn (``DiDATest`` calls this inside Slicer)."""
-    def close(env):  # headless environments free their logics; the Slicer application keeps its own
-        getattr(env, "close", lambda: None)()
-
-    env = env_factory()
-    log("volume round trip")
-    check_volume_round_trip(env)
-    log("explaining a small volume")
-    fx = explain_volume(env, package_dir)
-    for check in (check_overlay_colours, check_overlay_geometry, check_layout, check_link_survival, check_crosshair,
-                  check_display_controls, check_scores_and_plot, check_hierarchy):
+def _scene_checks(env, fx: Fixture, folder: str | Path, log) -> None:
+    for check in FIXTURE_CHECKS:
         log(check.__doc__.strip().splitlines()[0])
         check(fx)
     log("save and reload")
     fx.views.detach()
-    close(check_save_reload(fx, folder))
-    close(env)
-    for check in (check_preview_then_refined, check_cancel):
+    _close(checks.check_save_reload(fx, folder))
+    _close(env)
+
+
+def run_stored(env_factory, folder: str | Path, log=print) -> None:
+    """Every scene check on the stored result (no torch needed): ``DiDATest`` runs this where torch is absent."""
+    env = env_factory()
+    log("volume round trip")
+    checks.check_volume_round_trip(env)
+    checks.check_show_volume(env)
+    log("the stored result of the test model")
+    _scene_checks(env, stored_fixture(env), folder, log)
+
+
+def run_all(env_factory, package_dir: str | Path, folder: str | Path, worker, log=print) -> None:
+    """Every scenario in turn, with runs in ``worker`` (``DiDATest`` calls this inside Slicer)."""
+    from .worker_checks import WORKER_CHECKS
+
+    env = env_factory()
+    log("volume round trip")
+    checks.check_volume_round_trip(env)
+    checks.check_show_volume(env)
+    log("explaining a small volume in the worker")
+    _scene_checks(env, explain_volume(env, worker, package_dir), folder, log)
+    for check in WORKER_CHECKS:
         log(check.__doc__.strip().splitlines()[0])
         env = env_factory()
-        check(env, package_dir)
-        close(env)
+        check(env, worker, package_dir)
+        _close(env)

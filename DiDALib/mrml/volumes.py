@@ -221,3 +221,16 @@ def bscan_shown(node, slice_node) -> int | None:
 def show_bscan(slice_node, node, k: int) -> None:
     """Move a slice view (its plane, along its normal) onto B-scan k of a volume."""
     slice_node.JumpSliceByOffsetting(*bscan_center_ras(node, k))
+
+
+def show_volume(app_logic, node, fit: bool = True) -> None:
+    """Show a volume in Slicer's slice views as the Volumes reader does after Add Data: make it the active volume
+    of the selection node and propagate the selection to the views (their background, fitted)."""
+    selection = app_logic.GetSelectionNode() if app_logic is not None else None
+    if selection is None or node is None:
+        return
+    if node.IsA("vtkMRMLLabelMapVolumeNode"):
+        selection.SetActiveLabelVolumeID(node.GetID())
+    else:
+        selection.SetActiveVolumeID(node.GetID())
+    app_logic.PropagateVolumeSelection(int(fit))

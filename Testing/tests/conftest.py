@@ -1,5 +1,6 @@
 """Shared fixtures: the repository root on sys.path, deterministic torch, small reference models, a slicer-core
-scene with a tiny model package, and the softmax arithmetic the precision checks share."""
+scene with a tiny model package and the worker process that runs it, and the softmax arithmetic the precision checks
+share."""
 
 from __future__ import annotations
 
@@ -36,6 +37,18 @@ def mrml_package(tmp_path_factory) -> Path:
     from DiDALib.mrml.scenarios import make_test_package
 
     return make_test_package(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="session")
+def worker(tmp_path_factory):
+    """The DiDA worker process the scene tests share: started by the first test that runs DiDA, kept warm for the
+    others (as the Slicer module keeps it), and closed at the end (its folder and every job folder removed)."""
+    from DiDALib.worker.client import WorkerClient
+
+    client = WorkerClient(home=tmp_path_factory.mktemp("worker"))
+    yield client
+    client.close()
+    assert not client.home.exists(), "closing the worker left its folder behind"
 
 
 class LinearScorer(torch.nn.Module):

@@ -147,9 +147,11 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
             shipped[tgt] = Path(src)
     library = {f"DiDALib/{p.relative_to(ROOT / 'DiDALib').as_posix()}": p for p in (ROOT / "DiDALib").rglob("*.py")}
     assert any("/" in t.removeprefix("DiDALib/") for t in library), "the library has subpackages to ship"
-    expected = {"DiDA.py", *library, "Resources/Icons/DiDA.png", "Resources/UI/DiDA.ui", "Resources/requirements.txt"}
+    helpers = {f"DiDASlicer/{p.name}": p for p in (ROOT / "DiDA" / "DiDASlicer").glob("*.py")}
+    expected = {"DiDA.py", *library, *helpers, "Resources/Icons/DiDA.png", "Resources/UI/DiDA.ui",
+                "Resources/requirements.txt"}
     assert expected <= set(shipped), f"not shipped: {sorted(expected - set(shipped))}"
-    for tgt, original in library.items():
+    for tgt, original in {**library, **helpers}.items():
         assert shipped[tgt].read_bytes() == original.read_bytes(), f"{tgt} is not a copy of {original}"
     assert f"UNITTEST {ROOT / 'DiDA' / 'DiDA.py'}" in lines
     # The demo model lands beside DiDALib, where DiDALib.models.demo_model_path() looks.
@@ -168,14 +170,21 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
         (installed / tgt).parent.mkdir(parents=True, exist_ok=True)
         (installed / tgt).write_bytes(src.read_bytes())
     shutil.copytree(copied, installed / "Resources" / "DemoModel")
+    # The stored result DiDATest shows without torch: in the build tree only, where DiDALib looks for it.
+    stored = build / "lib/Slicer-5.10/qt-scripted-modules/Resources/Testing/dida_results.npz"
+    assert stored.read_bytes() == (ROOT / "Testing" / "Data" / "dida_results.npz").read_bytes()
+    (installed / "Resources" / "Testing").mkdir()
+    shutil.copy(stored, installed / "Resources" / "Testing")
     code = ("import DiDALib, DiDALib.engine.core, DiDALib.maps.mixing, DiDALib.io.registry, DiDALib.models.package, "
-            "DiDALib.mrml.layout, DiDALib.reports.figures, DiDALib.pipeline, DiDALib.cli; "
-            "from DiDALib.models.package import demo_model_path; print(DiDALib.__file__); print(demo_model_path())")
+            "DiDALib.mrml.layout, DiDALib.reports.figures, DiDALib.pipeline, DiDALib.cli, DiDALib.worker.server; "
+            "from DiDALib.models.package import demo_model_path; print(DiDALib.__file__); print(demo_model_path()); "
+            "from DiDALib.mrml.scenarios import stored_results_path; print(stored_results_path())")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {[str(installed)]!r} + "
                           f"{[p for p in sys.path if 'site-packages' in p]!r}; {code}"],
                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=240)
     assert run.returncode == 0, run.stderr
-    where, demo_path = run.stdout.split()
+    where, demo_path, stored_path = run.stdout.split()
     assert Path(where) == installed / "DiDALib" / "__init__.py"
     assert Path(demo_path) == installed / "Resources" / "DemoModel"
+    assert Path(stored_path) == installed / "Resources" / "Testing" / "dida_results.npz"

@@ -13,6 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "DiDA" / "DiDA.py"
+#: The module's own helpers beside DiDA.py (they need the Slicer application); the parameter node's enums live here.
+HELPERS = ROOT / "DiDA" / "DiDASlicer"
+PARAMETERS = HELPERS / "parameters.py"
 UI = ROOT / "DiDA" / "Resources" / "UI" / "DiDA.ui"
 REQUIREMENTS = ROOT / "DiDA" / "Resources" / "requirements.txt"
 
@@ -54,9 +57,9 @@ def parameter_fields(tree) -> dict[str, ast.expr]:
 
 
 def enum_classes(tree) -> dict[str, list[str]]:
-    """Enums defined in DiDA.py: name -> member values."""
+    """Enums of the parameter node (DiDASlicer/parameters.py, imported by DiDA.py): name -> member values."""
     out = {}
-    for node in tree.body:
+    for node in ast.parse(PARAMETERS.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.ClassDef) and any(ast.unparse(b) == "enum.Enum" for b in node.bases):
             out[node.name] = [s.value.value for s in node.body
                               if isinstance(s, ast.Assign) and isinstance(s.value, ast.Constant)]
@@ -65,7 +68,7 @@ def enum_classes(tree) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("version", [(3, 10), (3, 11), (3, 12)])
 def test_module_and_library_parse_on_python_3_10_and_later(version):
-    for path in [MODULE, *sorted((ROOT / "DiDALib").rglob("*.py"))]:
+    for path in [MODULE, *sorted(HELPERS.glob("*.py")), *sorted((ROOT / "DiDALib").rglob("*.py"))]:
         ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=version)
 
 
@@ -108,15 +111,18 @@ def test_bound_widgets_have_a_gui_connector_for_their_type(tree, ui):
             ok = annotation.startswith("Annotated[float") and "WithinRange(" in annotation  # bounded float only
         elif widget == "qMRMLNodeComboBox":
             ok = annotation.startswith("vtkMRML")
+        elif widget == "QSpinBox":  # guiConnectors: an int, bounded by Minimum/Maximum/WithinRange if annotated
+            bounded = r"Annotated\[int, (Minimum|Maximum|WithinRange)\(.*\)\]"
+            ok = annotation == "int" or re.fullmatch(bounded, annotation)
         else:
-            ok = annotation == {"QCheckBox": "bool", "QLineEdit": "str", "QSpinBox": "int",
-                                "ctkPathLineEdit": "Path"}.get(widget)
+            ok = annotation == {"QCheckBox": "bool", "QLineEdit": "str", "ctkPathLineEdit": "Path"}.get(widget)
         assert ok, f"parameter {name}: {annotation} cannot be bound to a {widget}"
 
 
 def test_enum_labels_cover_every_member(tree):
+    parameters = ast.parse(PARAMETERS.read_text(encoding="utf-8"))
     for name, values in enum_classes(tree).items():
-        label = [f for f in class_def(tree, name).body if isinstance(f, ast.FunctionDef) and f.name == "label"]
+        label = [f for f in class_def(parameters, name).body if isinstance(f, ast.FunctionDef) and f.name == "label"]
         assert label, f"{name} has no label(): the combo box would show raw names"
         keys = [k.value for k in ast.walk(label[0]) if isinstance(k, ast.Dict) for k in k.keys]
         assert sorted(keys) == sorted(values), f"{name}.label() covers {keys}, members are {values}"
@@ -180,3 +186,101 @@ def test_requirements_cover_the_library_imports():
     needed = {distribution.get(m.lower(), m.lower()) for m in third_party} - provided
     assert needed <= reqs, f"missing from requirements.txt: {sorted(needed - reqs)}"
     assert not reqs & {"torch", "torchvision", "numpy", "simpleitk"}, "never pip-install over Slicer's own packages"
+
+
+def test_bscan_range_cannot_go_below_zero(tree):
+    """Without a Minimum, Slicer's QSpinBox connector opens the spin box down to -2**31
+    (parameterNodeWrapper/guiConnectors.py, QSliderOrSpinBoxToIntConnector)."""
+    fields = parameter_fields(tree)
+    for name in ("firstBScan", "lastBScan"):
+        assert ast.unparse(fields[name]) == "Annotated[int, Minimum(0)]", name
+
+
+def _imported(path: Path, package: str) -> set[str]:
+    """Every module an import statement of a file names (anywhere in it, functions included), as dotted names;
+    ``from .x import y`` names both ``x`` and ``x.y`` (y may be a module)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            names.add(base)
+            names |= {f"{base}.{a.name}" for a in node.names}
+    return names
+
+
+def _source(module: str) -> Path | None:
+    root = module.split(".")[0]
+    folder = {"DiDALib": ROOT, "DiDASlicer": ROOT / "DiDA"}.get(root)
+    if folder is None:
+        return None
+    path = folder.joinpath(*module.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def slicer_path() -> dict[str, set[str]]:
+    """The project's modules the Slicer module can import (DiDA.py, DiDASlicer and every DiDALib module they reach,
+    packages' __init__ included), each with the modules it imports."""
+    todo = [("DiDA", MODULE)] + [(f"DiDASlicer.{p.stem}", p) for p in sorted(HELPERS.glob("*.py"))]
+    seen: dict[str, set[str]] = {}
+    while todo:
+        name, path = todo.pop()
+        if name in seen:
+            continue
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        seen[name] = _imported(path, package)
+        for module in seen[name]:
+            parts = module.split(".")
+            for i in range(1, len(parts) + 1):
+                source = _source(".".join(parts[:i]))
+                if source is not None:
+                    todo.append((".".join(parts[:i]), source))
+    return seen
+
+
+def test_nothing_on_the_slicer_path_starts_threads():
+    """PythonQt holds the GIL while Qt idles: the engine runs in DiDA's worker process, and nothing the module
+    imports brings in threads (the worker's server, which reads cancel requests in a thread, runs elsewhere)."""
+    path = slicer_path()
+    assert "DiDALib.worker.client" in path and "DiDALib.mrml.session" in path, sorted(path)
+    assert "DiDALib.worker.server" not in path, "the module imports the worker's server"
+    assert "DiDALib.mrml.background" not in path and not (ROOT / "DiDALib" / "mrml" / "background.py").exists()
+    forbidden = {"threading", "_thread", "concurrent.futures", "multiprocessing", "queue"}
+    offenders = {name: sorted(imports & forbidden) for name, imports in path.items() if imports & forbidden}
+    assert not offenders, f"on the Slicer path: {offenders}"
+    assert "threading" in _imported(ROOT / "DiDALib" / "worker" / "server.py", "DiDALib.worker"), \
+        "this check would not see a threading import"
+
+
+def test_slicer_packaging_is_imported_not_probed():
+    """``slicer.packaging`` (Slicer 5.12+) is not imported by ``import slicer``: hasattr(slicer, "packaging") is
+    False until someone imports it, so the module imports it and falls back on ImportError."""
+    trees = [ast.parse(p.read_text(encoding="utf-8")) for p in (MODULE, *sorted(HELPERS.glob("*.py")))]
+    probes = [n for t in trees for n in ast.walk(t) if isinstance(n, ast.Call) and ast.unparse(n.func) == "hasattr"
+              and "packaging" in ast.unparse(n)]
+    assert not probes, [ast.unparse(p) for p in probes]
+    guarded = [t for tree in trees for t in ast.walk(tree) if isinstance(t, ast.Try)
+               and any(isinstance(n, ast.Import) and n.names[0].name == "slicer.packaging" for n in t.body)
+               and any(ast.unparse(h.type) == "ImportError" for h in t.handlers)]
+    assert guarded, "no `import slicer.packaging` guarded by `except ImportError`"
+
+
+def test_the_file_reader_asks_the_content_rule(tree):
+    reader = class_def(tree, "DiDAFileReader")
+    method = next(f for f in reader.body if isinstance(f, ast.FunctionDef) and f.name == "canLoadFileConfidence")
+    assert "file_confidence(filePath)" in ast.unparse(method), "the reader does not use DiDALib.mrml.reader"
+    assert "detect_format" not in ast.unparse(method), "the reader decides by extension again"
+
+
+def test_dida_py_stays_a_thin_module():
+    """The project's size rule: logic that is not Qt lives in DiDALib (tested on slicer-core)."""
+    lines = MODULE.read_text(encoding="utf-8").count("\n")
+    assert lines <= 550, f"DiDA.py has {lines} lines"

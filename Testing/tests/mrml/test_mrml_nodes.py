@@ -11,12 +11,16 @@ from DiDALib.maps.labels import LEVELS, encode_labels
 from DiDALib.maps.mixing import MixedImage
 from DiDALib.mrml.layout import (
     BSCAN_VIEW,
+    LAYOUT_ID,
     VIEW_NAMES,
     VIEW_TEXT,
-    DiDAViews,
     composite_node,
     crosshair_node,
+    layout_id,
     layout_xml,
+    register_layout,
+    show_layout,
+    shows_dida_layout,
     view_node,
 )
 from DiDALib.mrml.overlays import (
@@ -37,6 +41,7 @@ from DiDALib.mrml.results import (
     set_plot_classes,
     write_scores,
 )
+from DiDALib.mrml.views import DiDAViews, ViewLabels
 from DiDALib.mrml.volumes import (
     add_oct_volume,
     add_volume,
@@ -180,3 +185,40 @@ def test_layout_xml_is_four_slice_views_and_a_plot():
     views = [(v.get("class"), v.get("singletontag")) for v in ET.fromstring(layout_xml()).iter("view")]
     assert views[:4] == [("vtkMRMLSliceNode", n) for n in VIEW_NAMES]
     assert views[4][0] == "vtkMRMLPlotViewNode"
+
+
+def test_another_extensions_layout_at_dida_s_id_is_kept():
+    import slicer
+
+    node = slicer.vtkMRMLLayoutNode()
+    foreign = '<layout type="horizontal"><item><view class="vtkMRMLSliceNode" singletontag="Red"/></item></layout>'
+    node.AddLayoutDescription(LAYOUT_ID, foreign)
+    chosen = register_layout(node)
+    assert chosen == LAYOUT_ID + 1 and node.GetLayoutDescription(LAYOUT_ID) == foreign
+    assert register_layout(node) == chosen == layout_id(node), "registering again must find DiDA's own id"
+    node.SetLayoutDescription(chosen, layout_xml().replace('splitSize="700"', 'splitSize="600"'))  # an older DiDA's
+    assert register_layout(node) == chosen and node.GetLayoutDescription(chosen) == layout_xml()
+    assert show_layout(node) == chosen and shows_dida_layout(node)
+    node.SetViewArrangement(LAYOUT_ID)
+    assert not shows_dida_layout(node)
+
+
+def test_view_labels_are_drawn_and_removed_with_the_scene(env, volume):
+    env.show_dida_layout()
+    run = DiDARun.create(env.scene, volume, ["a", "b"], {"Score": "logits"}, "DiDA eye")
+    labels = ViewLabels(env.renderer)
+    views = DiDAViews(env.scene, labels=labels)
+    views.show(run, bscan=2)
+    actor = labels.actors[BSCAN_VIEW][1]
+    assert actor.GetInput() == "B-scan 2 (not explained)" and env.renderer(BSCAN_VIEW).HasViewProp(actor)
+    env.scene.Clear(0)
+    assert not labels.actors and not env.renderer(BSCAN_VIEW).HasViewProp(actor), "labels outlived the scene"
+
+
+def test_view_labels_say_each_score_mode_in_its_own_terms():
+    from DiDALib.mrml.layout import score_text
+
+    assert score_text(0.456, "probabilities") == "p = 0.46"
+    assert score_text(-1.5, "logits") == "logit -1.50"
+    assert score_text(2.2, "log-odds") == "log-odds +2.20"
+    assert score_text(None, "logits") == "not explained"

@@ -1,0 +1,85 @@
+"""What DiDA needs of the Slicer application itself: the layout node and the slice views' renderers, the DiDA View
+in the layout menu, and the environment of ``DiDALib.mrml.scenarios`` for ``DiDATest`` (the CI tests use the
+``slicer-core`` one, ``scenarios.HeadlessEnvironment``)."""
+
+import logging
+import os
+
+import qt
+import slicer
+from slicer.i18n import tr as _
+
+
+def layout_node():
+    return slicer.app.layoutManager().layoutLogic().GetLayoutNode()
+
+
+def register_layout_and_menu(icon_path: str) -> None:
+    """Add the DiDA View to Slicer's layouts (never over another extension's layout) and to the layout menu of the
+    View toolbar."""
+    try:
+        from DiDALib.mrml.layout import register_layout
+    except ImportError as exc:  # DiDALib needs packages that are installed on first use
+        logging.info(f"DiDA View is registered once DiDA's Python packages are installed ({exc})")
+        return
+    if slicer.app.layoutManager() is None:
+        return
+    layout_id = register_layout(layout_node())
+    try:
+        toolbar = slicer.util.mainWindow().findChild("QToolBar", "ViewToolBar")
+        menu = toolbar.widgetForAction(toolbar.actions()[0]).menu()
+        if not any(action.data() == layout_id for action in menu.actions()):
+            action = menu.addAction(_("DiDA View"))
+            action.setData(layout_id)
+            action.setIcon(qt.QIcon(icon_path))
+            action.setToolTip(_("B-scan and the top three classes' DiDA overlays side by side"))
+    except (AttributeError, IndexError):
+        logging.info("DiDA View could not be added to the layout menu; it is shown by the DiDA module")
+
+
+def slice_view_renderer(name):
+    """The renderer of a slice view of the layout on screen (None where the layout has no such view)."""
+    widget = slicer.app.layoutManager().sliceWidget(name)
+    return widget.sliceView().renderWindow().GetRenderers().GetFirstRenderer() if widget else None
+
+
+def render_slice_view(name):
+    widget = slicer.app.layoutManager().sliceWidget(name)
+    if widget:
+        widget.sliceView().scheduleRender()
+
+
+class SlicerEnvironment:
+    """Slicer's own scene, application logic, layout manager and slice views."""
+
+    def __init__(self):
+        slicer.mrmlScene.Clear(0)
+        self.scene = slicer.mrmlScene
+        self.app_logic = slicer.app.applicationLogic()
+
+    @property
+    def layout_node(self):
+        return layout_node()
+
+    def show_dida_layout(self):
+        from DiDALib.mrml.layout import show_layout
+
+        show_layout(self.layout_node)
+        slicer.app.processEvents()
+
+    def slice_logic(self, name):
+        if slicer.app.layoutManager().sliceWidget(name) is None:
+            slicer.app.processEvents()  # a layout just chosen makes its views on the next event loop pass
+        return slicer.app.layoutManager().sliceWidget(name).sliceLogic()
+
+    def renderer(self, name):
+        return slice_view_renderer(name)
+
+    def save_and_reload(self, folder):
+        path = os.path.join(str(folder), "DiDA-test-scene.mrb")  # a bundle: scene and data (.mrml alone has no data)
+        os.makedirs(str(folder), exist_ok=True)
+        if not slicer.util.saveScene(path):
+            raise OSError(f"could not save the scene to {path}")
+        slicer.mrmlScene.Clear(0)
+        slicer.util.loadScene(path)
+        return self

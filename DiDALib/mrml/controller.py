@@ -1,0 +1,147 @@
+"""What DiDA's Slicer logic keeps between clicks, without Qt: the worker process (started on the first run, kept
+warm), the session on the volume being explained, and the DiDA views showing a run. ``DiDA.py``'s logic hands it
+the parameter node's choices; the CI tests drive it on ``slicer-core``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from ..worker.client import WorkerClient
+from ..worker.protocol import ModelRequest
+from .layout import show_layout, shows_dida_layout
+from .results import DiDARun, find_runs
+from .session import ExplainSession
+from .views import DiDAViews, ViewLabels
+
+
+class DiDAController:
+    """The worker, the current session and the DiDA views of one Slicer module.
+
+    ``layout_node()`` is the application's layout node and ``display()`` the display choices (opacity, display mode,
+    square voxels); ``worker_factory()`` makes the worker client on first use; ``labels()`` makes the views' labels
+    (Slicer's text actors) and ``process_events()`` lets the application build a layout's views before they are
+    looked up.
+    """
+
+    def __init__(self, layout_node: Callable[[], object], display: Callable[[], tuple[float, str, bool]],
+                 worker_factory: Callable[[], WorkerClient] = WorkerClient,
+                 labels: Callable[[], ViewLabels | None] = lambda: None,
+                 process_events: Callable[[], None] = lambda: None):
+        self._layout_node = layout_node
+        self._display = display
+        self._worker_factory = worker_factory
+        self._labels = labels
+        self._process_events = process_events
+        self.worker: WorkerClient | None = None
+        self.session: ExplainSession | None = None
+        self.views: DiDAViews | None = None
+        self.focus: int | None = None  # the B-scan to show when results first appear ("Explain this B-scan")
+        self._announced = True  # the current start's results were handed out to be shown
+
+    @property
+    def running(self) -> bool:
+        return self.session is not None and self.session.running
+
+    def start(self, volume, model: ModelRequest, settings: Mapping, indices: Sequence[int],
+              current: bool = False) -> ExplainSession:
+        """Explain B-scans of ``volume`` in the worker. A run with the same model and settings on the same volume is
+        continued (its finished B-scans are kept), otherwise a new run is made; ``current`` previews each grid."""
+        if self.running:
+            raise RuntimeError("DiDA is already running: cancel it first.")
+        if not volume:
+            raise ValueError("Choose the OCT volume to explain.")
+        s, settings = self.session, dict(settings)
+        reuse = (s is not None and not s.closed and s.volume is volume and s.model == model
+                 and s.settings == settings and s.run is not None and s.run.table.GetScene() is volume.GetScene())
+        if not reuse:
+            if s is not None:
+                s.close()  # its run stays in the scene (latest_run finds it there); the session lets go of it
+            if self.worker is None:
+                self.worker = self._worker_factory()
+            self.session = ExplainSession(volume.GetScene(), volume, self.worker, model, settings,
+                                          classes=settings.get("classes", "top3"))
+        self.session.start(list(indices), preview=current)
+        self.focus = list(indices)[0] if current else None
+        self._announced = False
+        return self.session
+
+    def newly_shown(self) -> DiDARun | None:
+        """The run, the first time it has something to show after ``start`` (the module then shows it once: a user
+        who leaves the DiDA View during the run is not pulled back)."""
+        if self._announced or self.session is None or self.session.run is None:
+            return None
+        self._announced = True
+        return self.session.run
+
+    def poll(self, max_seconds: float | None = None) -> bool:
+        return self.session.poll(max_seconds) if self.session is not None else False
+
+    def cancel(self) -> None:
+        if self.session is not None:
+            self.session.cancel()
+
+    def forget(self) -> None:
+        """Drop the session and the views (the scene is closing): a running job is cancelled and its results,
+        which have no scene to go to any more, are discarded. The worker stays warm."""
+        if self.session is not None:
+            self.session.close()
+        self.session = None
+        if self.views is not None:
+            self.views.detach()
+        self.views = None
+
+    def shutdown(self) -> None:
+        """Forget the session and stop the worker (the module is being closed)."""
+        self.forget()
+        if self.worker is not None:
+            self.worker.close()
+        self.worker = None
+
+    def latest_run(self, volume) -> DiDARun | None:
+        if not volume:
+            return None
+        if self.session is not None and self.session.volume is volume and self.session.run is not None:
+            return self.session.run
+        runs = find_runs(volume.GetScene(), volume)
+        return runs[-1] if runs else None
+
+    def device(self) -> tuple[str, str] | None:
+        """The device the worker runs on and its name, once a run has told."""
+        info = self.session.info if self.session is not None else None
+        return (info["device"], info["device_name"]) if info else None
+
+    # -- display -----------------------------------------------------------------------------------------------------
+
+    def show(self, run: DiDARun | None, bscan: int | None = None) -> None:
+        """Show a run in the DiDA View (switching to that layout), on B-scan ``bscan`` if given."""
+        if run is None:
+            raise ValueError("There is no DiDA result for this volume yet: explain a B-scan first.")
+        if self.views is not None and self.views.attached and self.views.run is run:
+            return
+        show_layout(self._layout_node())
+        self._process_events()  # the layout manager makes the views (and their slice logics)
+        if self.views is None or not self.views.attached:
+            self.views = DiDAViews(run.volume.GetScene(), labels=self._labels())
+        opacity, mode, square_voxels = self._display()
+        self.views.opacity = opacity
+        self.views.square_voxels = square_voxels
+        self.views.show(run, bscan=bscan)
+        self.views.set_display_mode(mode)
+
+    def reshow(self, volume) -> bool:
+        """When the DiDA View was chosen again (from the layout menu), show the volume's latest run in it."""
+        if not shows_dida_layout(self._layout_node()) or (self.views is not None and self.views.attached):
+            return False
+        run = self.latest_run(volume)
+        if run is None:
+            return False
+        self.show(run)
+        return True
+
+    def set_display(self, opacity: float, mode: str, square_voxels: bool) -> None:
+        """Opacity, evidence shown and B-scan proportions, in every DiDA view at once."""
+        if self.views is not None and self.views.attached:
+            self.views.set_opacity(opacity)
+            self.views.set_display_mode(mode)
+            self.views.set_square_voxels(square_voxels)

@@ -1,0 +1,35 @@
+"""``python -m DiDALib.worker``: the DiDA worker process (see ``DiDALib.worker``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+DESCRIPTION = """\
+The DiDA worker: a long-lived process that explains OCT B-scans for DiDA's 3D Slicer module, so that the model
+never runs inside Slicer (Slicer stays responsive, and a crash or an out-of-memory error in a model ends this
+process, not Slicer). The module starts it (in Slicer with the PythonSlicer executable) and keeps it running
+between runs: the model package stays loaded, so a second run on the same model starts computing at once.
+
+It reads requests from stdin, one JSON object per line ("job", "cancel", "shutdown"); each job names a folder
+that holds its B-scans (bscans.npy, memory-mapped) and receives its events (events.jsonl: ready, progress, grid,
+result, done / cancelled / error). DiDALib/worker/protocol.py describes every field. It ends on "shutdown" or
+when stdin closes; in the latter case the session that started it is gone, and it removes that session's folders.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m DiDALib.worker", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", metavar="FOLDER",
+                        help="the starting session's folder (its job folders live there); removed if stdin closes "
+                             "without a shutdown request")
+    args = parser.parse_args(argv)
+    from .server import Worker
+
+    return Worker(sys.stdin, sys.stderr, args.home).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""The session's side of the DiDA worker: start it, send jobs, read their events, from one thread and never blocking.
+
+Slicer's QTimer calls ``Job.poll`` (through the session); nothing here starts a thread. The worker is started on the
+first job and kept for the next ones (its model stays loaded); when it dies, the job in flight reports that in one
+sentence and the next job starts a new worker. Job folders live in the client's ``home`` folder and are removed
+when their job is released; ``close`` removes the home folder, and a worker whose session vanished removes it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from .protocol import BSCANS_FILE, DIED, EVENTS_FILE, Event, EventReader, JobRequest
+
+#: The folder that holds DiDALib: the worker imports the same library as the session.
+LIBRARY_ROOT = Path(__file__).resolve().parents[2]
+
+
+class WorkerClient:
+    """One worker process, started on first use and again after it died.
+
+    ``python`` runs the worker (default ``sys.executable``: inside Slicer that is its PythonSlicer); ``home`` is the
+    folder for job folders and the worker's log (default: a new folder in the system's temporary folder).
+    """
+
+    def __init__(self, python: str | None = None, home: str | os.PathLike | None = None,
+                 env: Mapping[str, str] | None = None):
+        self.python = python or sys.executable
+        self._home = Path(home) if home else None
+        self._env = dict(env) if env is not None else None
+        self._process: subprocess.Popen | None = None
+        self._log = None
+        self._log_start = 0
+        self._jobs: list[Job] = []
+        self._count = 0
+        self.worker_pid: int | None = None  # the worker's own process id (behind a launcher it differs)
+        self.starts = 0  # worker processes started so far
+
+    # -- the process -------------------------------------------------------------------------------------------
+
+    @property
+    def home(self) -> Path:
+        """The folder of the worker's log and the job folders (made on first use)."""
+        if self._home is None:
+            self._home = Path(tempfile.mkdtemp(prefix="DiDA-"))
+        return self._home
+
+    def _made_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _start(self) -> subprocess.Popen:
+        if self.alive:
+            return self._process
+        self._forget_process()
+        home = self._made_home()
+        self._log = open(home / "worker.log", "ab")  # noqa: SIM115 (the worker's stdout and stderr, kept open)
+        self._log_start = self._log.tell()
+        env = dict(os.environ if self._env is None else self._env)
+        env["PYTHONPATH"] = os.pathsep.join([str(LIBRARY_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+        env["PYTHONUNBUFFERED"] = "1"
+        extra = {}
+        if os.name == "nt":  # no console window for the worker (as slicer.util.launchConsoleProcess does)
+            info = subprocess.STARTUPINFO()
+            info.dwFlags |= subprocess.STARTF_USESHOWWINDOW
+            info.wShowWindow = 0
+            extra = {"startupinfo": info, "creationflags": subprocess.CREATE_NO_WINDOW}
+        self._process = subprocess.Popen([self.python, "-m", "DiDALib.worker", "--home", str(home)],
+                                         stdin=subprocess.PIPE, stdout=self._log, stderr=self._log,
+                                         cwd=str(LIBRARY_ROOT), env=env, **extra)
+        self.worker_pid = None
+        self.starts += 1
+        return self._process
+
+    def _send(self, msg: dict) -> None:
+        """Write a request; a worker that is gone is reported by the job's next poll, not here."""
+        if self._process is None or self._process.stdin is None:
+            return
+        try:
+            self._process.stdin.write((json.dumps(msg) + "\n").encode())
+            self._process.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+
+    def _forget_process(self) -> None:
+        if self._process is not None:
+            if self._process.stdin is not None:
+                try:
+                    self._process.stdin.close()
+                except OSError:
+                    pass
+            self._process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def kill(self) -> None:
+        """End the worker at once (as the system does when memory runs out); its job reports that it died."""
+        if not self.alive:
+            return
+        for pid in {self.worker_pid, self._process.pid} - {None}:
+            try:
+                os.kill(pid, signal.SIGKILL if hasattr(signal, "SIGKILL") else signal.SIGTERM)
+            except OSError:
+                pass
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def close(self, timeout: float = 3.0) -> None:
+        """Cancel what runs, stop the worker (killing it if it does not stop within ``timeout`` seconds) and
+        remove the home folder with every job folder in it."""
+        for job in self._jobs:
+            job.cancel()
+        if self._process is not None:
+            self._send({"op": "shutdown"})
+            try:
+                self._process.stdin.close()
+                self._process.wait(timeout)
+            except (OSError, ValueError):
+                pass
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._forget_process()
+        for job in self._jobs:
+            job.finished = job.released = True
+        self._jobs.clear()
+        if self._home is not None:
+            shutil.rmtree(self._home, ignore_errors=True)
+
+    def __enter__(self) -> WorkerClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def death_message(self, process: subprocess.Popen) -> str:
+        """One sentence on a worker that ended without finishing its job."""
+        code = process.returncode
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else "?"
+            how = f"killed by signal {-code}, {name}" + (
+                ", as the system does when memory runs out" if name == "SIGKILL" else "")
+        else:
+            how = f"exit code {code:#x}" if code is not None and code > 255 else f"exit code {code}"
+        tail = self._log_tail()
+        last = f"; its last message: {tail}" if tail else ""
+        return (f"The DiDA worker process stopped unexpectedly ({how}{last}): the B-scans finished before it are "
+                "kept, and the next run starts a new worker.")
+
+    def _log_tail(self) -> str:
+        try:
+            with open(self.home / "worker.log", "rb") as f:
+                f.seek(self._log_start)
+                lines = [line.strip() for line in f.read()[-4000:].decode(errors="replace").splitlines()]
+        except OSError:
+            return ""
+        lines = [line for line in lines if line and not line.startswith("DiDA worker ")]
+        return lines[-1][:300] if lines else ""
+
+    # -- jobs ----------------------------------------------------------------------------------------------------
+
+    def submit(self, request: JobRequest, bscans: np.ndarray | None = None) -> Job:
+        """Send a job; ``bscans`` (n, depth, width), one per index of the request, are written to its folder."""
+        self.reap()
+        folder = Path(tempfile.mkdtemp(prefix="job-", dir=self._made_home()))
+        try:
+            if request.indices:
+                b = np.ascontiguousarray(bscans, dtype=np.float32)
+                if b.ndim != 3 or len(b) != len(request.indices):
+                    raise ValueError(f"B-scans of shape {b.shape} do not match the {len(request.indices)} indices")
+                np.save(folder / BSCANS_FILE, b)
+            self._count += 1
+            job = Job(self, f"{os.getpid()}-{self._count}", folder, self._start())
+            self._send(request.to_message(job.id, folder))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self._jobs.append(job)
+        return job
+
+    def reap(self) -> None:
+        """Remove the folders of released jobs the worker is done with (a cancelled job finishes its batch first)."""
+        for job in list(self._jobs):
+            if job.released:
+                job.poll()
+                if job.finished:
+                    shutil.rmtree(job.folder, ignore_errors=True)
+                    if not job.folder.exists():  # else (a file still open, on Windows) try again later
+                        self._jobs.remove(job)
+
+
+class Job:
+    """One job of a worker. ``poll()`` returns its new events in order; the last one is ``done``, ``cancelled`` or
+    ``error`` (kind ``died`` when the worker ended without finishing it)."""
+
+    def __init__(self, client: WorkerClient, job_id: str, folder: Path, process: subprocess.Popen):
+        self.client = client
+        self.id = job_id
+        self.folder = folder
+        self._process = process
+        self._reader = EventReader(folder / EVENTS_FILE)
+        self.finished = False
+        self.released = False
+
+    def poll(self) -> list[Event]:
+        if self.finished:
+            return []
+        events = self._take(self._reader.read())
+        if not self.finished and self._process.poll() is not None:
+            events += self._take(self._reader.read())  # what it wrote before it ended
+            if not self.finished:
+                self.finished = True
+                events.append(Event("error", {"message": self.client.death_message(self._process), "kind": DIED}))
+        return events
+
+    def _take(self, events: list[Event]) -> list[Event]:
+        for i, event in enumerate(events):
+            if event.kind == "ready":
+                self.client.worker_pid = event.data.get("pid")
+            if event.terminal:
+                self.finished = True
+                return events[: i + 1]
+        return events
+
+    def cancel(self) -> None:
+        """Ask the worker to stop this job before its next batch."""
+        if not self.finished:
+            self.client._send({"op": "cancel", "id": self.id})
+
+    def release(self) -> None:
+        """The session needs no more of this job: it is cancelled if it still runs, and its folder is removed once
+        the worker is done with it."""
+        self.cancel()
+        self.released = True
+        self.client.reap()

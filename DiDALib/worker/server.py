@@ -1,0 +1,269 @@
+"""The DiDA worker process: runs the jobs the Slicer session sends, one at a time, and keeps the model package (and
+the engine with the batch size it settled on) loaded between them, so a second job on the same model starts at once.
+
+A thread reads the requests on stdin, so that a cancel reaches the job in flight (the engine checks it before
+every batch). When stdin ends without a ``shutdown`` request the session that started the worker is gone: the job
+in flight is cancelled and the worker removes what the session left (its job folders, its ``--home`` folder).
+torch is imported with the first job, not at start, so ``--help`` and a worker that is never used cost nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from .protocol import (
+    BSCANS_FILE,
+    DEVICE_ERROR,
+    EVENTS_FILE,
+    EventWriter,
+    JobRequest,
+    ModelRequest,
+    encode_array,
+    encode_result,
+)
+
+#: Progress events at most this often (seconds), besides one whenever a B-scan finishes.
+PROGRESS_INTERVAL = 0.1
+
+
+class DeviceUnavailable(ValueError):
+    """The job asks for a device this computer does not have."""
+
+
+class Worker:
+    """Serves requests from ``stdin`` until ``shutdown`` or the end of ``stdin``; logs to ``log``."""
+
+    def __init__(self, stdin: TextIO, log: TextIO = sys.stderr, home: str | os.PathLike | None = None):
+        self._stdin = stdin
+        self._log = log
+        self.home = Path(home) if home else None
+        self._requests: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._cancelled: set[str] = set()
+        self._current: tuple[str, threading.Event] | None = None
+        self._passes = 0  # model passes of the job in flight, as of its last batch
+        self._passes_at_cancel: int | None = None
+        self._closing = False  # a shutdown request came
+        self._orphaned = False  # stdin ended without one: the session is gone
+        self._package_key: tuple | None = None
+        self._package = None
+        self._explainer = None
+        self._explainer_key: str | None = None
+
+    # -- requests ------------------------------------------------------------------------------------------------
+
+    def serve(self) -> int:
+        print(f"DiDA worker {os.getpid()} started (Python {sys.version.split()[0]})", file=self._log, flush=True)
+        threading.Thread(target=self._read_requests, name="DiDA requests", daemon=True).start()
+        while True:
+            msg = self._requests.get()
+            if msg is None or msg.get("op") == "shutdown":
+                break
+            if msg.get("op") == "job":
+                self._run_job(msg)
+            else:
+                print(f"DiDA worker: unknown request {msg.get('op')!r} ignored", file=self._log, flush=True)
+        if self._orphaned and self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
+        return 0
+
+    def _read_requests(self) -> None:
+        for line in self._stdin:
+            if not line.strip():
+                continue
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                print(f"DiDA worker: a request that is not JSON was ignored: {line[:200]!r}", file=self._log,
+                      flush=True)
+                continue
+            if msg.get("op") == "cancel":
+                self._cancel(str(msg.get("id")))
+                continue
+            if msg.get("op") == "shutdown":
+                self._closing = True
+            self._requests.put(msg)
+        with self._lock:
+            if not self._closing:
+                self._orphaned = True
+                if self._current is not None:
+                    self._cancel_locked(self._current[0])
+        self._requests.put(None)
+
+    def _cancel(self, job_id: str) -> None:
+        with self._lock:
+            self._cancel_locked(job_id)
+
+    def _cancel_locked(self, job_id: str) -> None:
+        self._cancelled.add(job_id)
+        if self._current is not None and self._current[0] == job_id and not self._current[1].is_set():
+            self._passes_at_cancel = self._passes
+            self._current[1].set()
+
+    # -- jobs ----------------------------------------------------------------------------------------------------
+
+    def _run_job(self, msg: dict) -> None:
+        job_id, folder = str(msg.get("id")), Path(msg["dir"])
+        cancel = threading.Event()
+        with self._lock:
+            self._current, self._passes, self._passes_at_cancel = (job_id, cancel), 0, None
+            if job_id in self._cancelled or self._orphaned:
+                self._passes_at_cancel = 0
+                cancel.set()
+        try:
+            events = EventWriter(folder / EVENTS_FILE)
+        except OSError as exc:  # the folder is gone: nobody waits for this job's events
+            print(f"DiDA worker: job {job_id} skipped ({exc})", file=self._log, flush=True)
+            with self._lock:
+                self._current = None
+            return
+        try:
+            self._job(msg, folder, events, cancel)
+        except DeviceUnavailable as exc:
+            events.write("error", message=str(exc), kind=DEVICE_ERROR)
+        except Exception as exc:  # reported to the session; the traceback goes to the log
+            traceback.print_exc(file=self._log)
+            self._log.flush()
+            events.write("error", message=_message(exc), kind=type(exc).__name__)
+        finally:
+            events.close()
+            with self._lock:
+                self._current = None
+                self._cancelled.discard(job_id)
+            if self._orphaned:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _job(self, msg: dict, folder: Path, events: EventWriter, cancel: threading.Event) -> None:
+        request = JobRequest.from_message(msg)
+        started = time.perf_counter()
+        from ..engine.core import DiDACancelled  # the first job imports torch
+
+        try:
+            self._explain(request, folder, events, cancel, started)
+        except DiDACancelled as exc:
+            engine = self._explainer.engine if self._explainer is not None else None
+            events.write("cancelled", completed=exc.completed, passes_done=self._passes,
+                         passes_at_request=self._passes_at_cancel or 0,
+                         batch_size=engine.batch_size if engine is not None else None)
+            return
+        events.write("done")
+
+    def _explain(self, request: JobRequest, folder: Path, events: EventWriter, cancel: threading.Event,
+                 started: float) -> None:
+        from ..engine.core import DiDACancelled
+
+        package, warm = self._package_for(request.model)
+        explainer = self._explainer_for(package, request.settings)
+        bscans = np.load(folder / BSCANS_FILE, mmap_mode="c") if request.indices else None  # "c": never written
+        try:
+            if bscans is not None and (bscans.ndim != 3 or len(bscans) != len(request.indices)):
+                raise ValueError(f"{folder / BSCANS_FILE} holds {bscans.shape}, not {len(request.indices)} B-scans")
+            events.write("ready", **self._ready(package, explainer, bscans, warm, time.perf_counter() - started))
+            if cancel.is_set():
+                raise DiDACancelled(0)
+            if bscans is None:
+                return
+            indices = request.indices
+            last = {"time": 0.0, "done": -1}
+
+            def progress(p) -> None:
+                self._passes = p.passes_done
+                now = time.monotonic()
+                if p.images_done != last["done"] or now - last["time"] >= PROGRESS_INTERVAL:
+                    last.update(time=now, done=p.images_done)
+                    events.write("progress", images_done=p.images_done, images_total=p.images_total,
+                                 passes_done=p.passes_done, passes_per_image=p.passes_per_image)
+
+            def on_grid(i: int, n: int, deltas: np.ndarray, base: np.ndarray) -> None:
+                events.write("grid", index=indices[i], n=int(n), deltas=encode_array(deltas), base=encode_array(base),
+                             score=explainer.engine.score)
+
+            for result in explainer.explain(bscans, progress=progress, cancel=cancel,
+                                            on_grid=on_grid if request.preview else None):
+                events.write("result", **encode_result(result, indices[result.index]))
+        finally:
+            bscans = None  # the memory map is closed before the session may remove the folder
+
+    def _ready(self, package, explainer, bscans, warm: bool, seconds: float) -> dict:
+        from ..engine.devices import describe_device
+        from ..engine.grid import check_weights
+        from ..models.preprocess import input_region
+
+        spec, s = package.spec, explainer.settings
+        grids = sorted(int(n) for n in s.grids)
+        return {"model": spec.name, "path": str(package.path), "demo": bool(spec.demo), "classes": list(spec.classes),
+                "score": explainer.engine.score, "device": str(explainer.engine.device),
+                "device_name": describe_device(explainer.engine.device), "grids": grids,
+                "weights": [float(w) for w in check_weights(s.weights, grids)], "input_size": list(spec.input_size),
+                "region": list(input_region(bscans.shape[1:], spec)) if bscans is not None else None,
+                "warm": warm, "pid": os.getpid(), "seconds": round(seconds, 4)}
+
+    # -- what stays loaded ---------------------------------------------------------------------------------------
+
+    def _package_for(self, model: ModelRequest):
+        """The loaded package (``warm``: kept from an earlier job, its files unchanged) or a freshly loaded one. One
+        package is kept: a new one replaces it, so memory (and GPU memory) holds one model."""
+        path = Path(model.path).resolve()
+        key = (str(path), model.trust_code, _stamp(path))
+        if key == self._package_key:
+            return self._package, True
+        self._package = self._explainer = self._package_key = None
+        from ..models.package import load_model_package
+
+        # A package's own code runs only on the user's explicit opt-in (``trust_code``, load_model_package's name for
+        # it); without it such a package is refused with the file named.
+        self._package = load_model_package(path, **({"trust_code": True} if model.trust_code else {}))
+        self._package_key = key
+        return self._package, False
+
+    def _explainer_for(self, package, settings: dict):
+        """The explainer (engine) of the last job when the package and the settings are the same, else a new one."""
+        key = json.dumps(settings, sort_keys=True, default=str)
+        if self._explainer is not None and self._explainer.package is package and key == self._explainer_key:
+            return self._explainer
+        from ..engine.devices import resolve_device
+        from ..pipeline import ExplainSettings, VolumeExplainer
+
+        s = ExplainSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+        try:
+            resolve_device(s.device)
+        except ValueError as exc:
+            raise DeviceUnavailable(str(exc)) from None
+        self._explainer = None  # the old engine goes first
+        self._explainer, self._explainer_key = VolumeExplainer(package, s), key
+        return self._explainer
+
+
+def _stamp(path: Path) -> tuple:
+    """Size and modification time of every file of a package folder: a changed file means a reload."""
+    root = path if path.is_dir() else path.parent
+    try:
+        return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(root) if e.is_file()))
+    except OSError:
+        return ()
+
+
+def _message(exc: BaseException) -> str:
+    """One line for the session: the message alone where it already says what is wrong, else with its type; of a
+    message with a traceback in it (TorchScript's), its last line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1:
+        return lines[-1].removeprefix("builtins.")
+    if isinstance(exc, MemoryError):
+        return f"out of memory: {exc}" if str(exc) else "out of memory"
+    if isinstance(exc, (ValueError, FileNotFoundError)) and str(exc):
+        return str(exc)
+    if isinstance(exc, ImportError):
+        return f"the worker's Python lacks a package DiDA needs ({exc}): install DiDA's packages and run again"
+    return f"{type(exc).__name__}: {exc}"
