@@ -83,7 +83,7 @@ def test_two_runs_started_together_never_replace_each_other(tmp_path, job):
     loser = next(err for code, err in results if code)
     assert one_line(loser) and ("another dida run" in loser or "already holds files" in loser), loser
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    assert len([f for f in outputs(out) if f.startswith("figures/")]) == 30
+    assert len([f for f in outputs(out) if f.startswith("figures/dida_view_")]) == 30
 
 
 def test_a_run_on_a_folder_being_written_is_refused_even_with_force(tmp_path, job):
