@@ -53,6 +53,16 @@ def bscans(n=3, depth=24, width=30) -> np.ndarray:
     return arr
 
 
+def write_volume(path: Path, n: int = 4, depth: int = 24, width: int = 30) -> Path:
+    """``bscans(n, depth, width)`` as a NRRD volume with a Spectralis-like spacing (mm)."""
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(bscans(n, depth, width))
+    img.SetSpacing((0.012, 0.004, 0.1))
+    sitk.WriteImage(img, str(path))
+    return path
+
+
 def run(capsys, *argv) -> tuple[int, str, str]:
     """``dida ARGV`` in this process: exit code, stdout, stderr."""
     code = cli.main([str(a) for a in argv])
