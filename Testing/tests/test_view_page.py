@@ -19,7 +19,7 @@ from browser import (
     requests,
     require_browser,
 )
-from cli_helpers import FAST, make_package
+from cli_helpers import PAGE, make_package
 from PIL import Image
 from view_pages import GRIDS, REAL_VOL, demo_result
 
@@ -60,7 +60,7 @@ def real_vol(tmp_path_factory):
     base = tmp_path_factory.mktemp("page-vol")
     package = make_package(base / "model")
     grids = ",".join(map(str, GRIDS))
-    assert cli.main(["explain", str(REAL_VOL), "--model", str(package), "--out", str(base / "vol"), *FAST,
+    assert cli.main(["explain", str(REAL_VOL), "--model", str(package), "--out", str(base / "vol"), *PAGE,
                      "--grids", grids]) == 0
     return base / "vol"
 
