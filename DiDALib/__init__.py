@@ -7,7 +7,7 @@ The library is laid out by job:
 - ``io``: the OCT volume type, one reader module per source, the format registry, and the results files;
 - ``models``: model packages (``model.json``), their architectures, loading, validation and preprocessing;
 - ``mrml``: everything that touches Slicer's scene (runs in Slicer and on ``slicer-core``);
-- ``reports``: the DiDA View figure;
+- ``reports``: the DiDA View figure and the interactive page (``report.html``);
 - ``pipeline`` (a volume and a model package to results), ``cli`` (the ``dida`` command), ``phantom``.
 
 The engine masks every cell of several grid sizes and records, for every class, how much the score falls

@@ -1,7 +1,7 @@
 """The ``dida`` command, one module per subcommand: ``explain`` (OCT files), ``package`` (a model package from a
-weights file) and ``demo`` (the bundled phantom and model); ``common`` holds what they share and ``failures`` how
-each kind of failure ends (exit code 2 and one line naming the problem and the fix for every bad input; never a
-traceback).
+weights file), ``demo`` (the bundled phantom and model) and ``view`` (the interactive page of an existing result);
+``common`` holds what they share and ``failures`` how each kind of failure ends (exit code 2 and one line naming
+the problem and the fix for every bad input; never a traceback).
 
 This module imports nothing heavy: torch and the readers load inside ``main``, where a Ctrl-C (or SIGTERM,
 SIGHUP) during start-up ends as cleanly as one during the run.
@@ -19,7 +19,7 @@ from .common import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED, UsageError
 __all__ = ["EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_FAILED", "UsageError", "build_parser", "main", "parse_bscans",
            "run_explain"]
 _LAZY = {"parse_bscans": "explain", "run_explain": "explain"}
-_COMMANDS = ("explain", "package", "demo")
+_COMMANDS = ("explain", "package", "demo", "view")
 
 
 def __getattr__(name: str):

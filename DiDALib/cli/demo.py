@@ -47,4 +47,7 @@ def cmd_demo(args) -> int:
     figs = sorted((Path(args.out) / "figures").glob("*.png"))
     if figs:
         print(f"open a DiDA View figure, e.g. {figs[len(figs) // 2].resolve()}")
+    page = Path(args.out) / "report.html"
+    if page.is_file():
+        print(f"or the interactive DiDA View in a web browser: {page.resolve()}")
     return 0

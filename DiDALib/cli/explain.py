@@ -54,6 +54,7 @@ def add_parser(sub) -> None:
     e.add_argument("--view", default="classes", help="figures per B-scan, comma-separated: classes (default: the DiDA "
                    "View of the top three classes), contrast (its A-rather-than-B panels), scale (feature scale)")
     e.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    e.add_argument("--no-report", action="store_true", help="skip report.html, the interactive DiDA View page")
     e.add_argument("--force", action="store_true", help="replace an earlier DiDA result in --out (never other files)")
     e.add_argument("--max-memory", help="refuse a run estimated to need more memory than this, e.g. 8G "
                    "(default: the memory available now)")
@@ -128,7 +129,7 @@ def max_memory(args) -> int | None:
 def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings, indices: Sequence[int],
                 out_dir: Path, force: bool = False, figures: bool = True, point: tuple[int, int] | None = None,
                 truths: Sequence[str] | None = None, quiet: bool = False, protect: Sequence[str | Path] = (),
-                memory_limit: int | None = None, maps: MapChoices = MapChoices()) -> dict:
+                memory_limit: int | None = None, maps: MapChoices = MapChoices(), report: bool = True) -> dict:
     """Explain the chosen B-scans and write every output into ``out_dir`` (all or nothing). Returns a summary.
 
     Everything that can be checked is checked before the computation: the output folder (never one that holds,
@@ -146,7 +147,7 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
         seconds = time.perf_counter() - started
         classes = explanation.select_classes(settings.classes)
         summary = _summary(volume, package, settings, explainer, explanation, classes, seconds)
-        _write_outputs(stage, volume, explanation, classes, summary, figures, point, truths, maps)
+        _write_outputs(stage, volume, explanation, classes, summary, figures, point, truths, maps, report)
         summary["files"] = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
         (stage / RUN_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")  # last: marks it whole
     return summary
@@ -200,7 +201,7 @@ def _summary(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings
 
 def _write_outputs(stage: Path, volume: OCTVolume, explanation: VolumeExplanation, classes: Sequence[int],
                    summary: dict, figures: bool, point: tuple[int, int] | None, truths: Sequence[str] | None,
-                   maps: MapChoices) -> None:
+                   maps: MapChoices, report: bool = True) -> None:
     """Every file of a run but run.json, into the staging folder; ``summary`` gains each shown class's files."""
     import SimpleITK as sitk
 
@@ -224,6 +225,18 @@ def _write_outputs(stage: Path, volume: OCTVolume, explanation: VolumeExplanatio
             # (950 vs 960 kB) in a sixth of the time (0.04 vs 0.26 s each).
             fig.save(stage / "figures" / f"dida_view_bscan{i:03d}.png", compress_level=1)
         write_map_figures(stage, volume, explanation, classes, maps, plan, summary, point, truths)
+    if report:  # last: it shows the fundus figure where one was drawn
+        _write_report(stage, volume, explanation, summary, plan, point, truths)
+
+
+def _write_report(stage: Path, volume: OCTVolume, explanation: VolumeExplanation, summary: dict, plan,
+                  point: tuple[int, int] | None, truths: Sequence[str] | None) -> None:
+    from ..reports.html import REPORT_FILE, write_report
+    from ..reports.page_data import PageSource
+
+    fundus = stage / "figures" / "dida_enface_fundus.png"
+    src = PageSource(explanation, volume.bscans, summary, plan.pairs, plan.contrast_scale, truths, point)
+    write_report(stage / REPORT_FILE, src, fundus.read_bytes() if fundus.is_file() else None)
 
 
 def cmd_explain(args) -> int:
@@ -242,6 +255,6 @@ def cmd_explain(args) -> int:
     indices = parse_bscans(args.bscans, volume.n_bscans)
     summary = run_explain(volume, package, settings, indices, Path(args.out), force=args.force,
                           figures=not args.no_figures, point=point, quiet=args.quiet, protect=protect,
-                          memory_limit=limit, maps=choices)
+                          memory_limit=limit, maps=choices, report=not args.no_report)
     print_written(Path(args.out), summary)
     return 0

@@ -16,7 +16,9 @@ from DiDALib import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ("normal", "drusen", "wet_amd", "macular_oedema")
-FAST = ["--grids", "2,3", "--device", "cpu", "--quiet"]
+#: Settings of the quick runs. Without the page (report.html, about 0.5 s a run): its own tests ask for it (``PAGE``).
+FAST = ["--grids", "2,3", "--device", "cpu", "--quiet", "--no-report"]
+PAGE = FAST[:-1]
 
 
 def make_package(folder: Path, classes=CLASSES, input_size=(32, 32)) -> Path:
@@ -51,6 +53,16 @@ def bscans(n=3, depth=24, width=30) -> np.ndarray:
     arr = (rng.random((n, depth, width)) * 200 + 20).astype(np.uint8)
     arr[:, : depth // 4] = 5  # dark vitreous on top
     return arr
+
+
+def write_volume(path: Path, n: int = 4, depth: int = 24, width: int = 30) -> Path:
+    """``bscans(n, depth, width)`` as a NRRD volume with a Spectralis-like spacing (mm)."""
+    import SimpleITK as sitk
+
+    img = sitk.GetImageFromArray(bscans(n, depth, width))
+    img.SetSpacing((0.012, 0.004, 0.1))
+    sitk.WriteImage(img, str(path))
+    return path
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

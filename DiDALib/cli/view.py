@@ -1,0 +1,100 @@
+"""``dida view RESULTS_DIR``: the interactive DiDA View page (``report.html``) of an existing result, made from its
+files alone (``dida_results.npz``, ``volume.nrrd``, ``run.json``): no model is loaded, nothing is computed again
+but the maps."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..io.output_dir import new_file
+from ..io.result_files import add_result_file, read_run
+from ..io.results import RESULTS_FILE, load_results
+from ..reports.html import REPORT_FILE
+from ..reports.page_data import PageSource
+from .common import UsageError, note, parse_ints
+
+
+def add_parser(sub) -> None:
+    """Register ``dida view`` on the subcommand parsers ``sub``."""
+    v = sub.add_parser("view", help="write report.html, the interactive DiDA View page, for an existing result "
+                       "(no model needed)")
+    v.add_argument("results", help="a folder written by dida explain")
+    v.add_argument("--out", help=f"write the page to this new file instead of {REPORT_FILE} in the results folder")
+    v.add_argument("--point", help="ROW,COL (B-scan pixels) where the square starts on every B-scan (default: "
+                   "each B-scan's strongest evidence, as in the figures)")
+    v.add_argument("--panel-width", type=int, default=480, help="panel width in pixels (default: %(default)s, as "
+                   "the PNG figures)")
+    v.set_defaults(func=cmd_view)
+
+
+def read_source(folder: Path) -> tuple[PageSource, bytes | None]:
+    """A result folder as the page's source, and its en-face-on-fundus figure where the run drew one."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    run = read_run(folder)
+    for needed in (RESULTS_FILE, "volume.nrrd"):
+        if not (folder / needed).is_file():
+            raise UsageError(f"{folder} has no {needed}: the page needs the results and the B-scans of the run "
+                             "(run dida explain again)")
+    explanation = load_results(folder / RESULTS_FILE)
+    try:
+        bscans = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "volume.nrrd"))).astype(np.float32)
+    except RuntimeError as exc:
+        raise UsageError(f"{folder / 'volume.nrrd'} cannot be read ({' '.join(str(exc).split())[:200]}): run dida "
+                         "explain again") from None
+    if bscans.ndim == 2:
+        bscans = bscans[None]
+    if bscans.ndim != 3 or tuple(bscans.shape[1:]) != tuple(explanation.bscan_shape) \
+            or max(explanation.indices) >= bscans.shape[0]:
+        raise UsageError(f"{folder / 'volume.nrrd'} (shape {bscans.shape}) does not hold the B-scans of "
+                         f"{RESULTS_FILE} ({explanation.bscan_shape}, B-scans {explanation.indices[:5]}...): the "
+                         "folder mixes two runs; run dida explain again")
+    names = list(explanation.class_names)
+    pairs = []
+    for entry in run.get("contrasts") or []:
+        a, b = (entry.get("classes") or [None, None])[:2]
+        if a in names and b in names:
+            pairs.append((names.index(a), names.index(b)))
+    scale = float(run.get("contrast_scale") or 0.0)
+    if pairs and not scale > 0:
+        from ..io.map_files import contrast_scale
+
+        scale = contrast_scale(explanation, pairs)
+    fundus = folder / "figures" / "dida_enface_fundus.png"
+    shown = run.get("enface_on_fundus") == "figures/dida_enface_fundus.png" and fundus.is_file()
+    src = PageSource(explanation, bscans, run, pairs, scale)
+    return src, fundus.read_bytes() if shown else None
+
+
+def cmd_view(args) -> int:
+    from ..reports.html import write_report
+
+    folder = Path(os.path.abspath(args.results))
+    if args.panel_width < 16 or args.panel_width > 4096:
+        raise UsageError(f"--panel-width {args.panel_width} must be within 16..4096 pixels")
+    point = parse_ints(args.point, "--point") if args.point else None
+    if point is not None and len(point) != 2:
+        raise UsageError("--point needs ROW,COL in B-scan pixels")
+    read_run(folder)  # before anything is read: is it a result at all?
+    src, fundus = read_source(folder)
+    if point is not None:
+        depth, width = src.explanation.bscan_shape
+        if not (0 <= point[0] < depth and 0 <= point[1] < width):
+            raise UsageError(f"--point {args.point} lies outside the {depth} x {width} B-scans")
+        src.point = point
+    if args.out:
+        out = Path(os.path.abspath(args.out))
+        if folder == out.parent or folder in out.parents:
+            raise UsageError(f"--out {args.out} lies inside the results folder, where dida writes only its own "
+                             f"files: leave out --out to write {REPORT_FILE} there, or choose a path outside it")
+        with new_file(out) as tmp:
+            write_report(tmp, src, fundus, args.panel_width)
+        written = out
+    else:
+        written = add_result_file(folder, REPORT_FILE, lambda tmp: write_report(tmp, src, fundus, args.panel_width),
+                                  note)
+    size = written.stat().st_size
+    print(f"wrote {written} ({size / 1e6:.1f} MB): open it in a web browser; it needs no network")
+    return 0

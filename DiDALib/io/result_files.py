@@ -1,0 +1,86 @@
+"""Adding a file to an existing DiDA result (``dida view`` writes ``report.html`` into one), by the rules of
+``output_dir``: under the result's lock (no ``dida explain --force`` replaces it meanwhile), written beside first
+and moved into place whole, listed in ``run.json`` before it appears (so the folder stays a DiDA result that
+``--force`` may replace), and never replacing a file DiDA did not write."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from .no_replace import rename_noreplace
+from .output_dir import (
+    RUN_FILE,
+    RUN_FORMAT,
+    OutputFolderError,
+    _lock,
+    _recover,
+    _release,
+    hidden_sibling,
+)
+from .signals import signals_deferred
+
+
+def read_run(folder: Path, what: str = "the results folder") -> dict:
+    """``run.json`` of a DiDA result folder (format ``dida-run/1``), or an ``OutputFolderError`` saying why not."""
+    path = Path(folder) / RUN_FILE
+    if not Path(folder).is_dir():
+        raise OutputFolderError(f"{what} {folder} is not a folder: give a folder that dida explain wrote")
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise OutputFolderError(f"{what} {folder} has no {RUN_FILE}: give a folder that dida explain wrote") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise OutputFolderError(f"{path} cannot be read ({exc}): give a folder that dida explain wrote") from None
+    if not isinstance(run, dict) or run.get("format") != RUN_FORMAT or not isinstance(run.get("files"), list):
+        raise OutputFolderError(f"{path} is not the record of a DiDA run ({RUN_FORMAT}): run dida explain again to "
+                                "make a result this dida can read")
+    return run
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = hidden_sibling(path, f"staging-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)  # run.json is DiDA's own file
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def add_result_file(folder: str | os.PathLike, name: str, write: Callable[[Path], object],
+                    note: Callable[[str], None], what: str = "the results folder") -> Path:
+    """Write ``name`` (a plain file name) into the DiDA result ``folder`` through ``write(temporary path)``; a file
+    of that name is replaced only if ``run.json`` lists it (DiDA wrote it). Returns the file's path."""
+    out = Path(os.path.abspath(os.fspath(folder)))
+    if out.is_symlink():
+        raise OutputFolderError(f"{what} {folder} is a symbolic link: give the folder it points to")
+    read_run(out, what)
+    target = out / name
+    lock = _lock(out, what)
+    tmp = hidden_sibling(target, f"staging-{os.getpid()}")
+    try:
+        for each in (target, out / RUN_FILE):
+            _recover(each, note)  # the hidden files of a killed earlier write
+        run = read_run(out, what)  # again, under the lock
+        listed = name in run["files"]
+        if (target.exists() or target.is_symlink()) and not (listed and target.is_file() and not target.is_symlink()):
+            raise OutputFolderError(f"{target} exists and was not written by dida: move it away, or write the page "
+                                    "elsewhere with --out")
+        write(tmp)
+        with signals_deferred():
+            if not listed:  # listed first: a file run.json names but that is missing harms nothing
+                run["files"] = sorted({*run["files"], name})
+                _write_json(out / RUN_FILE, run)
+            if listed and target.exists():
+                os.replace(tmp, target)  # DiDA's own earlier file
+            else:
+                rename_noreplace(tmp, target)
+    finally:
+        with signals_deferred(), contextlib.suppress(OSError):
+            tmp.unlink()
+        _release(*lock)
+    return target
