@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..engine.grid import cell_index_map, check_weights
+from ..engine.grid import GridKey, cell_index_map, check_weights
 from ..engine.result import DiDAResult
 
 #: Exponent of the brightness curve. Below 1 it lifts weak evidence into view while keeping the order of |d|:
@@ -60,7 +60,7 @@ def saturation_scale(results: DiDAResult | Iterable[DiDAResult], classes: Sequen
 
 
 @lru_cache(maxsize=64)
-def _sampled_cell_map(height: int, width: int, n: int, out_h: int, out_w: int) -> np.ndarray:
+def _sampled_cell_map(height: int, width: int, n: GridKey, out_h: int, out_w: int) -> np.ndarray:
     cells = cell_index_map(height, width, n)
     if (out_h, out_w) == (height, width):
         m = cells
@@ -73,7 +73,7 @@ def _sampled_cell_map(height: int, width: int, n: int, out_h: int, out_w: int) -
     return m
 
 
-def cell_map(result: DiDAResult, n: int, shape: tuple[int, int] | None = None) -> np.ndarray:
+def cell_map(result: DiDAResult, n: GridKey, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Cell number of every pixel of the explained region, resampled (nearest) onto ``shape`` when given."""
     _, _, h, w = result.region
     out_h, out_w = shape if shape is not None else (h, w)
@@ -96,7 +96,7 @@ class MixedImage:
         return self.positive - self.negative
 
 
-def grid_image(result: DiDAResult, n: int, class_index: int, scale: float | None = None,
+def grid_image(result: DiDAResult, n: GridKey, class_index: int, scale: float | None = None,
                shape: tuple[int, int] | None = None, gamma: float = BRIGHTNESS_GAMMA) -> np.ndarray:
     """Grid Image of size n for one class as signed brightness: ``+a(d)`` where d >= 0 (red), ``-a(d)`` (blue).
     ``scale`` defaults to the grid's largest |d| over all classes."""
