@@ -7,8 +7,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..engine.grid import grid_size
+from ..engine.schedule import is_aligned
 from ..maps.colour import grey_to_uint8, overlay
-from ..maps.mixing import MixedImage
+from ..maps.evidence import strongest_point
 from ..pipeline import VolumeExplanation
 
 SQUARE_COLOUR = (255, 220, 0)
@@ -20,16 +22,6 @@ def load_font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
         return ImageFont.load_default()
-
-
-def strongest_point(mixed: Sequence[MixedImage]) -> tuple[int, int]:
-    """(row, col) where the given Mixed Images' evidence, for or against, is strongest in total."""
-    total = None
-    for m in mixed:
-        s = m.positive + m.negative
-        total = s if total is None else total + s
-    row, col = np.unravel_index(int(np.argmax(total)), total.shape)
-    return int(row), int(col)
 
 
 def _label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, font, anchor: str) -> None:
@@ -53,7 +45,8 @@ def dida_view_figure(
 ) -> Image.Image:
     """Four panels side by side: the B-scan (with the known diagnosis when given), then the Mixed Image of each of
     the B-scan's top three classes (or ``classes``) laid over it, each with its class name and score in the corner,
-    and the same small square drawn at ``point`` (default: the strongest evidence) in all panels."""
+    and the same small square drawn at ``point`` (default: where the shown classes' evidence maps are strongest)
+    in all panels."""
     if index not in explanation.results:
         raise ValueError(f"B-scan {index} was not explained (explained: {explanation.indices})")
     result = explanation.results[index]
@@ -63,7 +56,7 @@ def dida_view_figure(
     depth, width = explanation.bscan_shape
     mixed = [explanation.mixed(index, k, scale) for k in classes]
     if point is None:
-        point = strongest_point(mixed)
+        point = strongest_point([explanation.evidence(index, k) for k in classes])
     row, col = point
     if not (0 <= row < depth and 0 <= col < width):
         raise ValueError(f"point {point} lies outside the {depth} x {width} B-scan")
@@ -93,7 +86,9 @@ def dida_view_figure(
         else:
             _label(draw, (x0 + panel_width - 6, ph - 6), caption, font, "rd")
     unit = "probability" if result.score == "probabilities" else "logit"
+    sizes = sorted({grid_size(g) for g in result.grids})
     legend = (f"red: evidence for the class · blue: evidence against · full brightness at |d| = {scale:.3g} "
-              f"({unit}) · {len(result.grids)} grids {result.grids[0]}-{result.grids[-1]}")
+              f"({unit}) · {len(result.grids)} grids {sizes[0]}-{sizes[-1]}"
+              + ("" if is_aligned(result.grids) else " (overlapping)"))
     draw.text((6, ph + footer // 2), legend, font=load_font(max(11, panel_width // 34)), fill=(220, 220, 220), anchor="lm")
     return fig
