@@ -3,16 +3,18 @@
 The library is laid out by job:
 
 - ``engine``: the grid partition, on-device masks, devices, the engine (``DiDAEngine``) and its result type;
-- ``maps``: Grid and Mixed Images, colours and the label encoding of overlays;
+- ``maps``: Grid and Mixed Images, the evidence map, colours and the label encoding of overlays;
 - ``io``: the OCT volume type, one reader module per source, the format registry, and the results files;
 - ``models``: model packages (``model.json``), their architectures, loading, validation and preprocessing;
 - ``mrml``: everything that touches Slicer's scene (runs in Slicer and on ``slicer-core``);
 - ``reports``: the DiDA View figure and the interactive page (``report.html``);
+- ``evaluation``: faithfulness metrics, baseline explainers and phantom cases (the benchmark's and CI's);
 - ``pipeline`` (a volume and a model package to results), ``cli`` (the ``dida`` command), ``phantom``.
 
 The engine masks every cell of several grid sizes and records, for every class, how much the score falls
 (``d > 0``, evidence for) or rises (``d < 0``, evidence against); ``mixed_image`` and the colour functions turn
-those numbers into the paper's Grid and Mixed Images.
+those numbers into the paper's Grid and Mixed Images, and ``evidence_map`` into one signed, measurable map per class
+(most faithful on the overlapping grids of ``EVIDENCE_GRIDS``).
 
 Names are imported on first use, so that ``import DiDALib.io.registry`` (say, in Slicer's file reader at start-up)
 does not load torch.
@@ -31,6 +33,16 @@ _EXPORTS = {
     "Progress": ".engine.core",
     "as_image": ".engine.core",
     "DEFAULT_GRIDS": ".engine.grid",
+    "OffsetGrid": ".engine.grid",
+    "grid": ".engine.grid",
+    "passes_per_image": ".engine.grid",
+    "EVIDENCE_GRIDS": ".engine.schedule",
+    "PAPER_GRIDS": ".engine.schedule",
+    "SCHEDULES": ".engine.schedule",
+    "format_grids": ".engine.schedule",
+    "offset_grids": ".engine.schedule",
+    "parse_grids": ".engine.schedule",
+    "schedule_grids": ".engine.schedule",
     "cell_boxes": ".engine.grid",
     "cell_index_map": ".engine.grid",
     "check_weights": ".engine.grid",
@@ -40,6 +52,8 @@ _EXPORTS = {
     "fill_image": ".engine.masks",
     "mask_batch": ".engine.masks",
     "DiDAResult": ".engine.result",
+    "evidence_map": ".maps.evidence",
+    "evidence_maps": ".maps.evidence",
     "MixedImage": ".maps.mixing",
     "brightness": ".maps.mixing",
     "cell_map": ".maps.mixing",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .engine.result import DiDAResult
+from .maps.evidence import evidence_map
 from .maps.mixing import MixedImage, mixed_image, mixed_peak
 
 
@@ -83,3 +84,8 @@ class VolumeExplanation:
         """The Mixed Image of one class on B-scan ``index``, on the B-scan's own pixel grid."""
         r = self.results[index]
         return mixed_image(r, class_index, self.weights, self.scale() if scale is None else scale, self.bscan_shape)
+
+    def evidence(self, index: int, class_index: int) -> np.ndarray:
+        """The evidence map (``maps.evidence``) of one class on B-scan ``index``, on the B-scan's own pixel grid:
+        the signed readout for points, rankings and reported numbers."""
+        return evidence_map(self.results[index], class_index, self.bscan_shape)

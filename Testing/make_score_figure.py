@@ -24,7 +24,8 @@ from DiDALib.models.package import ModelPackage, demo_model_path, load_model_pac
 from DiDALib.models.preprocess import preprocess_bscan  # noqa: E402
 from DiDALib.phantom import make_bscan  # noqa: E402
 from DiDALib.pipeline import ExplainSettings, VolumeExplainer  # noqa: E402
-from DiDALib.reports.figures import dida_view_figure, load_font, strongest_point  # noqa: E402
+from DiDALib.maps.evidence import strongest_point  # noqa: E402
+from DiDALib.reports.figures import dida_view_figure, load_font  # noqa: E402
 
 
 def overconfident(package: ModelPackage, factor: float) -> ModelPackage:
@@ -72,7 +73,7 @@ def main() -> None:
         explanations[mode] = explainer.explain_all(bscan[None])
     odds = explanations["log-odds"]
     top = list(odds.results[0].top_classes(3))
-    point = strongest_point([odds.mixed(0, top[0])])  # one square, the same in every row
+    point = strongest_point([odds.evidence(0, top[0])])  # one square, the same in every row
     for mode, explanation in explanations.items():
         result = explanation.results[0]
         strong = max(float(np.abs(d).max()) for d in result.deltas.values())

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .. import __version__
 from ..engine.devices import describe_device
-from ..engine.grid import DEFAULT_GRIDS, passes_per_image
+from ..engine.grid import grid_size, passes_per_image
+from ..engine.schedule import SCHEDULES, format_grids, parse_grids
 from ..engine.scores import AUTO, SCORE_MODES
 from ..footprint import parse_size
 from ..io.output_dir import RUN_FILE, RUN_FORMAT, check_output, staged_output
@@ -34,10 +35,13 @@ def add_parser(sub) -> None:
     e.add_argument("--model", help="model package folder (default: the bundled demo model)")
     e.add_argument("--out", required=True, help="output folder (must be new or empty, unless --force)")
     e.add_argument("--bscans", default="all", help="all (default), center, or indices/ranges such as 0,3,5-9")
-    e.add_argument("--grids", default=",".join(map(str, DEFAULT_GRIDS)), help="grid sizes (default: %(default)s)")
-    e.add_argument("--weights", help="one weight per grid (default: finer grids slightly heavier)")
-    e.add_argument("--fill", default="black", help="masked cells show: black (default, as in the paper), mean, "
-                   "blur, or an intensity in [0, 1]")
+    e.add_argument("--grids", default="paper", help="a grid schedule: paper (default: the paper's 8 aligned grids "
+                   "7-21, whose Mixed Image the method shows), evidence (3 sizes at 2 x 2 half-cell offsets, for the "
+                   "most faithful evidence map), or grid sizes such as 7,9,11 (N:K puts size N at K x K offsets)")
+    e.add_argument("--weights", help="one weight per grid size (default: finer grids slightly heavier)")
+    e.add_argument("--fill", default="background", help="masked cells show: background (default: the B-scan's "
+                   "lateral median, retina without the finding), black (the paper's; black looks like fluid to an "
+                   "OCT classifier), mean, blur, or an intensity in [0, 1]")
     e.add_argument("--score", choices=SCORE_MODES + (AUTO,), help="probabilities, logits, log-odds (does not "
                    "saturate on confident models) or auto (log-odds when the model is saturated); default: the "
                    "model package's")
@@ -90,10 +94,31 @@ def parse_bscans(text: str, n_bscans: int) -> list[int]:
     return sorted(set(chosen))
 
 
+def parse_grid_option(text: str) -> tuple:
+    """``--grids``: a schedule name (``paper``, ``evidence``) or grid sizes, as ``engine.schedule.parse_grids``."""
+    try:
+        return parse_grids(text)
+    except ValueError as exc:
+        raise UsageError(f"--grids: {exc}") from None
+
+
+def _typed_sizes(text: str, grids) -> list[int]:
+    """The distinct grid sizes in the order ``--grids`` names them (a schedule's coarse to fine)."""
+    if text.strip().lower() in SCHEDULES:
+        return sorted({grid_size(g) for g in grids})
+    sizes: list[int] = []
+    for item in text.replace(" ", "").split(","):
+        n = int(item.split(":")[0].split("@")[0]) if item else None
+        if n is not None and n not in sizes:
+            sizes.append(n)
+    return sizes
+
+
 def settings_from_args(args) -> ExplainSettings:
-    grids = parse_ints(args.grids, "--grids")
-    if min(grids) < 1:
-        raise UsageError(f"--grids {args.grids!r}: grid size {min(grids)} is not possible: each grid size is a whole "
+    grids = parse_grid_option(args.grids)
+    smallest = min(grid_size(g) for g in grids)
+    if smallest < 1:
+        raise UsageError(f"--grids {args.grids!r}: grid size {smallest} is not possible: each grid size is a whole "
                          "number of cells per side, at least 1 (e.g. 7,9,11)")
     weights = None
     if args.weights:
@@ -101,16 +126,17 @@ def settings_from_args(args) -> ExplainSettings:
             weights = tuple(float(v) for v in args.weights.split(","))
         except ValueError:
             raise UsageError(f"--weights {args.weights!r} must be comma-separated numbers") from None
-        if len(weights) != len(grids):
-            raise UsageError(f"--weights has {len(weights)} values for {len(grids)} grid sizes: give one per grid")
-        weights = tuple(w for _, w in sorted(zip(grids, weights)))  # results list grids coarse to fine
+        sizes = _typed_sizes(args.grids, grids)
+        if len(weights) != len(sizes):
+            raise UsageError(f"--weights has {len(weights)} values for {len(sizes)} grid sizes: give one per grid size")
+        weights = tuple(w for _, w in sorted(zip(sizes, weights)))  # results list grids coarse to fine
     classes: str | list[str] = args.classes
     try:
         parse_top(classes)
     except ValueError:
         classes = [c.strip() for c in args.classes.split(",") if c.strip()]
     fill: str | float = args.fill
-    s = ExplainSettings(grids=tuple(sorted(grids)), weights=weights, fill=fill, score=args.score, classes=classes,
+    s = ExplainSettings(grids=grids, weights=weights, fill=fill, score=args.score, classes=classes,
                         device=args.device, precision=args.precision, batch_size=args.batch_size)
     s.check()
     return s
@@ -188,7 +214,8 @@ def _summary(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings
         "score": explainer.engine.score,
         **({"score_choice": explainer.score_note} if explainer.score_note else {}),
         "fill": settings.fill,
-        "grids": list(settings.grids),
+        "grids": [g if isinstance(g, int) else str(g) for g in settings.grids],
+        "grid_schedule": format_grids(settings.grids),
         "weights": list(settings.weights) if settings.weights else "default (1.0 coarsest to 1.5 finest, normalised)",
         "bscans": list(explanation.indices),  # the B-scans asked for, in order
         "classes_shown": [package.spec.classes[k] for k in classes],

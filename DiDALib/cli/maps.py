@@ -21,7 +21,7 @@ from ..io.map_files import (
 )
 from ..io.volume import OCTVolume
 from ..maps.contrast import default_pairs, parse_pairs
-from ..maps.scale import feature_scale
+from ..maps.scale import feature_scale, grid_sizes
 from ..pipeline import VolumeExplanation
 from .common import UsageError
 
@@ -103,7 +103,7 @@ def write_map_outputs(stage: Path, volume: OCTVolume, explanation: VolumeExplana
     scale_files = write_scale_maps(stage, explanation, classes, reference, volume.n_bscans)
     lateral, axial, distance = volume.spacing
     unit = volume.spacing_unit
-    write_scale_table(stage / f"{SCALE_TABLE_NAME}.ctbl", explanation.results[explanation.indices[0]].grids,
+    write_scale_table(stage / f"{SCALE_TABLE_NAME}.ctbl", grid_sizes(explanation.results[explanation.indices[0]].grids),
                       explanation.bscan_shape, (lateral, axial), unit)
     maps = enface_maps(explanation, classes, volume.n_bscans)
     summary["enface_scale"] = enface_scale(maps)

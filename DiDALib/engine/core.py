@@ -11,13 +11,13 @@ import numpy as np
 import torch
 
 from .devices import MAX_CUDA_BATCH_SIZE, BatchSizeTuner, resolve_device, resolve_precision
-from .grid import DEFAULT_GRIDS, cell_boxes, validate_grids
-from .masks import Fill, fill_image, mask_batch
+from .grid import DEFAULT_GRIDS, GridKey, cell_boxes, grid_shape, validate_grids
+from .masks import FILL_NAMES, Fill, fill_image, mask_batch
 from .result import DiDAResult
 from .scores import check_score_mode, transform_scores
 
 ScoreMode = str  # one of scores.SCORE_MODES: "probabilities", "logits", "log-odds"
-GridCallback = Callable[[int, int, np.ndarray, np.ndarray], None]
+GridCallback = Callable[[int, GridKey, np.ndarray, np.ndarray], None]
 
 
 class DiDACancelled(Exception):
@@ -46,9 +46,10 @@ class Progress:
 class _Plan:
     """The jobs of one image: job 0 is the original (an empty box), then every cell of every grid, coarse first."""
 
-    grids: tuple[int, ...]
+    grids: tuple[GridKey, ...]
     boxes: torch.Tensor  # (J, 4) on the device
     starts: tuple[int, ...]  # first job of each grid
+    shapes: tuple[tuple[int, int], ...]  # (rows, columns) of cells of each grid
 
     @property
     def num_jobs(self) -> int:
@@ -136,8 +137,9 @@ class DiDAEngine:
     mode and moved to the device (channels-last where asked), a plain function is called as it is.
     ``score`` is ``"probabilities"`` (softmax of the outputs, sigmoid for a single output), ``"logits"`` or
     ``"log-odds"`` (``scores.py`` says when to choose which).
-    ``fill`` is what a masked cell shows, in the model-input domain: a number, one per channel, ``"mean"`` or
-    ``"blur"``. ``batch_size=None`` picks one for the device (on CUDA from its free memory, and an out-of-memory
+    ``fill`` is what a masked cell shows, in the model-input domain: a number, one per channel, ``"mean"``,
+    ``"blur"`` or ``"background"`` (``masks.fill_image``). ``batch_size=None`` picks one for the device (on CUDA
+    from its free memory, and an out-of-memory
     error halves it and retries; on the CPU the fastest of a few sizes, timed on the first batches of real work).
     ``precision`` is the model's compute dtype (``"auto"``: float16 on CUDA, float32 elsewhere); scores are always
     compared in float32. ``compile`` wraps the model in ``torch.compile`` (``True`` or a mode such as
@@ -161,8 +163,9 @@ class DiDAEngine:
         check_score_mode(score)
         if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1):
             raise ValueError(f"batch_size {batch_size!r} must be a positive integer or None")
-        if isinstance(fill, str) and fill not in ("mean", "blur"):
-            raise ValueError(f"fill {fill!r} is not known: use a number, one number per channel, 'mean' or 'blur'")
+        if isinstance(fill, str) and fill not in FILL_NAMES:
+            raise ValueError(f"fill {fill!r} is not known: use a number, one number per channel, "
+                             f"{', '.join(map(repr, FILL_NAMES))}")
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.score = score
@@ -280,10 +283,11 @@ class DiDAEngine:
             boxes = [np.zeros((1, 4), dtype=np.int64)]
             starts = []
             offset = np.array([top, top, left, left], dtype=np.int64)
-            for n in sizes:
+            for g in sizes:
                 starts.append(sum(len(b) for b in boxes))
-                boxes.append(cell_boxes(h, w, n) + offset)
-            plan = _Plan(sizes, torch.from_numpy(np.concatenate(boxes)).to(self.device), tuple(starts))
+                boxes.append(cell_boxes(h, w, g) + offset)
+            plan = _Plan(sizes, torch.from_numpy(np.concatenate(boxes)).to(self.device), tuple(starts),
+                         tuple(grid_shape(g) for g in sizes))
             self._plans[key] = plan
         return plan
 
@@ -306,22 +310,24 @@ class DiDAEngine:
     def explain(
         self,
         image,
-        grids: Sequence[int] = DEFAULT_GRIDS,
+        grids: Sequence[GridKey] = DEFAULT_GRIDS,
         region: tuple[int, int, int, int] | None = None,
         on_grid: GridCallback | None = None,
         cancel=None,
     ) -> DiDAResult:
         """DiDA of one (C, H, W) image in model-input form: the scores of the original and of every masked image.
 
-        ``region`` = (top, left, height, width) limits the grids to part of the input (a letterboxed B-scan);
-        ``on_grid(index, n, deltas, base_scores)`` is called as soon as grid n is done (coarsest first).
+        ``grids`` are grid keys: sizes n (the paper's aligned grids, the default) or shifted grids, such as the
+        evidence schedule ``EVIDENCE_GRIDS``. ``region`` = (top, left, height, width) limits the grids to part of
+        the input (a letterboxed B-scan); ``on_grid(index, n, deltas, base_scores)`` is called as soon as grid n
+        is done (coarsest first).
         """
         return next(self.explain_volume([image], grids=grids, region=region, on_grid=on_grid, cancel=cancel))
 
     def explain_volume(
         self,
         images: Iterable,
-        grids: Sequence[int] = DEFAULT_GRIDS,
+        grids: Sequence[GridKey] = DEFAULT_GRIDS,
         region: tuple[int, int, int, int] | None = None,
         progress: Callable[[Progress], None] | None = None,
         cancel=None,
@@ -438,27 +444,29 @@ class DiDAEngine:
                 "weights and that the input is normalised the way the model expects"
             )
 
-    def _deltas(self, scores: np.ndarray, base: np.ndarray, n: int) -> np.ndarray:
-        return (base[None, :] - scores).astype(np.float32).T.reshape(-1, n, n)
+    def _deltas(self, scores: np.ndarray, base: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        return (base[None, :] - scores).astype(np.float32).T.reshape(-1, *shape)
 
     def _report_grids(self, item: _Item, on_grid: GridCallback) -> None:
         plan = item.plan
         while item.reported < len(plan.grids):
             g = item.reported
-            n = plan.grids[g]
-            stop = plan.starts[g] + n * n
+            shape = plan.shapes[g]
+            stop = plan.starts[g] + shape[0] * shape[1]
             if item.cursor < stop:
                 return
             rows = torch.cat([item.scores[:1], item.scores[plan.starts[g] : stop]]).cpu().numpy()
             self._check_finite(rows, item.index)
-            on_grid(item.index, n, self._deltas(rows[1:], rows[0], n), rows[0].copy())
+            on_grid(item.index, plan.grids[g], self._deltas(rows[1:], rows[0], shape), rows[0].copy())
             item.reported += 1
 
     def _finish(self, item: _Item) -> DiDAResult:
         scores = item.scores.cpu().numpy()  # the one device-to-host copy of this image's scores
         self._check_finite(scores, item.index)
         base = scores[0]
-        deltas = {n: self._deltas(scores[s : s + n * n], base, n) for n, s in zip(item.plan.grids, item.plan.starts)}
+        plan = item.plan
+        deltas = {g: self._deltas(scores[s : s + rows * cols], base, (rows, cols))
+                  for g, s, (rows, cols) in zip(plan.grids, plan.starts, plan.shapes)}
         if self.class_names is not None and len(self.class_names) != base.shape[0]:
             raise ValueError(
                 f"the model returns {base.shape[0]} scores but {len(self.class_names)} class names were given"

@@ -10,6 +10,9 @@ import torch.nn.functional as F
 
 Fill = float | Sequence[float] | str
 
+#: Fills computed from the image itself (the others are numbers, in the model-input domain).
+FILL_NAMES: tuple[str, ...] = ("mean", "blur", "background")
+
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of a (C, H, W) tensor, edges replicated."""
@@ -26,12 +29,31 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return img[0]
 
 
+def lateral_median(image: torch.Tensor, region: tuple[int, int, int, int], fraction: float = 0.5) -> torch.Tensor:
+    """The B-scan's own reflectivity with focal structure removed: inside ``region`` every pixel becomes the median
+    of its row over the neighbouring ``fraction`` of the region's columns (A-scans), edges mirrored.
+
+    OCT layers run across the B-scan and lesions are local along it, so the lateral median keeps each depth's
+    layer brightness (a masked cell shows retina, not a black hole that looks like fluid) and removes any finding
+    narrower than half the window."""
+    top, left, rh, rw = region
+    sub = image[:, top : top + rh, left : left + rw]
+    k = min(round(rw * fraction) // 2, rw - 1)  # half the window
+    out = image.clone()
+    if k < 1:
+        return out
+    padded = F.pad(sub[None], (k, k, 0, 0), mode="reflect")[0]  # (C, rh, rw + 2k)
+    out[:, top : top + rh, left : left + rw] = padded.unfold(2, 2 * k + 1, 1).median(dim=-1).values
+    return out
+
+
 def fill_image(image: torch.Tensor, fill: Fill, region: tuple[int, int, int, int] | None = None) -> torch.Tensor:
     """What a masked cell shows, broadcastable against the (C, H, W) image.
 
     ``fill`` is a number or one number per channel (in the model-input domain), ``"mean"`` (the per-channel mean of
-    the explained region) or ``"blur"`` (a Gaussian-blurred copy, sigma = 1/20 of the region's smaller side, which
-    removes detail at the scale of a cell while keeping the local brightness).
+    the explained region), ``"blur"`` (a Gaussian-blurred copy, sigma = 1/20 of the region's smaller side, which
+    removes detail at the scale of a cell while keeping the local brightness) or ``"background"`` (the lateral
+    median, ``lateral_median``: the layers' own brightness at each depth, without the finding).
     """
     c, h, w = image.shape
     top, left, rh, rw = region if region is not None else (0, 0, h, w)
@@ -40,7 +62,9 @@ def fill_image(image: torch.Tensor, fill: Fill, region: tuple[int, int, int, int
             return image[:, top : top + rh, left : left + rw].mean(dim=(1, 2), keepdim=True)
         if fill == "blur":
             return gaussian_blur(image, sigma=max(1.0, min(rh, rw) / 20.0))
-        raise ValueError(f"fill {fill!r} is not known: use a number, one number per channel, 'mean' or 'blur'")
+        if fill == "background":
+            return lateral_median(image, (top, left, rh, rw))
+        raise ValueError(f"fill {fill!r} is not known: use a number, one number per channel, {', '.join(FILL_NAMES)}")
     if isinstance(fill, bool):
         raise TypeError("fill must be a number, a sequence of numbers, 'mean' or 'blur', not a bool")
     if isinstance(fill, Real):

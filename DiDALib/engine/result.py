@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .grid import cell_index_map
+from .grid import GridKey, cell_index_map
 
 
 @dataclass
@@ -15,11 +15,12 @@ class DiDAResult:
 
     ``base_scores`` (K,) are the scores of the unmasked image; ``deltas[n]`` (K, n, n) holds
     ``d_ij = C_k(I_o) - C_k(M_ij)`` in float32 for every class k. The grids cut ``region`` = (top, left, height,
-    width) of the model input of shape ``image_shape`` = (H, W).
+    width) of the model input of shape ``image_shape`` = (H, W). A shifted grid (``OffsetGrid``) is a key like a
+    size, its array (K, rows, columns) with one more row or column where it is shifted.
     """
 
     base_scores: np.ndarray
-    deltas: dict[int, np.ndarray]
+    deltas: dict[GridKey, np.ndarray]
     image_shape: tuple[int, int]
     region: tuple[int, int, int, int]
     score: str = "probabilities"
@@ -27,8 +28,8 @@ class DiDAResult:
     class_names: tuple[str, ...] | None = field(default=None)
 
     @property
-    def grids(self) -> tuple[int, ...]:
-        """Grid sizes, coarse to fine."""
+    def grids(self) -> tuple[GridKey, ...]:
+        """Grid keys (sizes, and any shifted grids), coarse to fine."""
         return tuple(sorted(self.deltas))
 
     @property
@@ -50,7 +51,7 @@ class DiDAResult:
             raise ValueError(f"class index {k} is outside 0..{self.num_classes - 1}")
         return k
 
-    def delta_map(self, n: int, class_index: int) -> np.ndarray:
+    def delta_map(self, n: GridKey, class_index: int) -> np.ndarray:
         """The per-pixel d of grid n for one class over the region, (height, width) float32."""
         _, _, h, w = self.region
         return self.deltas[n][class_index].ravel()[cell_index_map(h, w, n)]

@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..engine.result import DiDAResult
+from ..engine.schedule import is_aligned, parse_grids
 from ..maps.labels import (
     COLOR_TABLE_NAME,
     encode_labels,
@@ -30,7 +31,15 @@ RESULTS_FILE = "dida_results.npz"
 RESULTS_FORMAT = "dida-results/1"
 #: Longest class-name part of a file name, in UTF-8 bytes (file names are limited to 255 bytes).
 STEM_BYTES = 80
+#: Results with shifted grids (``OffsetGrid``): the grids are named in ``grid_keys``, and a reader of format 1
+#: refuses the file rather than reading only its aligned grids.
+RESULTS_FORMAT_OFFSETS = "dida-results/2"
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+
+
+def _array_name(key) -> str:
+    """The npz entry of a grid's d: ``d_9`` for a size, ``d_9@1-2_0`` for a shifted grid ('/' would be a folder)."""
+    return "d_" + str(key).replace("/", "-")
 
 
 def _stem(name: str) -> tuple[str, bool]:
@@ -117,22 +126,25 @@ def write_results(path: Path, explanation: VolumeExplanation, extra: dict | None
     can be rendered later without running the model again."""
     idx = explanation.indices
     first = explanation.results[idx[0]]
+    aligned = is_aligned(first.grids)
     arrays = {
-        "format": np.array(RESULTS_FORMAT),
+        "format": np.array(RESULTS_FORMAT if aligned else RESULTS_FORMAT_OFFSETS),
         "class_names": np.array(explanation.class_names, dtype=str),
         "bscans": np.array(idx, dtype=np.int64),
         "base_scores": explanation.scores().astype(np.float32),
-        "grids": np.array(first.grids, dtype=np.int64),
+        "grids": np.array([getattr(g, "n", g) for g in first.grids], dtype=np.int64),
         "image_shape": np.array(first.image_shape, dtype=np.int64),
         "region": np.array(first.region, dtype=np.int64),
         "bscan_shape": np.array(explanation.bscan_shape, dtype=np.int64),
         "score": np.array(first.score),
         "meta": np.array(json.dumps(extra or {})),
     }
+    if not aligned:
+        arrays["grid_keys"] = np.array([str(g) for g in first.grids], dtype=str)
     if explanation.weights is not None:
         arrays["weights"] = np.array(explanation.weights, dtype=np.float64)
     for n in first.grids:
-        arrays[f"d_{n}"] = np.stack([explanation.results[i].deltas[n] for i in idx]).astype(np.float32)
+        arrays[_array_name(n)] = np.stack([explanation.results[i].deltas[n] for i in idx]).astype(np.float32)
     np.savez_compressed(path, **arrays)
     return path
 
@@ -145,10 +157,13 @@ def load_results(path: str | Path) -> VolumeExplanation:
     except (OSError, ValueError) as exc:
         raise ValueError(f"{p}: not a DiDA results file ({exc})") from None
     with data:
-        if "format" not in data or str(data["format"]) != RESULTS_FORMAT:
+        if "format" not in data or str(data["format"]) not in (RESULTS_FORMAT, RESULTS_FORMAT_OFFSETS):
             raise ValueError(f"{p}: not a DiDA results file (expected format {RESULTS_FORMAT})")
         names = tuple(str(c) for c in data["class_names"])
-        grids = [int(n) for n in data["grids"]]
+        if "grid_keys" in data:
+            grids = list(parse_grids(",".join(str(g) for g in data["grid_keys"])))
+        else:
+            grids = [int(n) for n in data["grids"]]
         region = tuple(int(v) for v in data["region"])
         image_shape = tuple(int(v) for v in data["image_shape"])
         weights = tuple(float(w) for w in data["weights"]) if "weights" in data else None
@@ -156,7 +171,7 @@ def load_results(path: str | Path) -> VolumeExplanation:
         for row, i in enumerate(int(v) for v in data["bscans"]):
             out.results[i] = DiDAResult(
                 base_scores=data["base_scores"][row],
-                deltas={n: data[f"d_{n}"][row] for n in grids},
+                deltas={n: data[_array_name(n)][row] for n in grids},
                 image_shape=image_shape,
                 region=region,
                 score=str(data["score"]),

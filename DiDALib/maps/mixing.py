@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..engine.grid import check_weights, grid_edges, validate_grids
+from ..engine.grid import GridKey, axis_edges, check_weights, grid_shape, validate_grids
 from ..engine.result import DiDAResult
 
 #: Exponent of the brightness curve. Below 1 it lifts weak evidence into view while keeping the order of |d|:
@@ -60,14 +60,14 @@ def saturation_scale(results: DiDAResult | Iterable[DiDAResult], classes: Sequen
 
 
 @lru_cache(maxsize=256)
-def _cell_axes(height: int, width: int, n: int, out_h: int, out_w: int) -> tuple[np.ndarray, np.ndarray]:
+def _cell_axes(height: int, width: int, key: GridKey, out_h: int, out_w: int) -> tuple[np.ndarray, np.ndarray]:
     """The cell row of every output row and the cell column of every output column (nearest sampling keeps cells
-    crisp rectangles on the output grid): the cell map is ``rows[:, None] * n + cols[None, :]``, separable, so no
-    image-sized map of cell numbers is ever needed (one per grid cost 8 bytes a pixel: 4 GB for the 8 grids on an
-    8000 x 8000 B-scan)."""
-    validate_grids((n,), height, width)
-    rows = np.searchsorted(grid_edges(height, n), np.arange(height), side="right") - 1
-    cols = np.searchsorted(grid_edges(width, n), np.arange(width), side="right") - 1
+    crisp rectangles on the output grid): the cell map is ``rows[:, None] * columns + cols[None, :]``, separable, so
+    no image-sized map of cell numbers is ever needed (one per grid cost 8 bytes a pixel: 4 GB for the 8 grids on
+    an 8000 x 8000 B-scan). A shifted grid (``OffsetGrid``) has its own edges, n + 1 cells along a shifted axis."""
+    validate_grids((key,), height, width)
+    rows = np.searchsorted(axis_edges(height, key, 0), np.arange(height), side="right") - 1
+    cols = np.searchsorted(axis_edges(width, key, 1), np.arange(width), side="right") - 1
     if (out_h, out_w) != (height, width):
         rows = rows[np.minimum(((np.arange(out_h) + 0.5) * height / out_h).astype(np.int64), height - 1)]
         cols = cols[np.minimum(((np.arange(out_w) + 0.5) * width / out_w).astype(np.int64), width - 1)]
@@ -82,19 +82,19 @@ def _out_shape(result: DiDAResult, shape: tuple[int, int] | None) -> tuple[int, 
     return h, w, int(out_h), int(out_w)
 
 
-def cell_map(result: DiDAResult, n: int, shape: tuple[int, int] | None = None) -> np.ndarray:
+def cell_map(result: DiDAResult, n: GridKey, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Cell number of every pixel of the explained region, resampled (nearest) onto ``shape`` when given."""
     h, w, out_h, out_w = _out_shape(result, shape)
     rows, cols = _cell_axes(h, w, n, out_h, out_w)
-    return rows[:, None] * n + cols[None, :]
+    return rows[:, None] * grid_shape(n)[1] + cols[None, :]
 
 
-def cell_values(result: DiDAResult, n: int, values: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Per-cell ``values`` of grid n (n * n, in cell-number order) painted onto the region's pixels (or onto
+def cell_values(result: DiDAResult, n: GridKey, values: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Per-cell ``values`` of grid n (its cells in cell-number order) painted onto the region's pixels (or onto
     ``shape``): the same as ``values.ravel()[cell_map(result, n, shape)]`` without an image-sized index map."""
     h, w, out_h, out_w = _out_shape(result, shape)
     rows, cols = _cell_axes(h, w, n, out_h, out_w)
-    return np.asarray(values).reshape(n, n)[:, cols][rows]  # n output rows built, then whole rows copied
+    return np.asarray(values).reshape(grid_shape(n))[:, cols][rows]  # a row per cell row, then whole rows copied
 
 
 @dataclass
@@ -113,7 +113,7 @@ class MixedImage:
         return self.positive - self.negative
 
 
-def grid_image(result: DiDAResult, n: int, class_index: int, scale: float | None = None,
+def grid_image(result: DiDAResult, n: GridKey, class_index: int, scale: float | None = None,
                shape: tuple[int, int] | None = None, gamma: float = BRIGHTNESS_GAMMA) -> np.ndarray:
     """Grid Image of size n for one class as signed brightness: ``+a(d)`` where d >= 0 (red), ``-a(d)`` (blue).
     ``scale`` defaults to the grid's largest |d| over all classes."""

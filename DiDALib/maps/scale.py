@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..engine.grid import grid_size
 from ..engine.result import DiDAResult
 from .mixing import cell_values
 
@@ -43,25 +44,36 @@ class FeatureScale:
 
 def normalised_evidence(result: DiDAResult, class_index: int | str, shape: tuple[int, int] | None = None,
                         sign: str = "both") -> np.ndarray:
-    """(G, H, W) float32: per grid (coarse to fine) and pixel, the evidence ``|d| / sqrt(cell area)`` of one class,
-    of either sign (``both``) or only its positive or negative part; cell areas in model-input pixels."""
+    """(S, H, W) float32: per grid size (coarse to fine, ``grid_sizes``) and pixel, the evidence
+    ``|d| / sqrt(cell area)`` of one class, of either sign (``both``) or only its positive or negative part; cell
+    areas in model-input pixels. A size's shifted grids (``OffsetGrid``) are averaged, as in the evidence map."""
     if sign not in SIGNS:
         raise ValueError(f"sign {sign!r} is not one of {SIGNS}")
     k = result.class_index(class_index)
     _, _, h, w = result.region
     out = []
-    for n in result.grids:
-        d = result.deltas[n][k].ravel().astype(np.float32)
-        d = np.abs(d) if sign == "both" else np.clip(d if sign == "positive" else -d, 0, None)
-        out.append(cell_values(result, n, d * np.float32(n / np.sqrt(h * w)), shape))
+    for n in grid_sizes(result.grids):
+        keys = [g for g in result.grids if grid_size(g) == n]
+        total = None
+        for g in keys:
+            d = result.deltas[g][k].ravel().astype(np.float32)
+            d = np.abs(d) if sign == "both" else np.clip(d if sign == "positive" else -d, 0, None)
+            e = cell_values(result, g, d * np.float32(n / np.sqrt(h * w) / len(keys)), shape)
+            total = e if total is None else total + e
+        out.append(total)
     return np.stack(out)
+
+
+def grid_sizes(grids) -> tuple[int, ...]:
+    """The distinct grid sizes n of a schedule, coarse to fine (a size with shifted grids counts once)."""
+    return tuple(sorted({grid_size(g) for g in grids}))
 
 
 def feature_scale(result: DiDAResult, class_index: int | str, shape: tuple[int, int] | None = None,
                   sign: str = "both", min_evidence: float = MIN_EVIDENCE) -> FeatureScale:
     """The feature-scale map of one class (see the module text); ``shape`` resamples onto a B-scan's pixels."""
     e = normalised_evidence(result, class_index, shape, sign)
-    grids = result.grids
+    grids = grid_sizes(result.grids)
     peak_at = np.argmax(e, axis=0)
     peak = np.take_along_axis(e, peak_at[None], axis=0)[0]
     if len(grids) > 1:

@@ -8,11 +8,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..engine.grid import grid_size
 from ..engine.result import DiDAResult
+from ..engine.schedule import is_aligned
 from ..engine.scores import score_unit
 from ..maps.colour import grey_to_uint8, overlay
 from ..maps.contrast import contrast_result, default_pairs
-from ..maps.mixing import MixedImage, mixed_image, saturation_scale
+from ..maps.evidence import evidence_map, strongest_point
+from ..maps.mixing import mixed_image, saturation_scale
 from ..pipeline import VolumeExplanation
 
 SQUARE_COLOUR = (255, 220, 0)
@@ -32,16 +35,6 @@ def panel_bscan(bscan: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     b = np.ascontiguousarray(bscan, dtype=np.float32)  # float32 2-D opens as a mode "F" image
     small = np.asarray(Image.fromarray(b).resize((size[1], size[0]), Image.Resampling.BILINEAR))
     return grey_to_uint8(small, 0.0, 1.0)
-
-
-def strongest_point(mixed: Sequence[MixedImage]) -> tuple[int, int]:
-    """(row, col) where the given Mixed Images' evidence, for or against, is strongest in total."""
-    total = None
-    for m in mixed:
-        s = m.positive + m.negative
-        total = s if total is None else total + s
-    row, col = np.unravel_index(int(np.argmax(total)), total.shape)
-    return int(row), int(col)
 
 
 def _label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, font, anchor: str) -> None:
@@ -65,7 +58,8 @@ def dida_view_figure(
 ) -> Image.Image:
     """Four panels side by side: the B-scan (with the known diagnosis when given), then the Mixed Image of each of
     the B-scan's top three classes (or ``classes``) laid over it, each with its class name and score in the corner,
-    and the same small square drawn at ``point`` (default: the strongest evidence) in all panels."""
+    and the same small square drawn at ``point`` (default: where the shown classes' evidence maps are strongest)
+    in all panels."""
     result = _explained(explanation, index)
     classes = list(result.top_classes(3)) if classes is None else list(classes)
     scale = explanation.scale() if scale is None else scale
@@ -117,12 +111,12 @@ def panel_figure(bscan: np.ndarray, header: str, panels: Sequence[tuple[DiDAResu
                  opacity: float = 0.85) -> Image.Image:
     """The B-scan with ``header`` in its corner, then for each (result, class, caption) its Mixed Image (``weights``,
     ``scale``) laid over the B-scan with the caption, the same small square at ``point`` (B-scan pixels; default:
-    the strongest evidence of the panels) in all of them, and ``legend`` below."""
+    where the panels' evidence maps are strongest) in all of them, and ``legend`` below."""
     depth, width = np.asarray(bscan).shape
     ph = max(1, int(round(depth * panel_width / width)))
     mixed = [mixed_image(r, k, weights, scale, (ph, panel_width)) for r, k, _ in panels]
     if point is None:  # found on the panels, given in B-scan pixels
-        r, c = strongest_point(mixed)
+        r, c = strongest_point([evidence_map(r, k, (ph, panel_width)) for r, k, _ in panels])
         point = (min(depth - 1, int((r + 0.5) * depth / ph)), min(width - 1, int((c + 0.5) * width / panel_width)))
     row, col = point
     if not (0 <= row < depth and 0 <= col < width):
@@ -162,5 +156,6 @@ def _header(index: int, truth: str | None) -> str:
     return f"B-scan {index}" + (f" · diagnosis: {truth}" if truth else "")
 
 
-def _grid_text(grids: Sequence[int]) -> str:
-    return f"{len(grids)} grids {grids[0]}-{grids[-1]}"
+def _grid_text(grids: Sequence) -> str:
+    sizes = sorted({grid_size(g) for g in grids})
+    return f"{len(grids)} grids {sizes[0]}-{sizes[-1]}" + ("" if is_aligned(grids) else " (overlapping)")

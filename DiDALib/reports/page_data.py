@@ -30,11 +30,12 @@ from ..engine.scores import score_unit
 from ..maps.colour import evidence_rgba
 from ..maps.contrast import contrast_name, contrast_result
 from ..maps.enface import enface_map, enface_scale
+from ..maps.evidence import evidence_maps, strongest_point
 from ..maps.mixing import MixedImage, cell_map, mixed_image
-from ..maps.scale import FeatureScale, feature_scale
+from ..maps.scale import FeatureScale, feature_scale, grid_sizes
 from ..maps.scale_colours import scale_palette, scale_rgba
 from ..pipeline import VolumeExplanation
-from .figures import SQUARE_COLOUR, panel_bscan, strongest_point
+from .figures import SQUARE_COLOUR, panel_bscan
 from .map_figures import enface_rgb
 
 #: Classes whose maps a page carries at most (all of a model with this many or fewer; else the best-scoring ones).
@@ -168,11 +169,9 @@ def scale_channel(fs: FeatureScale, full: float) -> np.ndarray:
 def strongest_place(result: DiDAResult, classes: Sequence[int], weights, scale: float, shape: tuple[int, int],
                     bscan_shape: tuple[int, int]) -> tuple[int, int]:
     """Where the page's square starts on a B-scan, in B-scan pixels: where the evidence of the panels' classes is
-    strongest, found as the PNG figure finds it (on their Mixed Images at panel size), so page and figure agree.
-    The one place to point at issue 13's ``DiDALib.evidence_map``:
-    ``maps.evidence.strongest_point(evidence_maps(result, classes, shape))``."""
+    strongest, found as the PNG figure finds it (on their evidence maps at panel size), so page and figure agree."""
     depth, width = bscan_shape
-    r, c = strongest_point([mixed_image(result, k, weights, scale, shape) for k in classes])
+    r, c = strongest_point(evidence_maps(result, classes, shape))
     return min(depth - 1, int((r + 0.5) * depth / shape[0])), min(width - 1, int((c + 0.5) * width / shape[1]))
 
 
@@ -218,7 +217,7 @@ def page_data(src: PageSource, panel_width: int = 480) -> dict:
     atoms = panel_atoms(first, shape)
     # Lossless while the first B-scan's PNG, times the B-scans, fits the budget (speckle makes them all alike).
     lossless = _png_bytes(panel_bscan(src.bscans[indices[0]], shape)) * len(indices) <= LOSSLESS_GREY_BYTES
-    with_scale = scale_levels(len(first.grids)) >= 2
+    with_scale = scale_levels(len(grid_sizes(first.grids))) >= 2
     bscans = []
     for i in indices:
         r = ex.results[i]
@@ -255,7 +254,7 @@ def page_data(src: PageSource, panel_width: int = 480) -> dict:
         "n_bscans": int(src.bscans.shape[0]),
         "bscan_shape": list(ex.bscan_shape),
         "panel": list(shape),
-        "grids": grids,
+        "grids": [g if isinstance(g, (int, np.integer)) else str(g) for g in grids],
         "grid_names": [f"{g} x {g}" if isinstance(g, (int, np.integer)) else str(g) for g in grids],
         "cells": [b64(atoms.cells[g].astype(np.uint32 if w else np.uint16)) for g, w in zip(grids, wide)],
         "cell_bytes": [4 if w else 2 for w in wide],
@@ -264,8 +263,8 @@ def page_data(src: PageSource, panel_width: int = 480) -> dict:
         "atoms": {"rows": b64(atoms.rows.astype(np.uint16)), "cols": b64(atoms.cols.astype(np.uint16)),
                   "n_rows": int(atoms.row_at.size), "n_cols": int(atoms.col_at.size)},
         "lut": b64(evidence_lut()),
-        "scale_lut": b64(scale_lut(grids)) if with_scale else None,
-        "scale_legend": _scale_legend(grids, ex.bscan_shape, src.run) if with_scale else [],
+        "scale_lut": b64(scale_lut(grid_sizes(grids))) if with_scale else None,
+        "scale_legend": _scale_legend(grid_sizes(grids), ex.bscan_shape, src.run) if with_scale else [],
         "pairs": [{"a": a, "b": b, "name": contrast_name(ex.class_names, a, b)} for a, b in src.pairs],
         "saturation_scale": scale,
         "contrast_scale": src.contrast_scale,

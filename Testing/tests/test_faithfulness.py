@@ -1,16 +1,21 @@
 """Faithfulness: on phantom B-scans whose lesions are known pixel by pixel, DiDA's maps of the bundled demo model
-point at the lesions.
+point at the lesions, measured with the faithfulness benchmark's own metric code (``DiDALib.evaluation``) on a
+small set: one phantom per lesion class, one DiDA run each over the paper's grids and the evidence schedule.
 
 (a) For every lesion class, most of the true class's positive (red) Mixed-Image mass lies on the lesion, although
     the lesion covers only a small part of the B-scan.
 (b) For ``normal``, the lesion carries net negative (blue) evidence, clearly more than the rest of the B-scan:
     "blue on normal means a lesion", as in the paper's worked examples.
+(c) The metrics themselves: an oracle map (the lesion) beats a random map on every metric, as the benchmark
+    requires of every run, and each metric gives its known value on hand-made maps.
+(d) DiDA's evidence map on the evidence schedule points at the lesion, and is ahead of the random and centre maps
+    and of the paper's Mixed Image as displayed.
 
-A Mixed Image paints whole cells and cannot place evidence more finely than its finest cell, so the lesion mask is
-dilated by one cell of the finest grid (12 rows and 18 columns of a 256 x 384 B-scan). Evidence "mass" is measured
-with linear brightness (gamma 1, a = |d| / scale), so that it is proportional to the contributions d; the display
-default (gamma 0.5) lifts faint cells for the eye and is reported alongside. Run with ``pytest -s`` to see the
-figures.
+A Mixed Image paints whole cells and cannot place evidence more finely than its finest cell, so for (a) and (b) the
+lesion mask is dilated by one cell of the finest grid (12 rows and 18 columns of a 256 x 384 B-scan). Evidence
+"mass" is measured with linear brightness (gamma 1, a = |d| / scale), proportional to the contributions d. Run with
+``pytest -s`` to see the figures; the full comparison with Grad-CAM, RISE and occlusion is
+``Testing/benchmarks/bench_faithfulness.py`` (README, "Faithfulness").
 """
 
 from __future__ import annotations
@@ -21,45 +26,34 @@ import numpy as np
 import pytest
 import torch
 
+from DiDALib import EVIDENCE_GRIDS, PAPER_GRIDS, evidence_map, mixed_image
 from DiDALib.engine.core import DiDAEngine
-from DiDALib.engine.grid import DEFAULT_GRIDS
-from DiDALib.maps.mixing import mixed_image
+from DiDALib.engine.masks import fill_image, gaussian_blur
+from DiDALib.evaluation import baselines as B
+from DiDALib.evaluation import metrics as M
+from DiDALib.evaluation.cases import LESIONS, Case, phantom_cases
+from DiDALib.evaluation.dida_runs import part
 from DiDALib.models.package import demo_model_path, load_model_package
-from DiDALib.models.preprocess import preprocess_bscan
-from DiDALib.phantom import CLASSES, make_bscan, make_dataset
+from DiDALib.phantom import CLASSES, make_dataset
+from DiDALib.pipeline import ExplainSettings, engine_fill
 
-SEED = 2027  # not used by train_demo_model.py (training and evaluation seeds are spawned from 1 and 2)
-PER_CLASS = 2  # B-scans per lesion class: 8 full 8-grid DiDA runs, about half a minute on two CPU cores
-LESIONS = CLASSES[1:]
+SEED = 2027  # not used by train_demo_model.py (seeds spawned from 1 and 2) nor by the benchmark (31337, 4099)
+PER_CLASS = 1  # one phantom per lesion class: 4 DiDA runs of 3,057 passes, about 20 s on two CPU cores
 DEPTH, WIDTH = 256, 384
+STEPS = 20  # deletion / insertion steps per curve, as the benchmark
 
 
 @dataclass
-class Case:
-    mask: np.ndarray
-    dilated: np.ndarray
-    result: object
+class Run:
+    case: Case
+    result: object  # probability-mode DiDAResult over the paper's grids and the evidence schedule
+    dilated: np.ndarray  # the lesion on the B-scan, dilated by one finest paper cell
 
 
-def dilate(mask: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Binary dilation by a (2 * rows + 1) x (2 * cols + 1) rectangle."""
-    out = mask.copy()
-    for axis, r in ((0, rows), (1, cols)):
-        grown = out.copy()
-        for s in range(1, r + 1):
-            lo = [slice(None)] * 2
-            hi = [slice(None)] * 2
-            lo[axis], hi[axis] = slice(s, None), slice(None, -s)
-            grown[tuple(lo)] |= out[tuple(hi)]
-            grown[tuple(hi)] |= out[tuple(lo)]
-        out = grown
-    return out
-
-
-def cell_allowance(grids=DEFAULT_GRIDS) -> tuple[int, int]:
+def cell_allowance(grids=PAPER_GRIDS) -> tuple[int, int]:
     """One cell of the finest grid, in B-scan rows and columns."""
     n = max(grids)
-    return int(round(DEPTH / n)), int(round(WIDTH / n))
+    return round(DEPTH / n), round(WIDTH / n)
 
 
 def test_phantom_ground_truth_is_reproducible_and_local():
@@ -80,70 +74,133 @@ def test_phantom_ground_truth_is_reproducible_and_local():
             assert 0.002 < mask.mean() < 0.15, f"{CLASSES[label]}: lesion covers {mask.mean():.1%}"
 
 
+def test_metrics_give_their_known_values_on_hand_made_maps():
+    mask = np.zeros((10, 10), bool)
+    mask[2:4, 2:4] = True
+    plateau = np.zeros((10, 10))
+    plateau[2:4, 2:6] = 1.0  # half of the maximal pixels on the lesion
+    assert M.pointing_game(plateau, mask, tolerance=0) == 0.5
+    assert M.pointing_game(plateau, mask, tolerance=0.2) == 1.0  # 2 pixels' grace reaches the rest
+    assert M.relevance_mass(plateau - 0.5, mask) == pytest.approx(0.5)  # only positive mass counts
+    assert M.relevance_mass(-plateau, mask) == 0.0
+    assert M.auc(np.array([1.0, 1.0, 1.0])) == 1.0 and M.auc(np.array([1.0, 0.0, 0.0])) == pytest.approx(0.25)
+    tie = np.arange(100)[::-1].astype(float).reshape(10, 10)
+    order = M.ranking(plateau, tie)
+    assert set(order[:8]) == set(np.flatnonzero(plateau)) and order[0] == 35  # the tie with the smallest key
+    assert set(M.ranking(plateau, tie, most_relevant_first=False)[-8:]) == set(order[:8])
+    mean, lo, hi = M.bootstrap_mean(np.array([0.1, 0.2, 0.3, 0.4]), np.array(["a", "a", "b", "b"]))
+    assert mean == pytest.approx(0.25) and lo < mean < hi
+    assert M.bootstrap_mean(np.ones(5)) == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="lesion"):
+        M.pointing_game(plateau, np.zeros((10, 10), bool))
+
+
 @pytest.fixture(scope="module")
-def cases() -> dict[str, list[Case]]:
+def demo():
     package = load_model_package(demo_model_path())
-    spec = package.spec
-    assert spec.demo and list(spec.classes) == list(CLASSES)
-    rng = np.random.default_rng(SEED)
-    chosen: list[tuple[str, np.ndarray, torch.Tensor]] = []
-    region = None
-    for label in LESIONS:
-        found = 0
-        for _ in range(10):  # the model is right on nearly every phantom; a few spare draws suffice
-            image, mask = make_bscan(label, rng, DEPTH, WIDTH)
-            x, region = preprocess_bscan(image, spec)
-            with torch.inference_mode():
-                predicted = CLASSES[int(package.model(x[None]).argmax())]
-            if predicted == label:
-                chosen.append((label, mask, x))
-                found += 1
-                if found == PER_CLASS:
-                    break
-        assert found == PER_CLASS, f"the demo model misclassified too many {label} phantoms of seed {SEED}"
-    engine = DiDAEngine(package.model, device="cpu", score=spec.score, fill=spec.fill_value(0.0),
-                        class_names=spec.classes)
-    results = list(engine.explain_volume([c[2] for c in chosen], grids=DEFAULT_GRIDS, region=region))
+    assert package.spec.demo and list(package.spec.classes) == list(CLASSES)
+    return package
+
+
+@pytest.fixture(scope="module")
+def runs(demo) -> list[Run]:
+    cases = phantom_cases(demo, SEED, PER_CLASS, depth=DEPTH, width=WIDTH)
+    fill = engine_fill(ExplainSettings().fill, demo)
+    engine = DiDAEngine(demo.model, device="cpu", score=demo.spec.score, fill=fill, class_names=demo.spec.classes)
+    grids = sorted(set(PAPER_GRIDS) | set(EVIDENCE_GRIDS))
+    results = engine.explain_volume([c.image for c in cases], grids=grids, region=cases[0].region)
     rows, cols = cell_allowance()
-    out: dict[str, list[Case]] = {label: [] for label in LESIONS}
-    for (label, mask, _), result in zip(chosen, results):
-        assert mask.any(), f"a {label} phantom came without a lesion mask"
-        out[label].append(Case(mask, dilate(mask, rows, cols), result))
+    return [Run(c, r, M.dilate(c.mask, (rows, cols))) for c, r in zip(cases, results)]
+
+
+@pytest.mark.parametrize("label", LESIONS)
+def test_true_class_evidence_lies_on_the_lesion(runs, label):
+    """(a) Most of the true class's red mass is on the (dilated) lesion, which covers a small part of the image."""
+    for run in (r for r in runs if r.case.label == label):
+        paper = part(run.result, PAPER_GRIDS)
+        positive = mixed_image(paper, label, shape=(DEPTH, WIDTH), gamma=1.0).positive
+        display = mixed_image(paper, label, shape=(DEPTH, WIDTH)).positive
+        fraction = M.relevance_mass(positive, run.dilated)
+        coverage = float(run.dilated.mean())
+        print(f"\n[faithfulness a] {label}: red mass on the lesion {fraction:.1%} (display gamma "
+              f"{M.relevance_mass(display, run.dilated):.1%}); the dilated mask covers {coverage:.1%} of the B-scan")
+        assert positive.sum() > 0, f"{label}: the true class has no positive evidence at all"
+        assert coverage < 0.2, f"{label}: the dilated lesion covers {coverage:.1%} of the B-scan, too much for a test"
+        assert fraction > 0.5 and fraction > 3 * coverage, f"{label}: {fraction:.1%} of the red mass on the lesion"
+
+
+@pytest.mark.parametrize("label", LESIONS)
+def test_lesion_is_evidence_against_normal(runs, label):
+    """(b) On a lesion B-scan, the lesion speaks against ``normal``: net blue there, far more than elsewhere, in
+    the paper's Mixed Image and in the evidence map alike."""
+    for run in (r for r in runs if r.case.label == label):
+        for name, net in (("Mixed Image", mixed_image(part(run.result, PAPER_GRIDS), "normal", shape=(DEPTH, WIDTH)).net),
+                          ("evidence map", evidence_map(part(run.result, EVIDENCE_GRIDS), "normal", (DEPTH, WIDTH)))):
+            inside, outside = float(net[run.case.mask].mean()), float(net[~run.dilated].mean())
+            print(f"\n[faithfulness b] {label}, {name}: mean 'normal' evidence on the lesion {inside:+.4f}, "
+                  f"away from it {outside:+.4f}")
+            assert inside < 0, f"{label}: the lesion does not speak against normal ({name}, mean {inside:+.4f})"
+            assert outside - inside > 0.5 * abs(inside), f"{label}: {name} not clearly against normal on the lesion"
+
+
+@pytest.fixture(scope="module")
+def scored(runs, demo) -> dict[str, list[dict]]:
+    """Every map of the small set scored with the benchmark's metrics (deletion fills as DiDA fills)."""
+    model = demo.model  # channels-last since the engine took it: batches of 8 in that layout run fastest on a CPU
+
+    def score(x):
+        with torch.no_grad():
+            return torch.softmax(model(x.contiguous(memory_format=torch.channels_last)), dim=1)
+
+    fill_value = engine_fill(ExplainSettings().fill, demo)
+    out: dict[str, list[dict]] = {}
+    for i, run in enumerate(runs):
+        c = run.case
+        maps = {
+            "evidence": evidence_map(part(run.result, EVIDENCE_GRIDS), c.class_index),
+            "mixed_display": mixed_image(part(run.result, PAPER_GRIDS), c.class_index).net,
+            "random": B.random_map(c.input_mask.shape, np.random.default_rng([SEED, i])),
+            "centre": B.centre_map(c.input_mask.shape),
+            "oracle": B.oracle_map(c.input_mask),
+        }
+        tie = np.random.default_rng([SEED, i, 1]).random(c.input_mask.shape)
+        curves = M.perturbation_curves(score, c.image, fill_image(c.image, fill_value, c.region),
+                                       gaussian_blur(c.image, min(c.image.shape[1:]) / 45), list(maps.values()), tie,
+                                       STEPS, batch_size=8)
+        for (name, m), cv in zip(maps.items(), curves):
+            out.setdefault(name, []).append(M.map_metrics(m, c.input_mask, cv, c.class_index))
     return out
 
 
-@pytest.mark.parametrize("label", LESIONS)
-def test_true_class_evidence_lies_on_the_lesion(cases, label):
-    """(a) Most of the true class's red mass is on the (dilated) lesion, which covers a small part of the image."""
-    fractions, display, coverages = [], [], []
-    for case in cases[label]:
-        for gamma, out in ((1.0, fractions), (None, display)):
-            kwargs = {} if gamma is None else {"gamma": gamma}
-            positive = mixed_image(case.result, label, shape=(DEPTH, WIDTH), **kwargs).positive
-            total = float(positive.sum())
-            assert total > 0, f"{label}: the true class has no positive evidence at all"
-            out.append(float(positive[case.dilated].sum()) / total)
-        coverages.append(float(case.dilated.mean()))
-    rows, cols = cell_allowance()
-    print(f"\n[faithfulness a] {label}: red mass on the lesion (mask dilated {rows} rows, {cols} cols) "
-          + ", ".join(f"{f:.1%}" for f in fractions) + f" (mean {np.mean(fractions):.1%}; display gamma: "
-          + ", ".join(f"{f:.1%}" for f in display) + "); the dilated mask covers "
-          + ", ".join(f"{c:.1%}" for c in coverages) + " of the B-scan")
-    assert np.mean(fractions) > 0.5, f"{label}: only {np.mean(fractions):.1%} of the red mass lies on the lesion"
-    for f, c in zip(fractions, coverages):
-        assert c < 0.2, f"{label}: the dilated lesion covers {c:.1%} of the B-scan, too much for a fair test"
-        assert f > 3 * c, f"{label}: {f:.1%} of the red mass on a lesion covering {c:.1%} is no concentration"
+def _means(rows: list[dict]) -> dict[str, float]:
+    return {m: float(np.mean([r[m] for r in rows])) for m in rows[0]}
 
 
-@pytest.mark.parametrize("label", LESIONS)
-def test_lesion_is_evidence_against_normal(cases, label):
-    """(b) On a lesion B-scan, the lesion speaks against ``normal``: net blue there, far more than elsewhere."""
-    for case in cases[label]:
-        net = mixed_image(case.result, "normal", shape=(DEPTH, WIDTH)).net
-        inside = float(net[case.mask].mean())
-        outside = float(net[~case.dilated].mean())
-        print(f"\n[faithfulness b] {label}: mean net 'normal' evidence on the lesion {inside:+.4f}, "
-              f"away from it {outside:+.4f}")
-        assert inside < 0, f"{label}: the lesion does not speak against normal (mean net {inside:+.4f})"
-        assert outside - inside > 0.5 * abs(inside), (
-            f"{label}: the lesion ({inside:+.4f}) is not clearly more against normal than the rest ({outside:+.4f})")
+def test_oracle_beats_random_on_every_metric(scored):
+    """(c) The benchmark's metric check, on the small set."""
+    oracle, rand = _means(scored["oracle"]), _means(scored["random"])
+    print("\n[faithfulness c] oracle " + ", ".join(f"{k} {v:.3f}" for k, v in oracle.items())
+          + "\n[faithfulness c] random " + ", ".join(f"{k} {v:.3f}" for k, v in rand.items()))
+    for m, higher in M.HIGHER_IS_BETTER.items():
+        assert (oracle[m] > rand[m]) if higher else (oracle[m] < rand[m]), f"{m}: oracle does not beat random"
+
+
+def test_evidence_map_points_at_the_lesion_and_beats_the_display_and_the_sanity_maps(scored):
+    """(d) The evidence map hits the lesion on every phantom, beats the random map on every metric, the centre map
+    on pointing, mass and ABPC (the centre deletes as fast on this small set: its lesions sit mid-B-scan, where
+    deleting anything hurts), and the paper's Mixed Image as displayed on mass, deletion and ABPC."""
+    ev = _means(scored["evidence"])
+    print("\n[faithfulness d] " + "; ".join(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in _means(rows).items())
+                                            for name, rows in scored.items()))
+    assert min(r["pointing"] for r in scored["evidence"]) == 1.0
+
+    def ahead(metric: str, other: str) -> bool:
+        o = _means(scored[other])[metric]
+        return ev[metric] > o if M.HIGHER_IS_BETTER[metric] else ev[metric] < o
+
+    for metric in M.HIGHER_IS_BETTER:
+        assert ahead(metric, "random"), f"the evidence map does not beat the random map on {metric}"
+    for metric in ("pointing", "mass", "abpc"):
+        assert ahead(metric, "centre") or metric == "pointing" and ev[metric] == 1.0, f"centre ahead on {metric}"
+    for metric in ("mass", "deletion", "abpc"):
+        assert ahead(metric, "mixed_display"), f"the Mixed Image as displayed is ahead on {metric}"

@@ -9,8 +9,9 @@ import pytest
 import torch
 from conftest import LinearScorer, probability_deltas, softmax
 
-from DiDALib import DiDACancelled, DiDAEngine, cell_index_map
-from DiDALib.engine.masks import gaussian_blur
+from DiDALib import DiDACancelled, DiDAEngine, OffsetGrid, cell_index_map, offset_grids
+from DiDALib.engine.grid import grid_shape
+from DiDALib.engine.masks import gaussian_blur, lateral_median
 
 
 def _expected_logit_deltas(model: LinearScorer, image: np.ndarray, fill: np.ndarray, n: int, region=None):
@@ -18,13 +19,14 @@ def _expected_logit_deltas(model: LinearScorer, image: np.ndarray, fill: np.ndar
     c, h, w = image.shape
     top, left, rh, rw = region or (0, 0, h, w)
     cells = cell_index_map(rh, rw, n)
+    rows, cols = grid_shape(n)
     wt = model.weight.detach().double().numpy()
     diff = image.astype(np.float64) - np.broadcast_to(fill, image.shape)
     contrib = (wt * diff[None]).sum(axis=1)[:, top : top + rh, left : left + rw]  # (K, rh, rw)
-    out = np.zeros((wt.shape[0], n * n))
+    out = np.zeros((wt.shape[0], rows * cols))
     for k in range(wt.shape[0]):
-        out[k] = np.bincount(cells.ravel(), weights=contrib[k].ravel(), minlength=n * n)
-    return out.reshape(-1, n, n)
+        out[k] = np.bincount(cells.ravel(), weights=contrib[k].ravel(), minlength=rows * cols)
+    return out.reshape(-1, rows, cols)
 
 
 def _expected(model, image, fill, n, score, region=None):
@@ -81,6 +83,45 @@ def test_linear_scorer_exact_for_dividing_and_non_dividing_grids(image, score, f
         expect = _expected(model, image, f, n, score)
         tol = 2e-4 * max(1.0, np.abs(expect).max())
         np.testing.assert_allclose(got, expect, atol=tol)
+
+
+def _np_lateral_median(image: np.ndarray, half: int) -> np.ndarray:
+    """An independent lateral median: each pixel the median of its row over 2 * half + 1 columns, edges mirrored."""
+    padded = np.pad(image.astype(np.float64), ((0, 0), (0, 0), (half, half)), mode="reflect")
+    return np.stack([np.median(padded[:, :, j : j + 2 * half + 1], axis=2) for j in range(image.shape[2])], axis=2)
+
+
+@pytest.mark.parametrize("score", ["logits", "probabilities"])
+@pytest.mark.parametrize("fill", [0.0, "background"])
+def test_linear_scorer_exact_for_shifted_grids(image, score, fill):
+    """Offset grids are masked cell by cell like aligned ones: d is exact for a linear scorer, a region included."""
+    model = LinearScorer(SHAPE, classes=3)
+    region = (1, 2, 19, 23)
+    grids = offset_grids((3, 5), 2) + (OffsetGrid(4, "1/3", "2/3"),)
+    result = DiDAEngine(model, device="cpu", score=score, fill=fill, batch_size=9).explain(image, grids=grids,
+                                                                                          region=region)
+    if fill == "background":
+        f = image.astype(np.float64).copy()
+        sub = image[:, 1:20, 2:25]
+        f[:, 1:20, 2:25] = _np_lateral_median(sub, int(round(23 * 0.5)) // 2)
+    else:
+        f = np.asarray(fill, dtype=np.float64).reshape(-1, 1, 1)
+    assert set(result.grids) == set(grids) and result.grids == tuple(sorted(grids))
+    for g in grids:
+        assert result.deltas[g].shape == (3, *grid_shape(g))
+        expect = _expected(model, image, f, g, score, region)
+        np.testing.assert_allclose(result.deltas[g], expect, atol=2e-4 * max(1.0, np.abs(expect).max()))
+
+
+def test_background_fill_keeps_layers_and_removes_a_narrow_finding():
+    """The lateral median keeps a band that runs across the image and removes a spot narrower than half its window."""
+    img = np.zeros((1, 20, 40), np.float32)
+    img[0, 8:12] = 1.0  # a layer across the B-scan
+    img[0, 14:17, 18:22] = 2.0  # a finding 4 columns wide
+    out = lateral_median(torch.from_numpy(img), (0, 0, 20, 40)).numpy()
+    np.testing.assert_array_equal(out[0, 8:12], 1.0)
+    np.testing.assert_array_equal(out[0, 14:17], 0.0)
+    np.testing.assert_allclose(out, _np_lateral_median(img, 10))
 
 
 def test_blur_fill_matches_an_independent_blur(image):

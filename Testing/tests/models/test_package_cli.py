@@ -81,7 +81,7 @@ def test_each_third_party_style_packages_and_explains_like_the_plain_module(tmp_
     # DiDA on the package equals DiDA on the plain module, for every grid and class
     b = bscans(1, seed=2)[0]
     for score in ("logits", "log-odds"):
-        explainer = VolumeExplainer(pkg, ExplainSettings(grids=GRIDS, device="cpu", score=score))
+        explainer = VolumeExplainer(pkg, ExplainSettings(grids=GRIDS, device="cpu", score=score, fill="black"))
         got = explainer.explain_bscan(b)
         x, region = preprocess_bscan(b, pkg.spec)
         reference = DiDAEngine(plain, device="cpu", score=score, fill=pkg.spec.fill_value(0.0)).explain(
@@ -93,8 +93,8 @@ def test_each_third_party_style_packages_and_explains_like_the_plain_module(tmp_
 def test_explain_a_python_package_needs_trust_and_then_matches(tmp_path, capsys, third_party, images):
     flags, plain, _ = _style(third_party, "python")
     assert _run(capsys, "package", *flags, "--out", tmp_path / "pkg")[0] == 0
-    run = ["explain", images[0], "--model", tmp_path / "pkg", "--grids", "2,3", "--score", "logits", "--device",
-           "cpu", "--quiet", "--no-figures"]
+    run = ["explain", images[0], "--model", tmp_path / "pkg", "--grids", "2,3", "--score", "logits", "--fill",
+           "black", "--device", "cpu", "--quiet", "--no-figures"]
     code, _, err = _run(capsys, *run, "--out", tmp_path / "refused")
     assert code == 2 and "oct_resnet.py" in err and "--trust-code" in err and "Traceback" not in err
     assert not (tmp_path / "refused").exists()

@@ -1,0 +1,53 @@
+"""DiDA's evidence map: one signed number per pixel, for readouts, rankings and every figure we report.
+
+The Mixed Image is the method's picture: red and blue accumulated apart, brightness lifted by a gamma so faint
+cells show. As a *measurement* it is biased by that display: the gamma flattens the order of |d| and a cell red at
+one scale and blue at another counts twice. The evidence map reads the same passes plainly, in the units of d:
+
+    E(x) = mean over grid sizes n of ( mean over the grids of size n of d(cell of that grid holding x) )
+
+so each pixel carries the average score change of the cells that hid it, at every scale and offset alike. On the
+paper's aligned grids a pixel sees one cell per size; on the evidence schedule (``EVIDENCE_GRIDS``: several sizes,
+each at 2 x 2 half-cell offsets) it sees four, whose overlap localises evidence within a cell (README,
+"Faithfulness", has the benchmark that chose this readout and schedule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..engine.grid import grid_size
+from ..engine.result import DiDAResult
+from .mixing import cell_map
+
+
+def evidence_map(result: DiDAResult, class_index: int | str, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The signed evidence of one class at every pixel (float32, in the units of d: probability or logit): positive
+    for the class, negative against it. On the explained region's pixels, or resampled (nearest, cells crisp)
+    onto ``shape``, e.g. the B-scan's own (depth, width). Works on results of any grid schedule."""
+    k = result.class_index(class_index)
+    _, _, h, w = result.region
+    out_shape = tuple(int(v) for v in shape) if shape is not None else (h, w)
+    sizes = sorted({grid_size(g) for g in result.grids})
+    total = np.zeros(out_shape, dtype=np.float64)
+    for n in sizes:
+        grids = [g for g in result.grids if grid_size(g) == n]
+        for g in grids:
+            d = result.deltas[g][k].ravel().astype(np.float64)
+            total += d[cell_map(result, g, shape)] / len(grids)
+    return (total / len(sizes)).astype(np.float32)
+
+
+def evidence_maps(result: DiDAResult, classes: Sequence[int | str], shape: tuple[int, int] | None = None
+                  ) -> np.ndarray:
+    """Evidence maps of several classes, stacked (len(classes), H, W)."""
+    return np.stack([evidence_map(result, k, shape) for k in classes])
+
+
+def strongest_point(maps: Sequence[np.ndarray] | np.ndarray) -> tuple[int, int]:
+    """(row, col) where the given evidence maps are strongest in total, for or against (the largest sum of |E|)."""
+    total = np.abs(np.asarray(maps, dtype=np.float64)).reshape(-1, *np.shape(maps)[-2:]).sum(axis=0)
+    row, col = np.unravel_index(int(np.argmax(total)), total.shape)
+    return int(row), int(col)
