@@ -87,6 +87,23 @@ def parse_grids(text: str) -> tuple[GridKey, ...]:
     return tuple(sorted(keys))
 
 
+def grid_key(value) -> GridKey:
+    """One grid key from its plain form: an int ``n``, its text (``"7"``), a shifted grid's text (``"7@1/2_0"``, as
+    ``str(OffsetGrid)`` writes it) or a key itself; the form grids take in JSON (the worker's events, ``run.json``)."""
+    if isinstance(value, OffsetGrid) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    keys = parse_grids(str(value)) if isinstance(value, str) and ":" not in value else ()
+    if len(keys) != 1:
+        raise ValueError(f"{value!r} is not one grid: use a size such as 7 or a shifted grid such as 7@1/2_0")
+    return keys[0]
+
+
+def grid_json(key: GridKey) -> int | str:
+    """A grid key as JSON holds it: an aligned grid as its size, a shifted one as its text (``grid_key`` reads
+    both back)."""
+    return key if isinstance(key, int) else str(key)
+
+
 def format_grids(grids: Sequence[GridKey]) -> str:
     """The text form of grid keys that ``parse_grids`` reads back: a schedule's name when they are one, otherwise
     ``N``, ``N:K`` for a size at all K x K offsets, and ``N@R_C`` for single shifted grids."""

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.grid import check_weights
+from ..engine.grid import GridKey, check_weights
 from ..engine.result import DiDAResult
+from ..engine.schedule import grid_key
 from ..explanation import VolumeExplanation, chosen_bscans, class_indices
 from ..maps.mixing import mixed_image, saturation_scale
 from ..models.spec import read_spec
@@ -174,7 +175,7 @@ class ExplainSession:
             self.progress = data
         elif kind == "grid":
             self.info["score"] = data.get("score", self.info["score"])  # the mode in use, once a run settled it
-            self._on_grid(int(data["index"]), int(data["n"]), decode_array(data["deltas"]),
+            self._on_grid(int(data["index"]), grid_key(data["n"]), decode_array(data["deltas"]),
                           decode_array(data["base"]), draw)
         elif kind == "result":
             self.info["score"] = data["score"]
@@ -186,6 +187,7 @@ class ExplainSession:
             self._finish({"done": "complete", "cancelled": "cancelled", "error": "failed"}[kind])
 
     def _on_ready(self, info: dict) -> None:
+        info = {**info, "grids": [grid_key(g) for g in info["grids"]]}  # a shifted grid comes as its text
         names = tuple(info["classes"])
         if self.explanation is not None and self.explanation.class_names != names:
             raise ValueError(f"the model's classes changed during the session ({names}): start a new run")
@@ -195,7 +197,7 @@ class ExplainSession:
             self.explanation = VolumeExplanation(names, {}, tuple(self.bscans.shape[1:]),
                                                  tuple(weights) if weights is not None else None)
 
-    def _on_grid(self, index: int, n: int, deltas: np.ndarray, base: np.ndarray, draw: bool = True) -> None:
+    def _on_grid(self, index: int, n: GridKey, deltas: np.ndarray, base: np.ndarray, draw: bool = True) -> None:
         grids = self._previews.setdefault(index, {})
         grids[n] = deltas
         if not draw:
@@ -300,7 +302,7 @@ class ExplainSession:
         if record:
             self._drawn_scale[index] = scale
 
-    def _weights_for(self, grids: Sequence[int]) -> np.ndarray:
+    def _weights_for(self, grids: Sequence[GridKey]) -> np.ndarray:
         """The run's weights restricted to the grids done so far, rescaled to the same total (for previews)."""
         full_grids, full = list(self.info["grids"]), np.asarray(self.info["weights"], dtype=np.float64)
         part = np.array([full[full_grids.index(n)] for n in grids])

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.result import DiDAResult
+from ..engine.schedule import grid_key
 
 PROTOCOL = 1
 BSCANS_FILE = "bscans.npy"
@@ -119,7 +120,7 @@ def encode_result(result: DiDAResult, index: int) -> dict:
 
 def decode_result(data: dict, class_names: tuple[str, ...] | None = None) -> DiDAResult:
     return DiDAResult(base_scores=decode_array(data["base"]),
-                      deltas={int(n): decode_array(d) for n, d in data["deltas"].items()},
+                      deltas={grid_key(n): decode_array(d) for n, d in data["deltas"].items()},
                       image_shape=tuple(data["image_shape"]), region=tuple(data["region"]), score=data["score"],
                       index=int(data["index"]), class_names=class_names)
 

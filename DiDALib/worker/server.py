@@ -22,6 +22,7 @@ from typing import TextIO
 
 import numpy as np
 
+from ..engine.schedule import grid_json, grid_key
 from .protocol import (
     BSCANS_FILE,
     DEVICE_ERROR,
@@ -186,7 +187,7 @@ class Worker:
                                  passes_done=p.passes_done, passes_per_image=p.passes_per_image)
 
             def on_grid(i: int, n: int, deltas: np.ndarray, base: np.ndarray) -> None:
-                events.write("grid", index=indices[i], n=int(n), deltas=encode_array(deltas), base=encode_array(base),
+                events.write("grid", index=indices[i], n=grid_json(n), deltas=encode_array(deltas), base=encode_array(base),
                              score=explainer.engine.score)
 
             for result in explainer.explain(bscans, progress=progress, cancel=cancel,
@@ -201,10 +202,10 @@ class Worker:
         from ..models.preprocess import input_region
 
         spec, s = package.spec, explainer.settings
-        grids = sorted(int(n) for n in s.grids)
+        grids = sorted(s.grids)
         return {"model": spec.name, "path": str(package.path), "demo": bool(spec.demo), "classes": list(spec.classes),
                 "score": explainer.engine.score, "device": str(explainer.engine.device),
-                "device_name": describe_device(explainer.engine.device), "grids": grids,
+                "device_name": describe_device(explainer.engine.device), "grids": [grid_json(g) for g in grids],
                 "weights": [float(w) for w in check_weights(s.weights, grids)], "input_size": list(spec.input_size),
                 "region": list(input_region(bscans.shape[1:], spec)) if bscans is not None else None,
                 "warm": warm, "pid": os.getpid(), "seconds": round(seconds, 4)}
@@ -235,7 +236,10 @@ class Worker:
         from ..engine.devices import resolve_device
         from ..pipeline import ExplainSettings, VolumeExplainer
 
-        s = ExplainSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+        if "grids" in fields:  # JSON gives a shifted grid as its text
+            fields["grids"] = tuple(grid_key(g) for g in fields["grids"])
+        s = ExplainSettings(**fields)
         try:
             resolve_device(s.device)
         except ValueError as exc:

@@ -109,3 +109,20 @@ def test_stored_results_replay_as_the_run_drew_them(env, worker, mrml_package):
                {n: v.tolist() for n, v in _labels(live, k).items()}
     with pytest.raises(RuntimeError, match="only shows stored results"):
         stored.start()
+
+
+def test_shifted_grids_run_in_the_worker_and_are_drawn(env, worker, mrml_package):
+    """The evidence schedule's kind of grids (sizes at half-cell offsets) travel to the worker and back as text,
+    preview and finished B-scans alike, and the overlays are the run's Mixed Images of those grids."""
+    from DiDALib.engine.schedule import offset_grids
+
+    grids = offset_grids((2, 3), 2)
+    settings = {**scenarios.TEST_SETTINGS, "grids": [str(g) for g in grids]}
+    session = _session(env, worker, mrml_package, settings=settings)
+    assert session.run_blocking(timeout=120) == "complete", session.error
+    exp = session.explanation
+    for k in exp.indices:
+        assert exp.results[k].grids == grids
+        for o in session.run.overlays:
+            mixed = exp.mixed(k, o.class_index)
+            assert np.array_equal(o.bscan_labels(k), encode_labels(mixed.positive, mixed.negative))

@@ -173,3 +173,17 @@ def _alive(pid: int) -> bool:
         return False
     status = Path(f"/proc/{pid}/status")
     return not (status.exists() and "State:\tZ" in status.read_text())  # a zombie has ended
+
+
+def test_results_of_shifted_grids_travel_bit_for_bit():
+    from DiDALib.engine.schedule import offset_grids
+
+    rng = np.random.default_rng(1)
+    grids = offset_grids((2,), 2)
+    result = DiDAResult(base_scores=rng.random(3).astype(np.float32),
+                        deltas={g: rng.standard_normal((3, 2 + (i > 1), 2 + (i % 2))).astype(np.float32)
+                                for i, g in enumerate(grids)},
+                        image_shape=(32, 32), region=(0, 0, 32, 32), score="logits", index=0)
+    back = decode_result(json.loads(json.dumps(encode_result(result, 0))))
+    assert back.grids == result.grids
+    assert all(np.array_equal(back.deltas[g], result.deltas[g]) for g in grids)
