@@ -313,6 +313,12 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not DiDALogic.ensureDependencies(ask=True):
                 self.ui.statusLabel.text = _("DiDA needs its Python packages: nothing was installed.")
                 return
+            folder, trust = self.logic.modelRequest(p).path, self.logic.trust
+            question = trust.question(folder)  # the package runs its own Python code: only if the user agrees
+            if question and not slicer.util.confirmYesNoDisplay(question):
+                self.ui.statusLabel.text = trust.declined(folder)
+                return
+            trust.agree(folder)
             need = self.logic.overlayMemory(p)
             if need > LARGE_OVERLAYS and not slicer.util.confirmOkCancelDisplay(
                     _("The overlays of the chosen classes take {gb:.1f} GB of memory on this volume. Continue?")
@@ -390,6 +396,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         self._controller = None  # DiDALib.mrml.controller.DiDAController, made on first use
+        self._trust = None
 
     def getParameterNode(self):
         return DiDAParameterNode(super().getParameterNode())
@@ -413,17 +420,24 @@ class DiDALogic(ScriptedLoadableModuleLogic):
         device = self._controller.device() if self._controller is not None else None
         if device is None:
             return _("Detected when DiDA first runs (in its own process, where PyTorch is loaded)")
-        if device[0].startswith("cuda"):
-            return _("Running on CUDA GPU {name}").format(name=device[1])
-        return _("Running on the CPU: a B-scan takes tens of seconds with the paper's grids")
+        return (_("Running on CUDA GPU {name}").format(name=device[1]) if device[0].startswith("cuda")
+                else _("Running on the CPU: a B-scan takes tens of seconds with the paper's grids"))
+
+    @property
+    def trust(self):
+        """The code files the user agreed to run (DiDALib.mrml.trust), made on first use."""
+        if self._trust is None:
+            from DiDALib.mrml.trust import CodeTrust
+
+            self._trust = CodeTrust()
+        return self._trust
 
     def modelRequest(self, p):
         """The one place that decides which model package a run loads and whether the package's own Python code
-        may run (only after the user agreed to it for that package; no package format needs it yet)."""
+        may run (only after the user agreed to that file: DiDAWidget._explain asks)."""
         from DiDALib.mrml.choices import model_folder
-        from DiDALib.worker.protocol import ModelRequest
 
-        return ModelRequest(str(model_folder(p.useDemoModel, p.modelFolder)), trust_code=False)
+        return self.trust.request(model_folder(p.useDemoModel, p.modelFolder))
 
     def describeModel(self, p) -> str:
         try:
@@ -516,33 +530,19 @@ class DiDATest(ScriptedLoadableModuleTest):
 
     def test_DiDA_stored_result(self):
         """A stored result of the test model in the scene: overlays, score table and plot, the DiDA View, saving."""
-        import tempfile
-
         from DiDASlicer.app import SlicerEnvironment
 
         from DiDALib.mrml import scenarios
 
-        with tempfile.TemporaryDirectory() as tmp:
-            scenarios.run_stored(SlicerEnvironment, os.path.join(tmp, "scene"), log=self.delayDisplay)
-        self.delayDisplay("Stored-result scenarios passed")
+        scenarios.run_in_slicer(SlicerEnvironment, worker=False, log=self.delayDisplay)
 
     def test_DiDA_worker_runs(self):
         """Run DiDA for real in its worker process on a small volume with a tiny model: every scenario."""
-        from DiDALib.mrml.requirements import torch_unmet, unmet
-
-        missing = torch_unmet() + unmet(["timm", "safetensors"])
-        if missing:
-            # pip_ensure does not install in testing mode: the worker scenarios need DiDA's packages already there.
-            raise unittest.SkipTest(f"the worker scenarios need {', '.join(missing)}, which are not installed "
-                                    "(the stored-result scenarios ran without them)")
-        import tempfile
-
         from DiDASlicer.app import SlicerEnvironment
 
         from DiDALib.mrml import scenarios
-        from DiDALib.worker.client import WorkerClient
 
-        with tempfile.TemporaryDirectory() as tmp, WorkerClient() as worker:
-            package = scenarios.make_test_package(os.path.join(tmp, "model"))
-            scenarios.run_all(SlicerEnvironment, package, os.path.join(tmp, "scene"), worker, log=self.delayDisplay)
-        self.delayDisplay("Worker scenarios passed")
+        missing = scenarios.worker_unmet()
+        if missing:  # pip_ensure does not install in testing mode: the worker scenarios need the packages there
+            raise unittest.SkipTest(f"the worker scenarios need {missing}, which are not installed")
+        scenarios.run_in_slicer(SlicerEnvironment, worker=True, log=self.delayDisplay)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..engine.grid import DEFAULT_GRIDS, check_weights, validate_grids
 from ..explanation import parse_top
+from ..models.python_code import code_to_trust
 from ..models.spec import read_spec
 from .layout import BSCAN_VIEW, shows_dida_layout, view_node
 from .overlays import overlay_bytes
@@ -87,6 +88,9 @@ def describe_model(folder: str | Path) -> str:
     except Exception as exc:  # every problem of a package is shown, none raised
         return f"Model problem: {exc}"
     text = f"{spec.name}: {len(spec.classes)} classes ({', '.join(spec.classes)})"
+    code = code_to_trust(folder)
+    if code is not None:
+        text += f" - builds its network with its own Python code ({code.name}): DiDA asks before running it"
     return text + (" - a demonstration model, not for clinical use" if spec.demo else "")
 
 

@@ -209,3 +209,26 @@ def run_all(env_factory, package_dir: str | Path, folder: str | Path, worker, lo
         env = env_factory()
         check(env, worker, package_dir)
         _close(env)
+
+
+def worker_unmet() -> str:
+    """What the worker scenarios need and is not installed ("" when all is there)."""
+    from .requirements import torch_unmet, unmet
+
+    return ", ".join(torch_unmet() + unmet(["timm", "safetensors"]))
+
+
+def run_in_slicer(env_factory, worker: bool, log=print) -> None:
+    """``DiDATest``'s scenarios in temporary folders: on the stored result, or (``worker``) with runs of the test
+    model in a worker process of their own."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if not worker:
+            run_stored(env_factory, Path(tmp) / "scene", log=log)
+            return
+        from ..worker.client import WorkerClient
+
+        with WorkerClient() as client:
+            package = make_test_package(Path(tmp) / "model")
+            run_all(env_factory, package, Path(tmp) / "scene", client, log=log)

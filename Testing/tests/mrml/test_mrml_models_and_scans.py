@@ -3,12 +3,17 @@ package that runs its own Python code only after the user agreed, and circle or 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from DiDALib.mrml import choices, scenarios
 from DiDALib.mrml.layout import score_text
 from DiDALib.mrml.results import read_scores
 from DiDALib.mrml.session import ExplainSession
+from DiDALib.mrml.trust import CodeTrust
+from DiDALib.worker.protocol import ModelRequest
 
 
 def test_score_modes_reach_the_worker_as_chosen():
@@ -44,3 +49,62 @@ def test_an_unknown_score_mode_is_refused_before_any_run(env, worker, mrml_packa
     session = ExplainSession(env.scene, volume, worker, mrml_package, {**scenarios.TEST_SETTINGS, "score": "odds"})
     assert session.run_blocking(timeout=120) == "failed"
     assert "odds" in session.error and "Traceback" not in session.error
+
+
+NET = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, classes=4):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.head = nn.Linear(4, classes)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+'''
+
+
+def _python_package(folder: Path, marker: Path) -> Path:
+    """A package whose network is built by its own file (which also leaves ``marker`` when it runs)."""
+    import torch
+
+    folder.mkdir()
+    source = f"open({str(marker)!r}, 'w').write('ran')\n" + NET
+    (folder / "net.py").write_text(source, encoding="utf-8")
+    namespace: dict = {}
+    exec(NET, namespace)  # noqa: S102 (our own test source: the same class, built here to write its state dict)
+    torch.save(namespace["Net"]().state_dict(), folder / "net.pth")
+    spec = {"architecture": "python:net.py:Net", "weights": "net.pth", "classes": list(scenarios.TEST_CLASSES),
+            "input_size": [32, 32], "channels": 1, "normalisation": "none", "name": "user code"}
+    (folder / "model.json").write_text(json.dumps(spec), encoding="utf-8")
+    return folder
+
+
+def test_a_package_with_its_own_code_runs_only_after_the_user_agreed(env, worker, tmp_path, mrml_package):
+    marker = tmp_path / "ran.txt"
+    package = _python_package(tmp_path / "pkg", marker)
+    trust = CodeTrust()
+    question = trust.question(package)
+    assert question is not None and str(package / "net.py") in question and question.endswith("Run it?")
+    assert trust.request(package) == ModelRequest(str(package), trust_code=False)
+    assert "Nothing was run" in trust.declined(package) and "net.py" in trust.declined(package)
+    assert "own Python code (net.py): DiDA asks before running it" in choices.describe_model(package)
+    assert trust.question(mrml_package) is None and not trust.request(mrml_package).trust_code  # no code: no question
+    volume = scenarios.make_test_volume(env, n_bscans=2)
+    # Without consent the worker refuses it, in one sentence that names the file, and none of its code runs.
+    session = ExplainSession(env.scene, volume, worker, trust.request(package), scenarios.TEST_SETTINGS)
+    assert session.run_blocking([0], timeout=120) == "failed"
+    assert "net.py" in session.error and "own Python code" in session.error
+    assert "Traceback" not in session.error and "\n" not in session.error
+    assert session.run is None and not marker.exists()
+    trust.agree(package)
+    assert trust.question(package) is None and trust.request(package).trust_code
+    session = ExplainSession(env.scene, volume, worker, trust.request(package), scenarios.TEST_SETTINGS)
+    assert session.run_blocking([0], timeout=120) == "complete", session.summary()
+    assert marker.exists() and session.run.finished == [0]
+    # Consent is for the file as it was: a changed file is asked about again.
+    (package / "net.py").write_text((package / "net.py").read_text() + "\n# changed\n", encoding="utf-8")
+    assert trust.question(package) is not None and not trust.request(package).trust_code
