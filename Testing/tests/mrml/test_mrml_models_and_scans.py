@@ -108,3 +108,27 @@ def test_a_package_with_its_own_code_runs_only_after_the_user_agreed(env, worker
     # Consent is for the file as it was: a changed file is asked about again.
     (package / "net.py").write_text((package / "net.py").read_text() + "\n# changed\n", encoding="utf-8")
     assert trust.question(package) is not None and not trust.request(package).trust_code
+
+
+def test_a_circle_scan_is_marked_in_the_module_and_keeps_its_geometry(env, tmp_path):
+    from oct_samples import write_vol
+
+    from DiDALib.io.registry import load_oct
+    from DiDALib.mrml.volumes import add_oct_volume, oct_from_volume_node, scan_geometry
+
+    raw = np.full((2, 24, 40), 1e-3, np.float32)
+    raw[:, 12] = 0.2
+    write_vol(tmp_path / "rnfl.vol", raw, scale=(0.0114, 0.0039, 0.0), laterality="OD", pattern=2,
+              positions=[(4.0 + r, 4.5, 4.0, 4.5) for r in (1.75, 1.75)])
+    node = add_oct_volume(env.scene, load_oct(tmp_path / "rnfl.vol"))
+    assert scan_geometry(node) == "circle"
+    text = choices.describe_volume(node)
+    assert "Circle scan: B-scans are shown side by side as slices; nothing here is a 3-D geometry" in text
+    assert "not a 3-D volume" in text and " x 1 mm" not in text and "A-scan spacing" in text
+    assert oct_from_volume_node(node).geometry == "circle"
+    phantom = scenarios.make_test_volume(env, n_bscans=1)
+    assert choices.geometry_text(phantom) == "" and "\n" not in choices.describe_volume(phantom)
+    back = env.save_and_reload(tmp_path / "scene")
+    reloaded = next(n for n in back.scene.GetNodesByClass("vtkMRMLScalarVolumeNode") if n.GetName() == node.GetName())
+    assert scan_geometry(reloaded) == "circle", "a saved scene forgot that the volume is a circle scan"
+    back.close()
