@@ -37,7 +37,7 @@ from .layout import (
     shows_dida_layout,
     view_node,
 )
-from .overlays import set_display_mode
+from .overlays import CONTRAST, set_display_mode
 from .results import DiDARun, read_scores
 from .volumes import bscan_center_ras, bscan_count, bscan_shown, nodes_of_class
 
@@ -101,6 +101,7 @@ class DiDAViews:
         self.square_voxels = True
         self.bscan: int | None = None
         self.labels = labels
+        self.comparison = None  # a compare.Comparison shown in views 1 to 3 instead of the top three classes
         self._assigned: dict[str, tuple] = {}
         self._busy = False
         self._observations: list[tuple] = []
@@ -207,11 +208,27 @@ class DiDAViews:
         self.square_voxels = bool(square)
         self.fit()
 
+    @property
+    def overlays(self) -> list:
+        """What views 1 to 3 show: the run's classes, best first, or a comparison's A, B and A vs B."""
+        if self.comparison is not None:
+            return self.comparison.overlays
+        return self.run.overlays if self.run is not None else []
+
+    def set_comparison(self, comparison) -> None:
+        """Show a ``compare.Comparison`` in views 1 to 3, or (None) the run's top three classes again."""
+        self.comparison = comparison
+        if self.run is not None:
+            self._assign_layers()
+            self.update_texts(force=True)
+
     def _assign_layers(self) -> None:
-        """Views show the input volume; view i (1..3) shows the overlay of the run's class ranked i."""
+        """Views show the input volume; view i (1..3) shows the overlay of the run's class ranked i (or of a
+        comparison: A, B, A vs B)."""
         volume_id = self.run.volume.GetID()
+        overlays = self.overlays
         for i, name in enumerate(VIEW_NAMES):
-            overlay = self.run.overlays[i - 1] if 0 < i <= len(self.run.overlays) else None
+            overlay = overlays[i - 1] if 0 < i <= len(overlays) else None
             wanted = (volume_id, None, overlay.labels.GetID() if overlay is not None else None)
             if self._assigned.get(name) != wanted:
                 self._assigned[name] = wanted
@@ -327,12 +344,17 @@ class DiDAViews:
         out = {BSCAN_VIEW: f"B-scan {k}" + ("" if state == "finished" else f" ({state})")}
         mode = run.setting("Score")
         indices, names, scores = read_scores(run.table) if state == "finished" else ([], [], None)
+        overlays = self.overlays
         for i, name in enumerate(CLASS_VIEWS):
-            if i >= len(run.overlays):
+            if i >= len(overlays):
                 out[name] = ""
                 continue
-            cls = run.overlays[i].class_name
-            if state == "finished":
+            cls = overlays[i].class_name
+            pair = overlays[i].labels.GetAttribute(CONTRAST)
+            if pair:
+                a, _, b = pair.partition("\t")
+                out[name] = f"{a} vs {b}  (red: {a} rather than {b}; blue: {b} rather than {a})"
+            elif state == "finished":
                 found = cls in names and k in indices
                 score = float(scores[indices.index(k), names.index(cls)]) if found else None
                 out[name] = f"{cls}  {score_text(score, mode)}"

@@ -242,3 +242,14 @@ def show_volume(app_logic, node, fit: bool = True) -> None:
     else:
         selection.SetActiveVolumeID(node.GetID())
     app_logic.PropagateVolumeSelection(int(fit))
+
+
+def load_oct_node(scene, path, name: str | None = None, app_logic=None):
+    """Read an OCT file or folder (``io.registry``) into a new volume node, B-scans as axial slices; with
+    ``app_logic`` it is shown in the slice views as the Volumes reader shows what Add Data reads."""
+    from ..io.registry import load_oct
+
+    node = add_oct_volume(scene, load_oct(path), name)
+    if app_logic is not None:
+        show_volume(app_logic, node)
+    return node

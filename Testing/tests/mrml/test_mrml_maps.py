@@ -1,0 +1,56 @@
+"""The maps beyond the paper in the Slicer module (issue 15), on slicer-core: Compare (A rather than B) through the
+controller the module drives. The view checks themselves (colours in view 3, restoring the top three) run in every
+scene scenario (``map_checks.check_compare`` in ``scenarios.FIXTURE_CHECKS``)."""
+
+from __future__ import annotations
+
+from DiDALib.mrml import scenarios
+from DiDALib.mrml.controller import DiDAController
+from DiDALib.mrml.layout import CLASS_VIEWS, VIEW_TEXT, composite_node, view_node
+
+
+def _controller(env, fx) -> DiDAController:
+    controller = DiDAController(lambda: env.layout_node, lambda: (1.0, "both", True))
+    controller.session, controller.views = fx.session, fx.views  # the run shown, as after the module showed it
+    return controller
+
+
+def _labels(env) -> list:
+    return [composite_node(env.scene, name).GetLabelVolumeID() for name in CLASS_VIEWS]
+
+
+def test_compare_through_the_controller(env):
+    fx = scenarios.stored_fixture(env)
+    controller = _controller(env, fx)
+    names = controller.class_names()
+    assert names == list(scenarios.TEST_CLASSES)
+    top = [o.labels.GetID() for o in fx.run.overlays]
+    a, b = fx.run.overlays[1].class_name, fx.run.overlays[0].class_name
+    assert controller.compare(True, a, b) == ""
+    comparison = fx.views.comparison
+    assert _labels(env) == [o.labels.GetID() for o in comparison.overlays] and _labels(env)[:2] == top[1::-1]
+    assert view_node(env.scene, CLASS_VIEWS[2]).GetAttribute(VIEW_TEXT).startswith(f"{a} vs {b}  (red: {a} rather")
+    assert controller.compare(True, a, b) == "" and fx.views.comparison is comparison, "the same pair was rebuilt"
+    assert controller.compare(True, a, a) == f"Compare needs two different classes, not {a!r} twice: choose " \
+        "another class B."
+    assert _labels(env) == top, "a refused pair must leave the top three shown"
+    assert "is not a class of this run" in controller.compare(True, a, "no such class")
+    assert controller.compare(True, b, a) == "" and controller.compare(False) == ""
+    assert _labels(env) == top and fx.views.comparison is None
+    # A run shown again (another run, or the layout re-entered) drops the old comparison and applies the choice.
+    controller.compare(True, a, b)
+    old = fx.views.comparison
+    fx.views.detach()
+    controller.show(fx.run)
+    assert controller.views is not fx.views and controller.views.comparison is not None
+    assert env.scene.GetNodeByID(old.overlays[2].labels.GetID()) is None, "the old contrast overlay was left behind"
+    assert controller.compare(False) == ""
+
+
+def test_compare_needs_a_run_with_its_results(env):
+    fx = scenarios.stored_fixture(env)
+    controller = DiDAController(lambda: env.layout_node, lambda: (1.0, "both", True))
+    assert controller.compare(True, "normal", "drusen") == "Compare shows in the DiDA View: show a run there first."
+    assert controller.compare(False) == "" and controller.class_names() == []
+    controller.views = fx.views  # a run read back with a scene has no d in this session
+    assert controller.compare(True, "normal", "drusen").startswith("Compare needs the run's results")
