@@ -131,6 +131,8 @@ class DiDAController:
         opacity, mode, square_voxels = self._display()
         self.views.opacity = opacity
         self.views.square_voxels = square_voxels
+        session = self.session
+        self.views.explanation = session.explanation if session is not None and session.run is run else None
         self.views.show(run, bscan=bscan)
         self.views.set_display_mode(mode)
         self.compare(*self._compare)

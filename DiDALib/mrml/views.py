@@ -102,6 +102,9 @@ class DiDAViews:
         self.bscan: int | None = None
         self.labels = labels
         self.comparison = None  # a compare.Comparison shown in views 1 to 3 instead of the top three classes
+        self.explanation = None  # the shown run's d, where this session has them: the feature-scale readout needs them
+        self.readout: tuple[str, str] = ("", "")  # (view, feature-scale sentence under the cursor)
+        self._scales: dict[tuple[int, int], object] = {}
         self._assigned: dict[str, tuple] = {}
         self._busy = False
         self._observations: list[tuple] = []
@@ -159,6 +162,7 @@ class DiDAViews:
         """New results, classes or status: follow the run's current overlays and relabel the views."""
         if self.run is None:
             return
+        self._scales.clear()  # new results: the feature-scale maps are computed again on the next hover
         self._assign_layers()
         self.update_texts(force=True)
 
@@ -174,6 +178,7 @@ class DiDAViews:
         views 1 to 3, fitted to the B-scans and on B-scan ``bscan`` (default: the one shown, else the first
         finished)."""
         self.run = run
+        self._scales.clear()
         self._watch_run(run)
         self._assigned.clear()
         self._assign_layers()
@@ -329,11 +334,43 @@ class DiDAViews:
         ras = [0.0, 0.0, 0.0]
         if caller.GetCursorPositionRAS(ras):
             caller.SetCrosshairRAS(ras)
+            readout = (over.GetLayoutName(), self.scale_readout(over.GetLayoutName(), ras))
+            if readout != self.readout:
+                self.readout = readout
+                self.update_texts(force=True)
+
+    def scale_readout(self, name: str, ras) -> str:
+        """Under the cursor in class view ``name``: the grid size at which that class's evidence is strongest and
+        its cell size in mm (``maps.scale``), or "" where nothing is known (no d here, outside the B-scan)."""
+        from ..maps.scale import feature_scale, scale_readout
+
+        ex, overlays, i = self.explanation, self.overlays, CLASS_VIEWS.index(name) if name in CLASS_VIEWS else -1
+        if ex is None or not 0 <= i < len(overlays) or overlays[i].class_index < 0:
+            return ""
+        to_ijk = vtk.vtkMatrix4x4()
+        self.run.volume.GetRASToIJKMatrix(to_ijk)
+        col, row, k = (round(v) for v in to_ijk.MultiplyPoint([*ras, 1.0])[:3])
+        depth, width = ex.bscan_shape
+        if k not in ex.results or not (0 <= row < depth and 0 <= col < width):
+            return ""
+        key = (k, overlays[i].class_index)
+        if key not in self._scales:  # one map per B-scan and class, computed on the first hover
+            self._scales[key] = feature_scale(ex.results[k], key[1], ex.bscan_shape)
+        lateral, axial, _ = self.run.volume.GetSpacing()
+        return scale_readout(self._scales[key], row, col, ex.bscan_shape, (lateral, axial))
 
     # -- labels --------------------------------------------------------------------------------------------------------
 
     def texts(self) -> dict[str, str]:
-        """The label of every view for the B-scan shown: its number and state, then each class with its score."""
+        """The label of every view for the B-scan shown: its number and state, then each class with its score (and,
+        in the view under the cursor, the feature-scale readout)."""
+        out = self._texts()
+        name, readout = self.readout
+        if readout and out.get(name):
+            out[name] += "\n" + readout
+        return out
+
+    def _texts(self) -> dict[str, str]:
         run = self.run
         if run is None:
             return {name: "" for name in VIEW_NAMES}

@@ -54,3 +54,36 @@ def test_compare_needs_a_run_with_its_results(env):
     assert controller.compare(False) == "" and controller.class_names() == []
     controller.views = fx.views  # a run read back with a scene has no d in this session
     assert controller.compare(True, "normal", "drusen").startswith("Compare needs the run's results")
+
+
+def test_feature_scale_readout_under_the_cursor(env):
+    import numpy as np
+    import vtk
+
+    from DiDALib.maps.scale import feature_scale
+    from DiDALib.mrml.layout import crosshair_node
+
+    fx = scenarios.stored_fixture(env)
+    fx.views.explanation = fx.session.explanation
+    k, overlay = fx.views.bscan, fx.run.overlays[0]
+    scale = feature_scale(fx.session.explanation.results[k], overlay.class_index, fx.session.explanation.bscan_shape)
+    rows, cols = np.nonzero(scale.grid)
+    row, col = int(rows[len(rows) // 2]), int(cols[len(cols) // 2])
+    n = int(scale.grid[row, col])
+    m = vtk.vtkMatrix4x4()
+    fx.volume.GetIJKToRASMatrix(m)
+    ijk_to_ras = np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+    ras = ijk_to_ras @ [col, row, k, 1.0]
+    node = view_node(env.scene, CLASS_VIEWS[0])
+    xy_to_ras = node.GetXYToRAS()
+    xy = np.linalg.inv(np.array([[xy_to_ras.GetElement(r, c) for c in range(4)] for r in range(4)])) @ ras
+    crosshair_node(env.scene).SetCursorPositionXYZ(list(xy[:3]), node)
+    depth, width = fx.session.explanation.bscan_shape
+    lateral, axial, _ = fx.volume.GetSpacing()
+    want = f"strongest at {n} x {n}, cells of {width * lateral / n:.2g} x {depth * axial / n:.2g} mm (lateral x axial)"
+    text = node.GetAttribute(VIEW_TEXT)
+    assert text.startswith(overlay.class_name) and text.splitlines()[1].startswith(want), text
+    assert "strongest" not in view_node(env.scene, CLASS_VIEWS[1]).GetAttribute(VIEW_TEXT)
+    # Outside the B-scan (the view's corner lies beyond the fitted B-scan's sides): no readout.
+    crosshair_node(env.scene).SetCursorPositionXYZ([0.0, 0.0, 0.0], node)
+    assert "\n" not in node.GetAttribute(VIEW_TEXT)
