@@ -16,7 +16,8 @@ def about_texts() -> tuple[str, str]:
 Explains an OCT B-scan classifier with <b>DiDA</b> (Differential Image Diagnostic Analysis): every cell of several
 grids is masked in turn and the change of each class's score is shown, <span style="color:#c00">red</span> where
 the region speaks <b>for</b> the class and <span style="color:#00c">blue</span> where it speaks <b>against</b> it.
-The DiDA View shows the B-scan and the three top classes side by side, scrolling together.
+The DiDA View shows the B-scan and the three top classes side by side, scrolling together; Compare shows two
+classes and, in view 3, where the image speaks for one <i>rather than</i> the other.
 The bundled demo model is trained on synthetic phantoms and is not for clinical use.
 """)
     thanks = _("""
