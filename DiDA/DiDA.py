@@ -24,6 +24,7 @@ from DiDASlicer.parameters import (
     ScopeChoice,
     ScoreChoice,
 )
+from DiDASlicer.widgets import fill_combos
 from slicer import vtkMRMLScalarVolumeNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -38,6 +39,8 @@ from slicer.util import VTKObservationMixin
 
 #: Overlays larger than this (bytes) are confirmed first: "all classes" of a big volume can exhaust the memory.
 LARGE_OVERLAYS = 2_000_000_000
+#: Parameters whose widgets DiDAWidget fills and reads itself (their choices are the shown run's classes).
+CODE_WIRED = ("compareClassA", "compareClassB")
 #: Heidelberg formats that only DiDA reads (DiDALib.mrml.reader says so too): offered even before DiDALib can load.
 OCT_ONLY_EXTENSIONS = (".vol", ".e2e")
 
@@ -56,17 +59,9 @@ class DiDA(ScriptedLoadableModule):
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Analysis")]
         self.parent.dependencies = []
         self.parent.contributors = ["DiDA extension contributors"]
-        self.parent.helpText = _("""
-Explains an OCT B-scan classifier with <b>DiDA</b> (Differential Image Diagnostic Analysis): every cell of several
-grids is masked in turn and the change of each class's score is shown, <span style="color:#c00">red</span> where
-the region speaks <b>for</b> the class and <span style="color:#00c">blue</span> where it speaks <b>against</b> it.
-The DiDA View shows the B-scan and the three top classes side by side, scrolling together.
-The bundled demo model is trained on synthetic phantoms and is not for clinical use.
-""")
-        self.parent.acknowledgementText = _("""
-DiDA was proposed by Ayatsuka et al. ("DiDA: analysing and visualising the decision points of machine-learning image
-diagnosis by input differences"). This extension follows the Slicer scripted-module template.
-""")
+        from DiDASlicer.app import about_texts
+
+        self.parent.helpText, self.parent.acknowledgementText = about_texts()
         slicer.app.connect("startupCompleted()", registerLayout)
 
 
@@ -150,6 +145,9 @@ class DiDAParameterNode:
     opacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.6
     displayMode: DisplayChoice = DisplayChoice.both
     squareVoxels: bool = True
+    compareOn: bool = False
+    compareClassA: str = ""  # the run's class names change: these two combo boxes are wired in code (CODE_WIRED)
+    compareClassB: str = ""
 
 
 #
@@ -190,9 +188,11 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(layoutNode, vtk.vtkCommand.ModifiedEvent,
                          lambda *_: qt.QTimer.singleShot(0, self._onLayoutChanged))
         self.ui.loadOCTButton.connect("clicked(bool)", self.onLoadOCT)
-        self.ui.explainBScanButton.connect("clicked(bool)", self.onExplainBScan)
+        self.ui.explainBScanButton.connect("clicked(bool)", lambda: self._explain(current=True))
         self.ui.explainVolumeButton.connect("clicked(bool)", self.onExplainVolume)
         self.ui.showLayoutButton.connect("clicked(bool)", self.onShowLayout)
+        for box in (self.ui.compareClassAComboBox, self.ui.compareClassBComboBox):
+            box.connect("activated(int)", self._onCompareClasses)
         self.ui.deviceLabel.text = self.logic.deviceText()
         self.initializeParameterNode()
         self._refreshInputFilter()
@@ -268,6 +268,17 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._modelShown = model
             self.ui.modelInfoLabel.text = self.logic.describeModel(p)
         self.logic.controller.set_display(p.opacity, p.displayMode.value, p.squareVoxels)
+        self._showCompare()
+
+    def _onCompareClasses(self, index=None) -> None:
+        self._parameterNode.compareClassA = self.ui.compareClassAComboBox.currentText
+        self._parameterNode.compareClassB = self.ui.compareClassBComboBox.currentText
+
+    def _showCompare(self) -> None:
+        p, controller = self._parameterNode, self.logic.controller
+        fill_combos((self.ui.compareClassAComboBox, self.ui.compareClassBComboBox), controller.class_names(),
+                    (p.compareClassA, p.compareClassB))
+        self.ui.compareStatusLabel.text = controller.compare(p.compareOn, p.compareClassA, p.compareClassB)
 
     def _refreshInputFilter(self) -> None:
         """DiDA's own maps are never offered as the volume to explain."""
@@ -296,9 +307,6 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
             self._parameterNode.inputVolume = self.logic.loadOCT(path)
 
-    def onExplainBScan(self) -> None:
-        self._explain(current=True)
-
     def onExplainVolume(self) -> None:
         if self.logic.controller.running:
             self.logic.controller.cancel()
@@ -313,6 +321,12 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not DiDALogic.ensureDependencies(ask=True):
                 self.ui.statusLabel.text = _("DiDA needs its Python packages: nothing was installed.")
                 return
+            trust = self.logic.trust  # a package's own Python code runs only if the user agrees (it names the file)
+            if (question := trust.question(folder := self.logic.modelRequest(p).path)) and not \
+                    slicer.util.confirmYesNoDisplay(question):
+                self.ui.statusLabel.text = trust.declined(folder)
+                return
+            trust.agree(folder)
             need = self.logic.overlayMemory(p)
             if need > LARGE_OVERLAYS and not slicer.util.confirmOkCancelDisplay(
                     _("The overlays of the chosen classes take {gb:.1f} GB of memory on this volume. Continue?")
@@ -344,6 +358,7 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         run = controller.newly_shown()
         if run is not None:
             controller.show(run, controller.focus)
+            self._showCompare()
         if not running:
             self._timer.stop()
             self._setRunning(False)
@@ -368,6 +383,7 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onShowLayout(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not show the DiDA View."), waitCursor=True):
             self.logic.controller.show(self.logic.latestRun(self._parameterNode.inputVolume))
+            self._showCompare()
 
     def _setRunning(self, running: bool) -> None:
         self.ui.explainVolumeButton.text = _("Cancel") if running else _("Explain volume")
@@ -390,6 +406,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         self._controller = None  # DiDALib.mrml.controller.DiDAController, made on first use
+        self._trust = None
 
     def getParameterNode(self):
         return DiDAParameterNode(super().getParameterNode())
@@ -413,17 +430,24 @@ class DiDALogic(ScriptedLoadableModuleLogic):
         device = self._controller.device() if self._controller is not None else None
         if device is None:
             return _("Detected when DiDA first runs (in its own process, where PyTorch is loaded)")
-        if device[0].startswith("cuda"):
-            return _("Running on CUDA GPU {name}").format(name=device[1])
-        return _("Running on the CPU: a B-scan takes tens of seconds with the paper's grids")
+        return (_("Running on CUDA GPU {name}").format(name=device[1]) if device[0].startswith("cuda")
+                else _("Running on the CPU: a B-scan takes tens of seconds with the paper's grids"))
+
+    @property
+    def trust(self):
+        """The code files the user agreed to run (DiDALib.mrml.trust), made on first use."""
+        if self._trust is None:
+            from DiDALib.mrml.trust import CodeTrust
+
+            self._trust = CodeTrust()
+        return self._trust
 
     def modelRequest(self, p):
         """The one place that decides which model package a run loads and whether the package's own Python code
-        may run (only after the user agreed to it for that package; no package format needs it yet)."""
+        may run (only after the user agreed to that file: DiDAWidget._explain asks)."""
         from DiDALib.mrml.choices import model_folder
-        from DiDALib.worker.protocol import ModelRequest
 
-        return ModelRequest(str(model_folder(p.useDemoModel, p.modelFolder)), trust_code=False)
+        return self.trust.request(model_folder(p.useDemoModel, p.modelFolder))
 
     def describeModel(self, p) -> str:
         try:
@@ -471,15 +495,10 @@ class DiDALogic(ScriptedLoadableModuleLogic):
             return None
 
     def loadOCT(self, path, name=None, show: bool = True):
-        """Read an OCT file or folder into a new volume node (B-scans as axial slices), shown in the slice views as
-        the Volumes reader shows what Add Data reads."""
-        from DiDALib.io.registry import load_oct
-        from DiDALib.mrml.volumes import add_oct_volume, show_volume
+        """Read an OCT file or folder into a new volume node, shown as Add Data shows what it reads."""
+        from DiDALib.mrml.volumes import load_oct_node
 
-        node = add_oct_volume(slicer.mrmlScene, load_oct(path), name)
-        if show:
-            show_volume(slicer.app.applicationLogic(), node)
-        return node
+        return load_oct_node(slicer.mrmlScene, path, name, slicer.app.applicationLogic() if show else None)
 
 
 #
@@ -504,45 +523,28 @@ class DiDATest(ScriptedLoadableModuleTest):
 
     def test_DiDA_widget(self):
         """The module's widget loads, and every widget bound in the .ui is bound to a parameter."""
-        self.delayDisplay("Opening the DiDA module")
         slicer.util.selectModule("DiDA")
         widget = slicer.modules.dida.widgetRepresentation().self()
         self.assertIsNotNone(widget.ui.explainVolumeButton)
-        node = widget.logic.getParameterNode()
-        for name in ("inputVolume", "useDemoModel", "device", "gridPreset", "opacity", "displayMode", "scope"):
-            self.assertTrue(hasattr(node, name), name)
+        for name in ("inputVolume", "useDemoModel", "device", "gridPreset", "opacity", "displayMode", "compareOn"):
+            self.assertTrue(hasattr(widget.logic.getParameterNode(), name), name)
         self.assertEqual(widget.ui.firstBScanSpinBox.minimum, 0)
-        self.delayDisplay("Widget test passed")
 
     def test_DiDA_stored_result(self):
         """A stored result of the test model in the scene: overlays, score table and plot, the DiDA View, saving."""
-        import tempfile
-
         from DiDASlicer.app import SlicerEnvironment
 
         from DiDALib.mrml import scenarios
 
-        with tempfile.TemporaryDirectory() as tmp:
-            scenarios.run_stored(SlicerEnvironment, os.path.join(tmp, "scene"), log=self.delayDisplay)
-        self.delayDisplay("Stored-result scenarios passed")
+        scenarios.run_in_slicer(SlicerEnvironment, worker=False, log=self.delayDisplay)
 
     def test_DiDA_worker_runs(self):
         """Run DiDA for real in its worker process on a small volume with a tiny model: every scenario."""
-        from DiDALib.mrml.requirements import torch_unmet, unmet
-
-        missing = torch_unmet() + unmet(["timm", "safetensors"])
-        if missing:
-            # pip_ensure does not install in testing mode: the worker scenarios need DiDA's packages already there.
-            raise unittest.SkipTest(f"the worker scenarios need {', '.join(missing)}, which are not installed "
-                                    "(the stored-result scenarios ran without them)")
-        import tempfile
-
         from DiDASlicer.app import SlicerEnvironment
 
         from DiDALib.mrml import scenarios
-        from DiDALib.worker.client import WorkerClient
 
-        with tempfile.TemporaryDirectory() as tmp, WorkerClient() as worker:
-            package = scenarios.make_test_package(os.path.join(tmp, "model"))
-            scenarios.run_all(SlicerEnvironment, package, os.path.join(tmp, "scene"), worker, log=self.delayDisplay)
-        self.delayDisplay("Worker scenarios passed")
+        missing = scenarios.worker_unmet()
+        if missing:  # pip_ensure does not install in testing mode: the worker scenarios need the packages there
+            raise unittest.SkipTest(f"the worker scenarios need {missing}, which are not installed")
+        scenarios.run_in_slicer(SlicerEnvironment, worker=True, log=self.delayDisplay)

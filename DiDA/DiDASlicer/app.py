@@ -10,6 +10,23 @@ import slicer
 from slicer.i18n import tr as _
 
 
+def about_texts() -> tuple[str, str]:
+    """The module's help and acknowledgement texts."""
+    help_text = _("""
+Explains an OCT B-scan classifier with <b>DiDA</b> (Differential Image Diagnostic Analysis): every cell of several
+grids is masked in turn and the change of each class's score is shown, <span style="color:#c00">red</span> where
+the region speaks <b>for</b> the class and <span style="color:#00c">blue</span> where it speaks <b>against</b> it.
+The DiDA View shows the B-scan and the three top classes side by side, scrolling together; Compare shows two
+classes and, in view 3, where the image speaks for one <i>rather than</i> the other.
+The bundled demo model is trained on synthetic phantoms and is not for clinical use.
+""")
+    thanks = _("""
+DiDA was proposed by Ayatsuka et al. ("DiDA: analysing and visualising the decision points of machine-learning image
+diagnosis by input differences"). This extension follows the Slicer scripted-module template.
+""")
+    return help_text, thanks
+
+
 def layout_node():
     return slicer.app.layoutManager().layoutLogic().GetLayoutNode()
 

@@ -36,9 +36,12 @@ class ScoreChoice(enum.Enum):
     model = "model"
     probabilities = "probabilities"
     logits = "logits"
+    log_odds = "log-odds"
+    auto = "auto"
 
     def label(self):
-        return {"model": _("As the model says"), "probabilities": _("Probabilities"), "logits": _("Logits")}[self.value]
+        return {"model": _("As the model says"), "probabilities": _("Probabilities"), "logits": _("Logits"),
+                "log-odds": _("Log-odds"), "auto": _("Automatic")}[self.value]
 
 
 class ClassChoice(enum.Enum):

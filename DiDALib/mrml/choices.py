@@ -9,10 +9,12 @@ from pathlib import Path
 
 from ..engine.grid import DEFAULT_GRIDS, check_weights, validate_grids
 from ..explanation import parse_top
+from ..io.volume import geometry_note
+from ..models.python_code import code_to_trust
 from ..models.spec import read_spec
 from .layout import BSCAN_VIEW, shows_dida_layout, view_node
 from .overlays import overlay_bytes
-from .volumes import bscan_count, bscan_shown
+from .volumes import bscan_count, bscan_shown, scan_geometry
 
 
 def numbers(text: str, what: str) -> list[float]:
@@ -77,7 +79,19 @@ def describe_volume(volume) -> str:
         return ""
     width, depth, count = volume.GetImageData().GetDimensions()
     s = volume.GetSpacing()
+    note = geometry_text(volume)
+    if note:  # the third spacing of a circle or radial scan is a placeholder: it is not shown as a distance
+        return f"{count} B-scan(s) of {depth} x {width} pixels, A-scan spacing {s[0]:.4g} mm, depth {s[1]:.4g} mm\n{note}"
     return f"{count} B-scan(s) of {depth} x {width} pixels, spacing {s[0]:.4g} x {s[1]:.4g} x {s[2]:.4g} mm"
+
+
+def geometry_text(volume) -> str:
+    """For a circle or radial scan, what the views show and do not ("" for a Cartesian volume)."""
+    geometry = scan_geometry(volume)
+    if geometry == "cartesian":
+        return ""
+    return (f"{geometry.capitalize()} scan: B-scans are shown side by side as slices; nothing here is a 3-D "
+            f"geometry ({geometry_note(geometry)}).")
 
 
 def describe_model(folder: str | Path) -> str:
@@ -87,6 +101,9 @@ def describe_model(folder: str | Path) -> str:
     except Exception as exc:  # every problem of a package is shown, none raised
         return f"Model problem: {exc}"
     text = f"{spec.name}: {len(spec.classes)} classes ({', '.join(spec.classes)})"
+    code = code_to_trust(folder)
+    if code is not None:
+        text += f" - builds its network with its own Python code ({code.name}): DiDA asks before running it"
     return text + (" - a demonstration model, not for clinical use" if spec.demo else "")
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from ..worker.client import WorkerClient
 from ..worker.protocol import ModelRequest
+from .compare import compare
 from .layout import show_layout, shows_dida_layout
 from .results import DiDARun, find_runs
 from .session import ExplainSession
@@ -38,6 +39,7 @@ class DiDAController:
         self.views: DiDAViews | None = None
         self.focus: int | None = None  # the B-scan to show when results first appear ("Explain this B-scan")
         self._announced = True  # the current start's results were handed out to be shown
+        self._compare: tuple[bool, str, str] = (False, "", "")  # what Compare was last asked to show
 
     @property
     def running(self) -> bool:
@@ -119,6 +121,9 @@ class DiDAController:
             raise ValueError("There is no DiDA result for this volume yet: explain a B-scan first.")
         if self.views is not None and self.views.attached and self.views.run is run:
             return
+        if self.views is not None and self.views.comparison is not None:  # it belongs to the run shown before
+            self.views.comparison.remove(self.views.run.volume.GetScene())
+            self.views.set_comparison(None)
         show_layout(self._layout_node())
         self._process_events()  # the layout manager makes the views (and their slice logics)
         if self.views is None or not self.views.attached:
@@ -126,8 +131,11 @@ class DiDAController:
         opacity, mode, square_voxels = self._display()
         self.views.opacity = opacity
         self.views.square_voxels = square_voxels
+        session = self.session
+        self.views.explanation = session.explanation if session is not None and session.run is run else None
         self.views.show(run, bscan=bscan)
         self.views.set_display_mode(mode)
+        self.compare(*self._compare)
 
     def reshow(self, volume) -> bool:
         """When the DiDA View was chosen again (from the layout menu), show the volume's latest run in it."""
@@ -138,6 +146,37 @@ class DiDAController:
             return False
         self.show(run)
         return True
+
+    def compare(self, on: bool, a: str = "", b: str = "") -> str:
+        """Views 1 to 3 show classes ``a``, ``b`` and their contrast (``on``), or the run's top three classes again.
+        Returns "" or the one sentence saying why the comparison cannot be shown (a bad pair, no run shown)."""
+        self._compare = (bool(on), a, b)
+        views = self.views if self.views is not None and self.views.attached else None
+        if views is None or views.run is None:
+            return "" if not on else "Compare shows in the DiDA View: show a run there first."
+        old = views.comparison
+        if old is not None and on and old.pair == (a, b):
+            return ""
+        if old is not None:
+            views.set_comparison(None)
+            old.remove(views.run.volume.GetScene())
+        if not on:
+            return ""
+        session = self.session
+        explanation = session.explanation if session is not None and session.run is views.run else None
+        try:
+            comparison = compare(views.run.volume.GetScene(), views.run, explanation, a, b)
+        except ValueError as exc:
+            return str(exc)
+        views.set_comparison(comparison)
+        return ""
+
+    def class_names(self) -> list[str]:
+        """The classes of the run in the DiDA View that Compare can choose from (none without its results)."""
+        views, session = self.views, self.session
+        if views is None or session is None or session.run is not views.run or session.explanation is None:
+            return []
+        return list(session.explanation.class_names)
 
     def set_display(self, opacity: float, mode: str, square_voxels: bool) -> None:
         """Opacity, evidence shown and B-scan proportions, in every DiDA view at once."""

@@ -22,6 +22,8 @@ from .volumes import add_volume_like, nodes_of_class, remove_node, volume_array,
 ROLE = "DiDA.Role"
 CLASS_NAME = "DiDA.Class"
 CLASS_INDEX = "DiDA.ClassIndex"
+#: On a contrast overlay's labelmap (``compare``): "A\tB", the two classes it contrasts.
+CONTRAST = "DiDA.Contrast"
 DISPLAY_MODE = "DiDA.DisplayMode"
 DISPLAY_MODES = ("both", "positive", "negative")
 #: Slicer's built-in diverging map for the float map (blue below 0, red above).

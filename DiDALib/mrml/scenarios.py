@@ -14,7 +14,7 @@ from pathlib import Path
 import vtk
 
 from ..io.volume import OCTVolume
-from . import checks
+from . import checks, map_checks
 from .checks import Fixture
 from .headless import HeadlessSlicer
 from .session import ExplainSession
@@ -167,7 +167,7 @@ def write_stored_results(path: str | Path, worker, package_dir: str | Path) -> P
 FIXTURE_CHECKS = (checks.check_overlay_colours, checks.check_overlay_geometry, checks.check_layout,
                   checks.check_link_survival, checks.check_crosshair, checks.check_display_controls,
                   checks.check_resize_keeps_proportions, checks.check_scores_and_plot, checks.check_hierarchy,
-                  checks.check_input_candidates, checks.check_leaving_the_layout)
+                  checks.check_input_candidates, map_checks.check_compare, checks.check_leaving_the_layout)
 
 
 def _close(env) -> None:  # headless environments free their logics; the Slicer application keeps its own
@@ -209,3 +209,26 @@ def run_all(env_factory, package_dir: str | Path, folder: str | Path, worker, lo
         env = env_factory()
         check(env, worker, package_dir)
         _close(env)
+
+
+def worker_unmet() -> str:
+    """What the worker scenarios need and is not installed ("" when all is there)."""
+    from .requirements import torch_unmet, unmet
+
+    return ", ".join(torch_unmet() + unmet(["timm", "safetensors"]))
+
+
+def run_in_slicer(env_factory, worker: bool, log=print) -> None:
+    """``DiDATest``'s scenarios in temporary folders: on the stored result, or (``worker``) with runs of the test
+    model in a worker process of their own."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if not worker:
+            run_stored(env_factory, Path(tmp) / "scene", log=log)
+            return
+        from ..worker.client import WorkerClient
+
+        with WorkerClient() as client:
+            package = make_test_package(Path(tmp) / "model")
+            run_all(env_factory, package, Path(tmp) / "scene", client, log=log)

@@ -37,7 +37,7 @@ from .layout import (
     shows_dida_layout,
     view_node,
 )
-from .overlays import set_display_mode
+from .overlays import CONTRAST, set_display_mode
 from .results import DiDARun, read_scores
 from .volumes import bscan_center_ras, bscan_count, bscan_shown, nodes_of_class
 
@@ -101,6 +101,10 @@ class DiDAViews:
         self.square_voxels = True
         self.bscan: int | None = None
         self.labels = labels
+        self.comparison = None  # a compare.Comparison shown in views 1 to 3 instead of the top three classes
+        self.explanation = None  # the shown run's d, where this session has them: the feature-scale readout needs them
+        self.readout: tuple[str, str] = ("", "")  # (view, feature-scale sentence under the cursor)
+        self._scales: dict[tuple[int, int], object] = {}
         self._assigned: dict[str, tuple] = {}
         self._busy = False
         self._observations: list[tuple] = []
@@ -158,6 +162,7 @@ class DiDAViews:
         """New results, classes or status: follow the run's current overlays and relabel the views."""
         if self.run is None:
             return
+        self._scales.clear()  # new results: the feature-scale maps are computed again on the next hover
         self._assign_layers()
         self.update_texts(force=True)
 
@@ -173,6 +178,7 @@ class DiDAViews:
         views 1 to 3, fitted to the B-scans and on B-scan ``bscan`` (default: the one shown, else the first
         finished)."""
         self.run = run
+        self._scales.clear()
         self._watch_run(run)
         self._assigned.clear()
         self._assign_layers()
@@ -207,11 +213,27 @@ class DiDAViews:
         self.square_voxels = bool(square)
         self.fit()
 
+    @property
+    def overlays(self) -> list:
+        """What views 1 to 3 show: the run's classes, best first, or a comparison's A, B and A vs B."""
+        if self.comparison is not None:
+            return self.comparison.overlays
+        return self.run.overlays if self.run is not None else []
+
+    def set_comparison(self, comparison) -> None:
+        """Show a ``compare.Comparison`` in views 1 to 3, or (None) the run's top three classes again."""
+        self.comparison = comparison
+        if self.run is not None:
+            self._assign_layers()
+            self.update_texts(force=True)
+
     def _assign_layers(self) -> None:
-        """Views show the input volume; view i (1..3) shows the overlay of the run's class ranked i."""
+        """Views show the input volume; view i (1..3) shows the overlay of the run's class ranked i (or of a
+        comparison: A, B, A vs B)."""
         volume_id = self.run.volume.GetID()
+        overlays = self.overlays
         for i, name in enumerate(VIEW_NAMES):
-            overlay = self.run.overlays[i - 1] if 0 < i <= len(self.run.overlays) else None
+            overlay = overlays[i - 1] if 0 < i <= len(overlays) else None
             wanted = (volume_id, None, overlay.labels.GetID() if overlay is not None else None)
             if self._assigned.get(name) != wanted:
                 self._assigned[name] = wanted
@@ -312,11 +334,43 @@ class DiDAViews:
         ras = [0.0, 0.0, 0.0]
         if caller.GetCursorPositionRAS(ras):
             caller.SetCrosshairRAS(ras)
+            readout = (over.GetLayoutName(), self.scale_readout(over.GetLayoutName(), ras))
+            if readout != self.readout:
+                self.readout = readout
+                self.update_texts(force=True)
+
+    def scale_readout(self, name: str, ras) -> str:
+        """Under the cursor in class view ``name``: the grid size at which that class's evidence is strongest and
+        its cell size in mm (``maps.scale``), or "" where nothing is known (no d here, outside the B-scan)."""
+        from ..maps.scale import feature_scale, scale_readout
+
+        ex, overlays, i = self.explanation, self.overlays, CLASS_VIEWS.index(name) if name in CLASS_VIEWS else -1
+        if ex is None or not 0 <= i < len(overlays) or overlays[i].class_index < 0:
+            return ""
+        to_ijk = vtk.vtkMatrix4x4()
+        self.run.volume.GetRASToIJKMatrix(to_ijk)
+        col, row, k = (round(v) for v in to_ijk.MultiplyPoint([*ras, 1.0])[:3])
+        depth, width = ex.bscan_shape
+        if k not in ex.results or not (0 <= row < depth and 0 <= col < width):
+            return ""
+        key = (k, overlays[i].class_index)
+        if key not in self._scales:  # one map per B-scan and class, computed on the first hover
+            self._scales[key] = feature_scale(ex.results[k], key[1], ex.bscan_shape)
+        lateral, axial, _ = self.run.volume.GetSpacing()
+        return scale_readout(self._scales[key], row, col, ex.bscan_shape, (lateral, axial))
 
     # -- labels --------------------------------------------------------------------------------------------------------
 
     def texts(self) -> dict[str, str]:
-        """The label of every view for the B-scan shown: its number and state, then each class with its score."""
+        """The label of every view for the B-scan shown: its number and state, then each class with its score (and,
+        in the view under the cursor, the feature-scale readout)."""
+        out = self._texts()
+        name, readout = self.readout
+        if readout and out.get(name):
+            out[name] += "\n" + readout
+        return out
+
+    def _texts(self) -> dict[str, str]:
         run = self.run
         if run is None:
             return {name: "" for name in VIEW_NAMES}
@@ -327,12 +381,17 @@ class DiDAViews:
         out = {BSCAN_VIEW: f"B-scan {k}" + ("" if state == "finished" else f" ({state})")}
         mode = run.setting("Score")
         indices, names, scores = read_scores(run.table) if state == "finished" else ([], [], None)
+        overlays = self.overlays
         for i, name in enumerate(CLASS_VIEWS):
-            if i >= len(run.overlays):
+            if i >= len(overlays):
                 out[name] = ""
                 continue
-            cls = run.overlays[i].class_name
-            if state == "finished":
+            cls = overlays[i].class_name
+            pair = overlays[i].labels.GetAttribute(CONTRAST)
+            if pair:
+                a, _, b = pair.partition("\t")
+                out[name] = f"{a} vs {b}  (red: {a} rather than {b}; blue: {b} rather than {a})"
+            elif state == "finished":
                 found = cls in names and k in indices
                 score = float(scores[indices.index(k), names.index(cls)]) if found else None
                 out[name] = f"{cls}  {score_text(score, mode)}"

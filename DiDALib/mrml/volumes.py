@@ -15,11 +15,11 @@ import numpy as np
 import vtk
 from vtkmodules.util import numpy_support
 
-from ..io.volume import OCTVolume, to_unit_range
+from ..io.volume import GEOMETRIES, OCTVolume, to_unit_range
 
 #: Node attributes that carry an ``OCTVolume``'s provenance through the scene (and a saved scene).
 OCT_ATTRIBUTE = "DiDA.OCT"
-_PROVENANCE = ("laterality", "source", "format", "spacing_placeholder", "spacing_unit")
+_PROVENANCE = ("laterality", "source", "format", "spacing_placeholder", "spacing_unit", "geometry")
 
 
 def nodes_of_class(scene, class_name: str) -> list:
@@ -163,7 +163,15 @@ def oct_from_volume_node(node) -> OCTVolume:
         spacing_placeholder=(attr("spacing_placeholder") == "True"),
         spacing_unit=attr("spacing_unit") or "mm",
         metadata=metadata,
+        geometry=scan_geometry(node),
     )
+
+
+def scan_geometry(node) -> str:
+    """How a volume node's B-scans lie: "cartesian" (parallel slices), "circle" or "radial" (``io.volume``), as
+    DiDA's reader recorded it; volumes that DiDA did not read are taken as Cartesian."""
+    value = node.GetAttribute(f"{OCT_ATTRIBUTE}.geometry") if node is not None else None
+    return value if value in GEOMETRIES else "cartesian"
 
 
 def add_volume_like(scene, reference, name: str, class_name: str = "vtkMRMLLabelMapVolumeNode",
@@ -234,3 +242,14 @@ def show_volume(app_logic, node, fit: bool = True) -> None:
     else:
         selection.SetActiveVolumeID(node.GetID())
     app_logic.PropagateVolumeSelection(int(fit))
+
+
+def load_oct_node(scene, path, name: str | None = None, app_logic=None):
+    """Read an OCT file or folder (``io.registry``) into a new volume node, B-scans as axial slices; with
+    ``app_logic`` it is shown in the slice views as the Volumes reader shows what Add Data reads."""
+    from ..io.registry import load_oct
+
+    node = add_oct_volume(scene, load_oct(path), name)
+    if app_logic is not None:
+        show_volume(app_logic, node)
+    return node

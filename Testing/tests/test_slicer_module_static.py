@@ -95,8 +95,27 @@ def test_every_bound_parameter_exists_on_the_parameter_node(tree, ui):
     bound = ui_bindings(ui)
     missing = sorted(set(bound) - set(fields))
     assert not missing, f"DiDA.ui binds parameters that DiDAParameterNode lacks: {missing}"
-    unbound = sorted(set(fields) - set(bound))
+    unbound = sorted(set(fields) - set(bound) - set(code_wired(tree)))
     assert not unbound, f"parameters without a widget: {unbound}"
+
+
+def code_wired(tree) -> tuple[str, ...]:
+    """Parameters whose widgets DiDA.py fills and reads itself (``CODE_WIRED``)."""
+    found = [n.value for n in tree.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "CODE_WIRED"]
+    return tuple(ast.literal_eval(found[0])) if found else ()
+
+
+def test_code_wired_parameters_are_read_and_written_by_the_widget(tree, ui):
+    """Compare's class combo boxes list the shown run's classes: DiDA.py fills them and writes the choice back."""
+    fields = parameter_fields(tree)
+    text = MODULE.read_text(encoding="utf-8")
+    assert code_wired(tree) == ("compareClassA", "compareClassB")
+    for name in code_wired(tree):
+        assert ast.unparse(fields[name]) == "str", name
+        box = f"{name}ComboBox"
+        assert ui_widgets(ui).get(box) == "QComboBox", f"DiDA.ui has no combo box {box}"
+        assert f"p.{name}" in text and f"self._parameterNode.{name} = self.ui.{box}.currentText" in text, name
+    assert ui_bindings(ui).get("compareOn") == "QCheckBox"
 
 
 def test_bound_widgets_have_a_gui_connector_for_their_type(tree, ui):
