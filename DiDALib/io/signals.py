@@ -4,6 +4,10 @@ output folder, the clean-up itself) defer them until they are done.
 
 Python turns only SIGINT into an exception by default; SIGTERM (``kill``, a batch system's time limit) and SIGHUP
 (a closed terminal or SSH session) end the process at once, without running any clean-up.
+
+A signal that arrives while Python imports a module is raised only once that import is done: an exception in the
+middle of one leaves it half-imported, and a C extension such as numpy's then refuses to load again ("cannot load
+module more than once per process"), so a Ctrl-C at start-up (torch importing) became an unexpected error.
 """
 
 from __future__ import annotations
@@ -28,7 +32,27 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-def _raise(signum, _frame):
+#: How often a signal held during an import is tried again (seconds).
+IMPORT_RETRY = 0.05
+
+
+def _importing(frame) -> bool:
+    """Whether ``frame`` (where the signal interrupted) runs inside an import."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raise(signum, frame):
+    if _importing(frame):
+        # Sent again shortly: by then the import is done and it raises (or, if the block has ended, it meets the
+        # handler in place then). A thread only sends it; the handler always runs in the main thread.
+        timer = threading.Timer(IMPORT_RETRY, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
+        return
     raise Interrupted(signum)
 
 
