@@ -15,6 +15,7 @@ Sizes are given for a 256 x 384 B-scan and scale with ``depth`` and ``width``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -406,10 +407,11 @@ def make_dataset(n_per_class: int, seed: int, depth: int = 256, width: int = 384
     return images, labels, masks
 
 
-def make_volume(n_bscans: int = 9, seed: int = 0, depth: int = 256, width: int = 384
-                ) -> tuple[np.ndarray, list[str], np.ndarray]:
+def make_volume(n_bscans: int = 9, seed: int = 0, depth: int = 256, width: int = 384,
+                labels: Sequence[str] | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
     """A demo volume of one eye: B-scans top to bottom through the macula, normal at the periphery and lesions
-    of several classes near the centre, where the foveal pit is deepest.
+    of several classes near the centre, where the foveal pit is deepest. ``labels`` (one class per B-scan) puts
+    chosen findings in chosen B-scans instead, e.g. one lesion class spanning known B-scans.
 
     Returns the B-scans (n, depth, width) float32, their class names and their lesion masks (n, depth, width)."""
     if n_bscans < 1:
@@ -419,9 +421,13 @@ def make_volume(n_bscans: int = 9, seed: int = 0, depth: int = 256, width: int =
     lesions = CLASSES[1:]
     offsets = np.linspace(-1.0, 1.0, n_bscans) if n_bscans > 1 else np.zeros(1)
     central = [i for i in np.argsort(np.abs(offsets), kind="stable") if abs(offsets[i]) <= 0.65]
-    labels = ["normal"] * n_bscans
-    for rank, i in enumerate(sorted(central)):
-        labels[i] = lesions[rank % len(lesions)]
+    if labels is None:
+        labels = ["normal"] * n_bscans
+        for rank, i in enumerate(sorted(central)):
+            labels[i] = lesions[rank % len(lesions)]
+    elif len(labels) != n_bscans or any(lbl not in CLASSES for lbl in labels):
+        raise ValueError(f"labels must name one of {CLASSES} for each of the {n_bscans} B-scans, got {labels!r}")
+    labels = list(labels)
     images = np.empty((n_bscans, depth, width), dtype=np.float32)
     masks = np.empty((n_bscans, depth, width), dtype=bool)
     for i, t in enumerate(offsets):

@@ -92,6 +92,14 @@ def grid_size(key: GridKey) -> int:
     return key.n if isinstance(key, OffsetGrid) else int(key)
 
 
+def size_groups(grids: Sequence[GridKey]) -> dict[int, list[GridKey]]:
+    """The grids of each size n, sizes coarse to fine, each size's grids in the order given (its shifted grids)."""
+    groups: dict[int, list[GridKey]] = {}
+    for n in sorted({grid_size(g) for g in grids}):
+        groups[n] = [g for g in grids if grid_size(g) == n]
+    return groups
+
+
 def grid_offsets(key: GridKey) -> tuple[Fraction, Fraction]:
     """(row, column) shift of a grid key as fractions of a cell."""
     return (key.rows, key.cols) if isinstance(key, OffsetGrid) else (Fraction(0), Fraction(0))

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..engine.grid import check_weights
 from ..engine.result import DiDAResult
-from .mixing import cell_values
+from .mixing import weighted_parts
 
 
 @dataclass
@@ -40,17 +40,12 @@ class EnFaceMap:
 def evidence_parts(result: DiDAResult, class_index: int | str, shape: tuple[int, int] | None = None,
                    weights: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(positive, negative) per pixel: ``sum_i w_i max(+-d_i, 0)`` over the grids, linear in d (float32)."""
-    k = result.class_index(class_index)
-    w = check_weights(weights, result.grids)
-    _, _, h, wd = result.region
-    out = shape if shape is not None else (h, wd)
-    pos = np.zeros(out, np.float32)
-    neg = np.zeros(out, np.float32)
-    for wi, n in zip(w, result.grids):
-        d = result.deltas[n][k].ravel().astype(np.float32)
-        pos += cell_values(result, n, np.float32(wi) * np.clip(d, 0, None), shape)
-        neg += cell_values(result, n, np.float32(wi) * np.clip(-d, 0, None), shape)
-    return pos, neg
+
+    def parts(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        d = d.astype(np.float32)
+        return np.clip(d, 0, None), np.clip(-d, 0, None)
+
+    return weighted_parts(result, result.class_index(class_index), check_weights(weights, result.grids), parts, shape)
 
 
 def enface_map(results: Mapping[int, DiDAResult], class_index: int | str, n_bscans: int,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..engine.grid import grid_size
+from ..engine.grid import size_groups
 from ..engine.result import DiDAResult
 from .mixing import cell_map
 
@@ -30,10 +30,9 @@ def evidence_map(result: DiDAResult, class_index: int | str, shape: tuple[int, i
     k = result.class_index(class_index)
     _, _, h, w = result.region
     out_shape = tuple(int(v) for v in shape) if shape is not None else (h, w)
-    sizes = sorted({grid_size(g) for g in result.grids})
+    sizes = size_groups(result.grids)
     total = np.zeros(out_shape, dtype=np.float64)
-    for n in sizes:
-        grids = [g for g in result.grids if grid_size(g) == n]
+    for grids in sizes.values():
         for g in grids:
             d = result.deltas[g][k].ravel().astype(np.float64)
             total += d[cell_map(result, g, shape)] / len(grids)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -140,20 +140,33 @@ def mixed_image(
     evidence over all classes); pass one scale (``saturation_scale`` of a whole run) to compare B-scans.
     ``shape`` resamples onto another pixel grid."""
     k = result.class_index(class_index)
-    grids = result.grids
-    w = check_weights(weights, grids)
+    w = check_weights(weights, result.grids)
     scale = saturation_scale(result, weights=w, gamma=gamma) if scale is None else float(scale)
+
+    def parts(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a = brightness(d, scale, gamma)
+        return np.where(d >= 0, a, 0), np.where(d < 0, a, 0)
+
+    pos, neg = weighted_parts(result, k, w, parts, shape)
+    return MixedImage(pos, neg, k, scale, w)
+
+
+def weighted_parts(result: DiDAResult, class_index: int, weights: np.ndarray,
+                   parts: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                   shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(sum_i w_i P(d_i), sum_i w_i N(d_i))`` per pixel over the result's grids (float32), where ``parts`` maps a
+    grid's d (its cells, flat) to their positive and negative parts (P, N): the one accumulation behind a Mixed
+    Image (brightness of each sign) and the en-face evidence (linear d of each sign). ``weights``: one per grid."""
     _, _, h, wd = result.region
     out = shape if shape is not None else (h, wd)
     pos = np.zeros(out, dtype=np.float32)
     neg = np.zeros(out, dtype=np.float32)
-    for wi, n in zip(w, grids):
-        d = result.deltas[n][k].ravel()
-        a = brightness(d, scale, gamma)
+    for wi, n in zip(weights, result.grids):
+        p, q = parts(result.deltas[n][class_index].ravel())
         # Weighted on the n x n cells, then painted: one image-sized temporary per grid and sign.
-        pos += cell_values(result, n, (np.float32(wi) * np.where(d >= 0, a, 0)).astype(np.float32), shape)
-        neg += cell_values(result, n, (np.float32(wi) * np.where(d < 0, a, 0)).astype(np.float32), shape)
-    return MixedImage(pos, neg, k, scale, w)
+        pos += cell_values(result, n, (np.float32(wi) * p).astype(np.float32), shape)
+        neg += cell_values(result, n, (np.float32(wi) * q).astype(np.float32), shape)
+    return pos, neg
 
 
 def mixed_images(result: DiDAResult, classes: Sequence[int | str], weights=None, scale=None, shape=None) -> list[MixedImage]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine.grid import grid_size
+from ..engine.grid import size_groups
 from ..engine.result import DiDAResult
 from .mixing import cell_values
 
@@ -52,8 +52,7 @@ def normalised_evidence(result: DiDAResult, class_index: int | str, shape: tuple
     k = result.class_index(class_index)
     _, _, h, w = result.region
     out = []
-    for n in grid_sizes(result.grids):
-        keys = [g for g in result.grids if grid_size(g) == n]
+    for n, keys in size_groups(result.grids).items():
         total = None
         for g in keys:
             d = result.deltas[g][k].ravel().astype(np.float32)
@@ -66,7 +65,7 @@ def normalised_evidence(result: DiDAResult, class_index: int | str, shape: tuple
 
 def grid_sizes(grids) -> tuple[int, ...]:
     """The distinct grid sizes n of a schedule, coarse to fine (a size with shifted grids counts once)."""
-    return tuple(sorted({grid_size(g) for g in grids}))
+    return tuple(size_groups(tuple(grids)))
 
 
 def feature_scale(result: DiDAResult, class_index: int | str, shape: tuple[int, int] | None = None,

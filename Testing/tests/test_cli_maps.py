@@ -126,3 +126,36 @@ def test_a_volume_without_a_fundus_says_why(tmp_path, capsys, package, volume):
     out = tmp_path / "out"
     assert _run(capsys, "explain", volume, "--model", package, "--out", out, *FAST)[0] == 0
     assert json.loads((out / "run.json").read_text())["enface_on_fundus"] == "not drawn: the file has no fundus image"
+
+
+def test_every_map_is_written_for_the_evidence_schedule(tmp_path, capsys, package, volume):
+    """``--grids evidence`` (shifted grids): the contrast, scale and en-face files and every figure are written and
+    are the maps of the saved shifted-grid d; the scale colour table lists the schedule's three sizes."""
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, "explain", volume, "--model", package, "--out", out, "--bscans", "1,3", "--grids",
+                        "evidence", "--view", "classes,contrast,scale", "--device", "cpu", "--quiet")
+    assert code == 0, err
+    run = json.loads((out / "run.json").read_text())
+    ex = load_results(out / "dida_results.npz")
+    assert run["grid_schedule"] == "evidence" and len(ex.results[1].grids) == 12
+    assert len(run["contrasts"]) == 2
+    for c in run["contrasts"]:
+        labels = _array(out / c["files"]["label"])
+        m = mixed_image(contrast_result(ex.results[3], *c["classes"]), 0, ex.weights, run["contrast_scale"],
+                        ex.bscan_shape)
+        np.testing.assert_array_equal(labels[3], encode_labels(m.positive, m.negative))
+    for name in run["classes_shown"]:
+        k = list(ex.class_names).index(name)
+        cf = run["class_files"][name]
+        scale = _array(out / cf["scale"])
+        np.testing.assert_array_equal(scale[1], feature_scale(ex.results[1], k, ex.bscan_shape).grid)
+        assert set(np.unique(scale[1])) <= {0, 7, 11, 15}
+        e = sitk.GetArrayFromImage(sitk.ReadImage(str(out / cf["enface"])))
+        np.testing.assert_allclose(e[..., 1], enface_map(ex.results, k, 4, ex.bscan_shape, ex.weights).negative,
+                                   equal_nan=True)
+    table = (out / "DiDA-Scale.ctbl").read_text().splitlines()
+    assert [line.split()[0] for line in table[1:]] == ["0", "7", "11", "15"]
+    figures = {f"figures/{p.name}" for p in (out / "figures").iterdir()}
+    assert figures == {"figures/dida_enface.png"} | {f"figures/dida_{kind}_bscan{i:03d}.png"
+                                                     for kind in ("view", "contrast", "scale") for i in (1, 3)}
+    assert set(run["files"]) >= figures | {"report.html", "DiDA-Scale.ctbl"}

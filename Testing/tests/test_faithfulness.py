@@ -10,6 +10,9 @@ small set: one phantom per lesion class, one DiDA run each over the paper's grid
     requires of every run, and each metric gives its known value on hand-made maps.
 (d) DiDA's evidence map on the evidence schedule points at the lesion, and is ahead of the random and centre maps
     and of the paper's Mixed Image as displayed.
+(e) The maps beyond the paper (issue 15): the contrast map of the true class against its runner-up puts its red
+    mass on the lesion about as well as the true class's own map (within a measured margin, see the test), and the
+    en-face map of a phantom volume whose lesion spans known B-scans lights those B-scans and the lesion's A-scans.
 
 A Mixed Image paints whole cells and cannot place evidence more finely than its finest cell, so for (a) and (b) the
 lesion mask is dilated by one cell of the finest grid (12 rows and 18 columns of a 256 x 384 B-scan). Evidence
@@ -33,9 +36,11 @@ from DiDALib.evaluation import baselines as B
 from DiDALib.evaluation import metrics as M
 from DiDALib.evaluation.cases import LESIONS, Case, phantom_cases
 from DiDALib.evaluation.dida_runs import part
+from DiDALib.maps.contrast import contrast_result
+from DiDALib.maps.enface import enface_map
 from DiDALib.models.package import demo_model_path, load_model_package
-from DiDALib.phantom import CLASSES, make_dataset
-from DiDALib.pipeline import ExplainSettings, engine_fill
+from DiDALib.phantom import CLASSES, make_dataset, make_volume
+from DiDALib.pipeline import ExplainSettings, VolumeExplainer, engine_fill
 
 SEED = 2027  # not used by train_demo_model.py (seeds spawned from 1 and 2) nor by the benchmark (31337, 4099)
 PER_CLASS = 1  # one phantom per lesion class: 4 DiDA runs of 3,057 passes, about 20 s on two CPU cores
@@ -204,3 +209,64 @@ def test_evidence_map_points_at_the_lesion_and_beats_the_display_and_the_sanity_
         assert ahead(metric, "centre") or metric == "pointing" and ev[metric] == 1.0, f"centre ahead on {metric}"
     for metric in ("mass", "deletion", "abpc"):
         assert ahead(metric, "mixed_display"), f"the Mixed Image as displayed is ahead on {metric}"
+
+
+#: How much less of its red mass the contrast (true class vs runner-up) may put on the lesion than the true class's
+#: own map. Measured on these phantoms (seed 2027, the paper's grids, the background fill, probabilities): own /
+#: contrast 62.9 / 59.9 % (drusen), 62.5 / 59.7 (wet AMD), 83.7 / 82.9 (macular oedema), 63.1 / 62.3 (geographic
+#: atrophy). The contrast is a little less concentrated on every class, not more: the runner-up also gains where
+#: cells away from the lesion are hidden (its negative d off the lesion is about as large as on it), and
+#: subtracting d_B turns that into red away from the lesion. The issue's "at least as well" holds to within 3
+#: points, so that is what is asserted, with room for the platform's float noise.
+CONTRAST_MARGIN = 0.05
+
+
+@pytest.mark.parametrize("label", LESIONS)
+def test_contrast_against_the_runner_up_is_on_the_lesion_about_as_well_as_the_class_map(runs, label):
+    """(e) The contrast "true class rather than its runner-up" is red on the lesion: most of its red mass lies on
+    the dilated lesion, far above the lesion's share of the B-scan, and within ``CONTRAST_MARGIN`` of the true
+    class's own Mixed Image (linear brightness, as in (a))."""
+    for run in (r for r in runs if r.case.label == label):
+        paper = part(run.result, PAPER_GRIDS)
+        k = run.case.class_index
+        runner_up = next(int(j) for j in np.argsort(-paper.base_scores, kind="stable") if j != k)
+        own = M.relevance_mass(mixed_image(paper, k, shape=(DEPTH, WIDTH), gamma=1.0).positive, run.dilated)
+        contrast = mixed_image(contrast_result(paper, k, runner_up), 0, shape=(DEPTH, WIDTH), gamma=1.0).positive
+        mass, coverage = M.relevance_mass(contrast, run.dilated), float(run.dilated.mean())
+        print(f"\n[faithfulness e] {label} vs {CLASSES[runner_up]}: contrast red mass on the lesion {mass:.1%}, the "
+              f"class's own map {own:.1%}; the dilated mask covers {coverage:.1%}")
+        assert contrast.sum() > 0, f"{label}: the contrast has no red at all"
+        assert mass > 0.5 and mass > 3 * coverage, f"{label}: {mass:.1%} of the contrast's red mass on the lesion"
+        assert mass >= own - CONTRAST_MARGIN, f"{label}: contrast {mass:.1%} against the class's own {own:.1%}"
+
+
+ENFACE_GRIDS = (7, 11)  # two aligned grids: 170 passes a B-scan, about 1.5 s for the 4 B-scans on two cores
+
+
+@pytest.mark.parametrize("label", LESIONS)
+def test_enface_map_lights_the_bscans_and_ascans_of_a_lesion(demo, label):
+    """(e) A phantom eye of 4 B-scans with the lesion in B-scans 1 and 2 only: the lesion class's en-face positive
+    evidence lies mostly in those two B-scans, and within each its strongest A-scan and most of its mass lie on
+    the lesion's A-scans (dilated by one cell of the finer grid). Scored as log-odds: the en-face map compares
+    B-scans, and probabilities near 1 on the lesion B-scans would flatten their evidence (README, "Score modes")."""
+    labels = ["normal", label, label, "normal"]
+    bscans, labels, masks = make_volume(4, seed=SEED, depth=DEPTH, width=WIDTH, labels=labels)
+    ex = VolumeExplainer(demo, ExplainSettings(grids=ENFACE_GRIDS, score="log-odds", device="cpu")).explain_all(bscans)
+    k = CLASSES.index(label)
+    assert [int(np.argmax(s)) for s in ex.scores()[1:3]] == [k, k], f"the demo model misses the {label} B-scans"
+    m = enface_map(ex.results, k, 4, ex.bscan_shape, ex.weights)
+    share = float(m.positive[1:3].sum() / m.positive.sum())
+    print(f"\n[faithfulness e] en-face {label}: {share:.1%} of the positive evidence in the 2 lesion B-scans of 4")
+    # Measured (seed 2027): 84.5 % drusen, 90.2 wet AMD, 71.4 macular oedema, 73.3 geographic atrophy; an even
+    # spread over the 4 B-scans would put 50 % there.
+    assert share > 0.6, f"{label}: only {share:.1%} of the en-face evidence in the lesion's B-scans"
+    cell = round(WIDTH / max(ENFACE_GRIDS))
+    for i in (1, 2):
+        columns = M.dilate(masks[i].any(axis=0)[None], (0, cell))[0]
+        col_share, coverage = float(m.positive[i][columns].sum() / m.positive[i].sum()), float(columns.mean())
+        print(f"[faithfulness e]   B-scan {i}: strongest A-scan {int(np.argmax(m.positive[i]))}, lesion A-scans "
+              f"{np.flatnonzero(masks[i].any(axis=0))[[0, -1]]}, {col_share:.1%} of the mass on them ({coverage:.1%} "
+              "of the A-scans)")
+        assert columns[int(np.argmax(m.positive[i]))], f"{label}, B-scan {i}: strongest A-scan off the lesion"
+        # Measured: 83-98 % of the mass on 38-60 % of the A-scans.
+        assert col_share > 0.7 and col_share > 1.3 * coverage, f"{label}, B-scan {i}: {col_share:.1%} on the lesion"

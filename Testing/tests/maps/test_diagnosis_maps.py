@@ -178,3 +178,63 @@ def test_enface_lies_on_the_fundus_where_its_ascans_were_taken():
         enface_on_fundus(m, positions[[0, 1, 2, 4, 3]], (40, 40), (0.1, 0.1))
     with pytest.raises(ValueError, match="single B-scan"):
         enface_on_fundus(EnFaceMap(pos[:1], pos[:1], 0), positions[:1], (40, 40), (0.1, 0.1))
+
+
+# -- every map on a result of shifted grids (the evidence schedule) --------------------------------------------------
+
+def _shifted(classes: int = 3, sizes=(3, 4)) -> tuple[DiDAResult, np.ndarray, np.ndarray]:
+    """A linear scorer explained on ``sizes`` at 2 x 2 half-cell offsets (fill 0): the result, the weights (K, H, W)
+    times the image (every d is a cell's sum of them) and the image."""
+    from DiDALib import offset_grids
+
+    shape = (1, 18, 26)
+    model = LinearScorer(shape, classes=classes, seed=11)
+    image = np.random.default_rng(4).random(shape, dtype=np.float32)
+    result = DiDAEngine(model, device="cpu", score="logits", fill=0.0).explain(image, grids=offset_grids(sizes, 2))
+    return result, model.weight.detach().double().numpy()[:, 0] * image[0], image
+
+
+def _painted(result: DiDAResult, g, weight: np.ndarray) -> np.ndarray:
+    """(H, W): each pixel's cell sum of ``weight`` on grid g, the closed-form d of a linear scorer with fill 0."""
+    from DiDALib.maps.mixing import cell_map
+
+    cells = cell_map(result, g)
+    return np.bincount(cells.ravel(), weights=weight.ravel(), minlength=cells.max() + 1)[cells]
+
+
+def test_contrast_of_shifted_grids_is_the_difference_of_the_class_weights_per_cell():
+    result, wx, _ = _shifted()
+    assert len(result.grids) == 8 and any(not isinstance(g, int) for g in result.grids)
+    c = contrast_result(result, 2, 0)
+    assert c.grids == result.grids
+    for g in result.grids:
+        from DiDALib.maps.mixing import cell_values
+
+        np.testing.assert_allclose(cell_values(c, g, c.deltas[g][0]), _painted(result, g, wx[2] - wx[0]), atol=1e-4)
+    m = mixed_image(c, 0)  # mixed and scaled as a class map, one weight per size shared by its shifted grids
+    assert m.positive.shape == (18, 26) and m.scale == pytest.approx(saturation_scale(c))
+
+
+def test_feature_scale_of_shifted_grids_averages_each_sizes_grids():
+    result, wx, _ = _shifted()
+    e = normalised_evidence(result, 1)
+    assert e.shape == (2, 18, 26) and feature_scale(result, 1).grids == (3, 4)
+    for s, n in enumerate((3, 4)):
+        grids = [g for g in result.grids if (g if isinstance(g, int) else g.n) == n]
+        assert len(grids) == 4
+        expected = np.mean([np.abs(_painted(result, g, wx[1])) for g in grids], axis=0) * n / np.sqrt(18 * 26)
+        np.testing.assert_allclose(e[s], expected, rtol=1e-4, atol=1e-6)
+    scale = feature_scale(result, 1)
+    np.testing.assert_array_equal(scale.grid, np.where(scale.grid > 0, np.array([3, 4])[np.argmax(e, axis=0)], 0))
+
+
+def test_enface_of_shifted_grids_weighs_each_grid_by_its_sizes_share():
+    result, wx, _ = _shifted()
+    result.index = 0
+    m = enface_map({0: result}, 0, 2, (18, 26))
+    w = {3: 1.0 / 4 / 2.5, 4: 1.5 / 4 / 2.5}  # sizes 3 and 4 weigh 1.0 and 1.5, each shared by its 4 grids
+    pos = sum(w[g if isinstance(g, int) else g.n] * np.clip(_painted(result, g, wx[0]), 0, None) for g in result.grids)
+    neg = sum(w[g if isinstance(g, int) else g.n] * np.clip(-_painted(result, g, wx[0]), 0, None) for g in result.grids)
+    np.testing.assert_allclose(m.positive[0], pos.max(axis=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(m.negative[0], neg.max(axis=0), rtol=1e-4, atol=1e-6)
+    assert list(m.explained) == [True, False]
