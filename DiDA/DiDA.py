@@ -135,7 +135,7 @@ class DiDAParameterNode:
     gridPreset: GridPreset = GridPreset.paper
     customGrids: str = "7, 11, 15"
     customWeights: str = ""
-    fill: FillChoice = FillChoice.black
+    fill: FillChoice = FillChoice.background
     scoreMode: ScoreChoice = ScoreChoice.model
     classChoice: ClassChoice = ClassChoice.top3
     classNames: str = ""
