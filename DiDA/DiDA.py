@@ -24,7 +24,7 @@ from DiDASlicer.parameters import (
     ScopeChoice,
     ScoreChoice,
 )
-from DiDASlicer.widgets import fill_combos
+from DiDASlicer.widgets import device_text, export_results, fill_combos
 from slicer import vtkMRMLScalarVolumeNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -191,6 +191,8 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.explainBScanButton.connect("clicked(bool)", lambda: self._explain(current=True))
         self.ui.explainVolumeButton.connect("clicked(bool)", self.onExplainVolume)
         self.ui.showLayoutButton.connect("clicked(bool)", self.onShowLayout)
+        self.ui.exportButton.connect("clicked(bool)", lambda: export_results(self.logic.controller,
+                                                                            self._parameterNode.inputVolume))
         for box in (self.ui.compareClassAComboBox, self.ui.compareClassBComboBox):
             box.connect("activated(int)", self._onCompareClasses)
         self.ui.deviceLabel.text = self.logic.deviceText()
@@ -262,7 +264,7 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.rangeWidget.enabled = p.scope == ScopeChoice.range
         self.ui.explainBScanButton.enabled = bool(volume) and not running
         self.ui.explainVolumeButton.enabled = bool(volume) or running
-        self.ui.showLayoutButton.enabled = self.logic.latestRun(volume) is not None
+        self.ui.showLayoutButton.enabled = self.ui.exportButton.enabled = self.logic.latestRun(volume) is not None
         model = (p.useDemoModel, str(p.modelFolder))
         if model != self._modelShown:
             self._modelShown = model
@@ -392,7 +394,7 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.explainBScanButton.enabled = not running and bool(volume)
         self.ui.progressBar.visible = running
         self.ui.showLayoutButton.enabled = running or self.logic.latestRun(volume) is not None
-
+        self.ui.exportButton.enabled = self.logic.latestRun(volume) is not None
 
 #
 # DiDALogic
@@ -427,11 +429,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
     # -- choices -----------------------------------------------------------------------------------------------------
 
     def deviceText(self) -> str:
-        device = self._controller.device() if self._controller is not None else None
-        if device is None:
-            return _("Detected when DiDA first runs (in its own process, where PyTorch is loaded)")
-        return (_("Running on CUDA GPU {name}").format(name=device[1]) if device[0].startswith("cuda")
-                else _("Running on the CPU: a B-scan takes tens of seconds with the paper's grids"))
+        return device_text(self._controller)
 
     @property
     def trust(self):

@@ -16,7 +16,7 @@ from ..engine.scores import AUTO, SCORE_MODES
 from ..footprint import parse_size
 from ..io.output_dir import RUN_FORMAT, check_output, staged_output
 from ..io.registry import describe_formats, load_oct
-from ..io.run_folder import seal_run, write_run_files
+from ..io.run_folder import seal_run, spacing_field, volume_fields, write_run_files
 from ..io.run_maps import MapChoices
 from ..io.volume import OCTVolume
 from ..models.package import ModelPackage, demo_model_path, load_model_package
@@ -202,9 +202,7 @@ def _summary(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings
     return {
         "format": RUN_FORMAT,
         "dida_version": __version__,
-        "input": volume.source,
-        "input_format": volume.format,
-        **({"scan_geometry": volume.describe()} if not volume.cartesian else {}),
+        **volume_fields(volume),
         "model": str(package.path),
         "model_name": package.spec.name,
         "demo_model": package.spec.demo,
@@ -221,7 +219,7 @@ def _summary(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings
         "saturation_scale": explanation.scale(),
         "seconds": round(seconds, 2),
         "masked_images_per_bscan": passes - 1,
-        "spacing_mm" if volume.spacing_unit == "mm" else "spacing_pixels": list(volume.spacing),
+        **spacing_field(volume),
     }
 
 

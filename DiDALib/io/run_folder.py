@@ -17,6 +17,17 @@ from .run_maps import MapChoices, plan_maps, write_map_figures, write_map_output
 from .volume import OCTVolume
 
 
+def volume_fields(volume: OCTVolume) -> dict:
+    """What ``run.json`` says about the input volume: its source and format, a non-Cartesian scan's geometry,
+    and its spacing (in mm, or in pixels when the file gave none)."""
+    return {"input": volume.source, "input_format": volume.format,
+            **({"scan_geometry": volume.describe()} if not volume.cartesian else {})}
+
+
+def spacing_field(volume: OCTVolume) -> dict:
+    return {"spacing_mm" if volume.spacing_unit == "mm" else "spacing_pixels": list(volume.spacing)}
+
+
 def write_run_files(stage: Path, volume: OCTVolume, explanation: VolumeExplanation, classes: Sequence[int],
                     summary: dict, figures: bool = True, point: tuple[int, int] | None = None,
                     truths: Sequence[str] | None = None, maps: MapChoices = MapChoices(), report: bool = True) -> None:

@@ -108,6 +108,18 @@ class DiDAController:
         runs = find_runs(volume.GetScene(), volume)
         return runs[-1] if runs else None
 
+    def shown_session(self, volume=None) -> ExplainSession | None:
+        """The session whose run the DiDA View shows (none shown: the volume's latest run), if it has its results."""
+        s, views = self.session, self.views
+        run = views.run if views is not None and views.attached else self.latest_run(volume)
+        return s if s is not None and s.run is not None and s.run is run else None
+
+    def export(self, folder, volume=None, force: bool = False):
+        """Export results: the shown run's folder, as ``dida explain`` writes it (``export.export_session``)."""
+        from .export import export_session
+
+        return export_session(folder, self.shown_session(volume), force)
+
     def device(self) -> tuple[str, str] | None:
         """The device the worker runs on and its name, once a run has told."""
         info = self.session.info if self.session is not None else None
