@@ -24,7 +24,8 @@ from DiDASlicer.parameters import (
     ScopeChoice,
     ScoreChoice,
 )
-from DiDASlicer.widgets import device_text, export_results, fill_combos
+from DiDASlicer.widgets import (device_text, enface_click_ras, enface_interactor, export_results, fill_combos,
+                                show_failure)
 from slicer import vtkMRMLScalarVolumeNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -291,7 +292,12 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.inputVolumeSelector.sortFilterProxyModel().hiddenNodeIDs = dida_volume_ids(slicer.mrmlScene)
 
     def _onLayoutChanged(self) -> None:
-        """Back in the DiDA View (from the layout menu): show the latest run there again."""
+        """Back in the DiDA View (from the layout menu): show the latest run there again; its en-face view (made with
+        the layout) answers clicks."""
+        interactor = enface_interactor()
+        if interactor is not None and not self.hasObserver(interactor, vtk.vtkCommand.LeftButtonPressEvent,
+                                                           self._onEnFaceClick):
+            self.addObserver(interactor, vtk.vtkCommand.LeftButtonPressEvent, self._onEnFaceClick)
         if self.logic is not None and self._parameterNode is not None:
             self.logic.controller.reshow(self._parameterNode.inputVolume)
 
@@ -368,19 +374,14 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._onFailed(session)
 
     def _onFailed(self, session) -> None:
-        from DiDALib.worker.protocol import DEVICE_ERROR, DIED
-
         p = self._parameterNode
-        if session.error_kind == DEVICE_ERROR and p is not None and p.device != DeviceChoice.cpu:
-            if slicer.util.confirmYesNoDisplay(_("{error}\n\nRun on the CPU instead?").format(error=session.error)):
-                p.device = DeviceChoice.cpu
-                self._explain(current=self.logic.controller.focus is not None)
-            return
-        if session.error_kind == DIED:  # the sentence says it all: what happened, what is kept, what comes next
-            slicer.util.errorDisplay(session.error)
-        else:
-            slicer.util.errorDisplay(_("DiDA stopped; the B-scans finished before are kept.\n\n{error}").format(
-                error=session.error))
+        if show_failure(session, p is not None and p.device != DeviceChoice.cpu):  # the user chose the CPU instead
+            p.device = DeviceChoice.cpu
+            self._explain(current=self.logic.controller.focus is not None)
+
+    def _onEnFaceClick(self, interactor, event) -> None:
+        """A left click in the en-face view: the B-scan views go to that B-scan, the crosshair to that A-scan."""
+        self.logic.controller.jump_to(enface_click_ras(interactor))
 
     def onShowLayout(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not show the DiDA View."), waitCursor=True):
