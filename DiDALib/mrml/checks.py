@@ -31,22 +31,8 @@ from .layout import (
     view_node,
     view_rgba,
 )
-from .overlays import (
-    ROLE,
-    dida_volume_ids,
-    display_mode,
-    find_color_table,
-    input_candidates,
-    mode_entries,
-)
-from .results import (
-    BSCAN_COLUMN,
-    DiDARun,
-    find_runs,
-    plot_series,
-    read_scores,
-    scene_hierarchy,
-)
+from .overlays import ROLE, dida_volume_ids, display_mode, find_color_table, input_candidates, mode_entries
+from .results import BSCAN_COLUMN, DiDARun, find_runs, plot_series, read_scores, scene_hierarchy
 from .session import ExplainSession
 from .views import DiDAViews, ViewLabels
 from .volumes import (

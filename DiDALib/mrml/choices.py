@@ -44,8 +44,8 @@ def run_settings(grid_preset: str, custom_grids: str, custom_weights: str, fill:
         validate_grids(grids, max(grids), max(grids))
         if weights is not None:
             check_weights(weights, sorted(grids))
-    return {"grids": [grid_json(g) for g in grids], "weights": list(weights) if weights is not None else None, "fill": fill,
-            "score": None if score == "model" else score,
+    return {"grids": [grid_json(g) for g in grids], "weights": list(weights) if weights is not None else None,
+            "fill": fill, "score": None if score == "model" else score,
             "classes": classes if isinstance(classes, str) else list(classes), "device": device}
 
 

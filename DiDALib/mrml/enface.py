@@ -20,22 +20,9 @@ import vtk
 from ..explanation import VolumeExplanation
 from ..maps.enface import EnFaceMap, enface_map, enface_scale
 from ..maps.labels import encode_labels, label_dtype
-from .layout import (
-    ENFACE_VIEW,
-    VIEW_GROUP,
-    VIEW_NAMES,
-    composite_node,
-    crosshair_node,
-    view_node,
-)
+from .layout import ENFACE_VIEW, VIEW_GROUP, VIEW_NAMES, composite_node, crosshair_node, view_node
 from .overlays import CLASS_INDEX, CLASS_NAME, ROLE, color_table
-from .volumes import (
-    add_volume,
-    bscan_count,
-    remove_node,
-    set_volume_array,
-    volume_array,
-)
+from .volumes import add_volume, bscan_count, remove_node, set_volume_array, volume_array
 
 #: The en-face nodes' roles (``overlays.ROLE``: DiDA's own volumes are never offered as input).
 BACKGROUND_ROLE = "enface"

@@ -14,22 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..maps.labels import (
-    COLOR_TABLE_NAME,
-    LEVELS,
-    color_table_entries,
-    encode_labels,
-    label_color,
-    label_dtype,
-)
+from ..maps.labels import COLOR_TABLE_NAME, LEVELS, color_table_entries, encode_labels, label_color, label_dtype
 from ..maps.mixing import MixedImage
-from .volumes import (
-    add_volume_like,
-    nodes_of_class,
-    remove_node,
-    volume_array,
-    volume_modified,
-)
+from .volumes import add_volume_like, nodes_of_class, remove_node, volume_array, volume_modified
 
 #: What a DiDA node is (node attribute): "colors", "labels" (the overlay) or "net" (the float map).
 ROLE = "DiDA.Role"

@@ -25,15 +25,7 @@ from ..explanation import VolumeExplanation, chosen_bscans, class_indices
 from ..maps.mixing import mixed_image, saturation_scale
 from ..models.spec import read_spec
 from ..worker.client import Job, WorkerClient
-from ..worker.protocol import (
-    DIED,
-    Event,
-    JobRequest,
-    ModelRequest,
-    decode_array,
-    decode_result,
-    encode_result,
-)
+from ..worker.protocol import DIED, Event, JobRequest, ModelRequest, decode_array, decode_result, encode_result
 from .overlays import ClassOverlay, add_class_overlay
 from .results import DiDARun
 from .volumes import bscans_from_volume_node
