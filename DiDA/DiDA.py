@@ -24,7 +24,8 @@ from DiDASlicer.parameters import (
     ScopeChoice,
     ScoreChoice,
 )
-from DiDASlicer.widgets import fill_combos
+from DiDASlicer.widgets import (device_text, enface_click_ras, enface_interactor, export_results, fill_combos,
+                                show_failure)
 from slicer import vtkMRMLScalarVolumeNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -135,7 +136,7 @@ class DiDAParameterNode:
     gridPreset: GridPreset = GridPreset.paper
     customGrids: str = "7, 11, 15"
     customWeights: str = ""
-    fill: FillChoice = FillChoice.black
+    fill: FillChoice = FillChoice.background
     scoreMode: ScoreChoice = ScoreChoice.model
     classChoice: ClassChoice = ClassChoice.top3
     classNames: str = ""
@@ -191,6 +192,8 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.explainBScanButton.connect("clicked(bool)", lambda: self._explain(current=True))
         self.ui.explainVolumeButton.connect("clicked(bool)", self.onExplainVolume)
         self.ui.showLayoutButton.connect("clicked(bool)", self.onShowLayout)
+        self.ui.exportButton.connect("clicked(bool)", lambda: export_results(self.logic.controller,
+                                                                            self._parameterNode.inputVolume))
         for box in (self.ui.compareClassAComboBox, self.ui.compareClassBComboBox):
             box.connect("activated(int)", self._onCompareClasses)
         self.ui.deviceLabel.text = self.logic.deviceText()
@@ -262,7 +265,7 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.rangeWidget.enabled = p.scope == ScopeChoice.range
         self.ui.explainBScanButton.enabled = bool(volume) and not running
         self.ui.explainVolumeButton.enabled = bool(volume) or running
-        self.ui.showLayoutButton.enabled = self.logic.latestRun(volume) is not None
+        self.ui.showLayoutButton.enabled = self.ui.exportButton.enabled = self.logic.latestRun(volume) is not None
         model = (p.useDemoModel, str(p.modelFolder))
         if model != self._modelShown:
             self._modelShown = model
@@ -289,7 +292,12 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.inputVolumeSelector.sortFilterProxyModel().hiddenNodeIDs = dida_volume_ids(slicer.mrmlScene)
 
     def _onLayoutChanged(self) -> None:
-        """Back in the DiDA View (from the layout menu): show the latest run there again."""
+        """Back in the DiDA View (from the layout menu): show the latest run there again; its en-face view (made with
+        the layout) answers clicks."""
+        interactor = enface_interactor()
+        if interactor is not None and not self.hasObserver(interactor, vtk.vtkCommand.LeftButtonPressEvent,
+                                                           self._onEnFaceClick):
+            self.addObserver(interactor, vtk.vtkCommand.LeftButtonPressEvent, self._onEnFaceClick)
         if self.logic is not None and self._parameterNode is not None:
             self.logic.controller.reshow(self._parameterNode.inputVolume)
 
@@ -366,19 +374,14 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._onFailed(session)
 
     def _onFailed(self, session) -> None:
-        from DiDALib.worker.protocol import DEVICE_ERROR, DIED
-
         p = self._parameterNode
-        if session.error_kind == DEVICE_ERROR and p is not None and p.device != DeviceChoice.cpu:
-            if slicer.util.confirmYesNoDisplay(_("{error}\n\nRun on the CPU instead?").format(error=session.error)):
-                p.device = DeviceChoice.cpu
-                self._explain(current=self.logic.controller.focus is not None)
-            return
-        if session.error_kind == DIED:  # the sentence says it all: what happened, what is kept, what comes next
-            slicer.util.errorDisplay(session.error)
-        else:
-            slicer.util.errorDisplay(_("DiDA stopped; the B-scans finished before are kept.\n\n{error}").format(
-                error=session.error))
+        if show_failure(session, p is not None and p.device != DeviceChoice.cpu):  # the user chose the CPU instead
+            p.device = DeviceChoice.cpu
+            self._explain(current=self.logic.controller.focus is not None)
+
+    def _onEnFaceClick(self, interactor, event) -> None:
+        """A left click in the en-face view: the B-scan views go to that B-scan, the crosshair to that A-scan."""
+        self.logic.controller.jump_to(enface_click_ras(interactor))
 
     def onShowLayout(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not show the DiDA View."), waitCursor=True):
@@ -392,7 +395,7 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.explainBScanButton.enabled = not running and bool(volume)
         self.ui.progressBar.visible = running
         self.ui.showLayoutButton.enabled = running or self.logic.latestRun(volume) is not None
-
+        self.ui.exportButton.enabled = self.logic.latestRun(volume) is not None
 
 #
 # DiDALogic
@@ -427,11 +430,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
     # -- choices -----------------------------------------------------------------------------------------------------
 
     def deviceText(self) -> str:
-        device = self._controller.device() if self._controller is not None else None
-        if device is None:
-            return _("Detected when DiDA first runs (in its own process, where PyTorch is loaded)")
-        return (_("Running on CUDA GPU {name}").format(name=device[1]) if device[0].startswith("cuda")
-                else _("Running on the CPU: a B-scan takes tens of seconds with the paper's grids"))
+        return device_text(self._controller)
 
     @property
     def trust(self):

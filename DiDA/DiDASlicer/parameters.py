@@ -17,19 +17,23 @@ class DeviceChoice(enum.Enum):
 
 class GridPreset(enum.Enum):
     paper = "paper"
+    evidence = "evidence"
     custom = "custom"
 
     def label(self):
-        return {"paper": _("Paper: 7, 9, ..., 21"), "custom": _("Custom")}[self.value]
+        return {"paper": _("Paper: 7, 9, ..., 21"), "evidence": _("Evidence: 7, 11, 15 at half-cell offsets"),
+                "custom": _("Custom")}[self.value]
 
 
 class FillChoice(enum.Enum):
+    background = "background"
     black = "black"
     mean = "mean"
     blur = "blur"
 
     def label(self):
-        return {"black": _("Black (paper)"), "mean": _("Image mean"), "blur": _("Blurred image")}[self.value]
+        return {"background": _("Retina background (default)"), "black": _("Black (paper)"), "mean": _("Image mean"),
+                "blur": _("Blurred image")}[self.value]
 
 
 class ScoreChoice(enum.Enum):

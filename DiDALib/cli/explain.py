@@ -4,7 +4,6 @@ into a new folder (all or nothing: ``io.output_dir``), after the checks of ``pre
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,14 +14,15 @@ from ..engine.grid import grid_size, passes_per_image
 from ..engine.schedule import SCHEDULES, format_grids, parse_grids
 from ..engine.scores import AUTO, SCORE_MODES
 from ..footprint import parse_size
-from ..io.output_dir import RUN_FILE, RUN_FORMAT, check_output, staged_output
+from ..io.output_dir import RUN_FORMAT, check_output, staged_output
 from ..io.registry import describe_formats, load_oct
-from ..io.results import RESULTS_FILE, write_maps, write_results, write_scores
+from ..io.run_folder import seal_run, spacing_field, volume_fields, write_run_files
+from ..io.run_maps import MapChoices
 from ..io.volume import OCTVolume
 from ..models.package import ModelPackage, demo_model_path, load_model_package
 from ..pipeline import ExplainSettings, VolumeExplainer, VolumeExplanation, parse_top
 from .common import UsageError, note, parse_ints, print_written, progress_bar
-from .maps import MapChoices, check_pairs, map_choices, plan_maps, write_map_figures, write_map_outputs
+from .maps import check_pairs, map_choices
 from .preflight import check_loading, plan_run
 
 
@@ -173,9 +173,8 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
         seconds = time.perf_counter() - started
         classes = explanation.select_classes(settings.classes)
         summary = _summary(volume, package, settings, explainer, explanation, classes, seconds)
-        _write_outputs(stage, volume, explanation, classes, summary, figures, point, truths, maps, report)
-        summary["files"] = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
-        (stage / RUN_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")  # last: marks it whole
+        write_run_files(stage, volume, explanation, classes, summary, figures, point, truths, maps, report)
+        seal_run(stage, summary)  # last: marks it whole
     return summary
 
 
@@ -203,9 +202,7 @@ def _summary(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings
     return {
         "format": RUN_FORMAT,
         "dida_version": __version__,
-        "input": volume.source,
-        "input_format": volume.format,
-        **({"scan_geometry": volume.describe()} if not volume.cartesian else {}),
+        **volume_fields(volume),
         "model": str(package.path),
         "model_name": package.spec.name,
         "demo_model": package.spec.demo,
@@ -222,48 +219,8 @@ def _summary(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings
         "saturation_scale": explanation.scale(),
         "seconds": round(seconds, 2),
         "masked_images_per_bscan": passes - 1,
-        "spacing_mm" if volume.spacing_unit == "mm" else "spacing_pixels": list(volume.spacing),
+        **spacing_field(volume),
     }
-
-
-def _write_outputs(stage: Path, volume: OCTVolume, explanation: VolumeExplanation, classes: Sequence[int],
-                   summary: dict, figures: bool, point: tuple[int, int] | None, truths: Sequence[str] | None,
-                   maps: MapChoices, report: bool = True) -> None:
-    """Every file of a run but run.json, into the staging folder; ``summary`` gains each shown class's files."""
-    import SimpleITK as sitk
-
-    from ..reports.figures import dida_view_figure
-
-    scale = summary["saturation_scale"]
-    reference = volume.to_sitk()
-    sitk.WriteImage(reference, str(stage / "volume.nrrd"), useCompression=True)
-    summary["class_files"] = write_maps(stage, explanation, classes, reference, volume.n_bscans, scale)
-    plan = plan_maps(maps, explanation)
-    write_map_outputs(stage, volume, explanation, classes, plan, reference, summary)
-    del reference
-    write_scores(stage / "scores.csv", explanation)
-    write_results(stage / RESULTS_FILE, explanation, summary)
-    if figures:
-        (stage / "figures").mkdir()
-        for i in explanation.indices if "classes" in maps.views else ():  # one at a time, each at panel size
-            fig = dida_view_figure(volume.bscans[i], explanation, i, scale=scale, point=point,
-                                   truth=truths[i] if truths else None)
-            # Speckled B-scans barely compress: zlib level 1 wrote demo figures as small as optimize=True
-            # (950 vs 960 kB) in a sixth of the time (0.04 vs 0.26 s each).
-            fig.save(stage / "figures" / f"dida_view_bscan{i:03d}.png", compress_level=1)
-        write_map_figures(stage, volume, explanation, classes, maps, plan, summary, point, truths)
-    if report:  # last: it shows the fundus figure where one was drawn
-        _write_report(stage, volume, explanation, summary, plan, point, truths)
-
-
-def _write_report(stage: Path, volume: OCTVolume, explanation: VolumeExplanation, summary: dict, plan,
-                  point: tuple[int, int] | None, truths: Sequence[str] | None) -> None:
-    from ..reports.html import REPORT_FILE, write_report
-    from ..reports.page_data import PageSource
-
-    fundus = stage / "figures" / "dida_enface_fundus.png"
-    src = PageSource(explanation, volume.bscans, summary, plan.pairs, plan.contrast_scale, truths, point)
-    write_report(stage / REPORT_FILE, src, fundus.read_bytes() if fundus.is_file() else None)
 
 
 def cmd_explain(args) -> int:

@@ -1,45 +1,13 @@
-"""The maps beyond the paper in ``dida explain``'s outputs: contrasts ("A rather than B"), feature scale and en-face
-evidence, as files and figures. They are made from the run's d values: no model pass."""
+"""``dida explain``'s choices of the maps beyond the paper (``--contrast``, ``--view``); the maps themselves are
+written by ``io.run_maps`` (the Slicer module's export writes the same)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-
-from ..io.map_files import (
-    SCALE_TABLE_NAME,
-    contrast_scale,
-    enface_maps,
-    enface_scale,
-    write_contrast_maps,
-    write_enface_maps,
-    write_scale_maps,
-    write_scale_table,
-)
-from ..io.volume import OCTVolume
-from ..maps.contrast import default_pairs, parse_pairs
-from ..maps.scale import feature_scale, grid_sizes
-from ..pipeline import VolumeExplanation
+from ..io.run_maps import VIEWS, MapChoices
+from ..maps.contrast import parse_pairs
 from .common import UsageError
-
-VIEWS = ("classes", "contrast", "scale")
-
-
-@dataclass(frozen=True)
-class MapChoices:
-    """What a run adds to the paper's maps: contrast pairs (``A:B`` texts or ``top``; none when empty) and the
-    figures per B-scan (``VIEWS``)."""
-
-    contrasts: tuple[str, ...] = ("top",)
-    views: tuple[str, ...] = ("classes",)
-
-    @property
-    def contrast_count(self) -> int:
-        """At most how many contrast maps the run writes (``top`` is two pairs)."""
-        return sum(2 if s.strip().lower() == "top" else 1 for s in self.contrasts)
 
 
 def map_choices(contrast: Sequence[str] | None, view: str) -> MapChoices:
@@ -62,107 +30,3 @@ def check_pairs(choices: MapChoices, class_names: Sequence[str]) -> None:
         parse_pairs([s for s in choices.contrasts if s.strip().lower() != "top"], class_names)
     except ValueError as exc:
         raise UsageError(f"--contrast: {exc}") from None
-
-
-def run_pairs(choices: MapChoices, explanation: VolumeExplanation) -> list[tuple[int, int]]:
-    """The run's contrast pairs, ``top`` ranked by each class's highest score over the explained B-scans."""
-    return parse_pairs(choices.contrasts, explanation.class_names, explanation.scores().max(axis=0))
-
-
-def bscan_pairs(choices: MapChoices, explanation: VolumeExplanation, index: int) -> list[tuple[int, int]]:
-    """The contrast pairs of one B-scan's figure: ``top`` is that B-scan's top class against its next two."""
-    r = explanation.results[index]
-    return parse_pairs(choices.contrasts, explanation.class_names, r.base_scores) or default_pairs(r.base_scores)
-
-
-@dataclass(frozen=True)
-class MapPlan:
-    """The contrasts of a run: its pairs (for the labelmaps), each B-scan's figure pairs, and one saturation
-    scale for all of them."""
-
-    pairs: list[tuple[int, int]]
-    figure_pairs: dict[int, list[tuple[int, int]]]
-    contrast_scale: float
-
-
-def plan_maps(choices: MapChoices, explanation: VolumeExplanation) -> MapPlan:
-    pairs = run_pairs(choices, explanation)
-    figure_pairs = ({i: bscan_pairs(choices, explanation, i) for i in explanation.indices}
-                    if "contrast" in choices.views and choices.contrasts else {})
-    every = sorted(set(pairs) | {p for ps in figure_pairs.values() for p in ps})
-    return MapPlan(pairs, figure_pairs, contrast_scale(explanation, every) if every else 0.0)
-
-
-def write_map_outputs(stage: Path, volume: OCTVolume, explanation: VolumeExplanation, classes: Sequence[int],
-                      plan: MapPlan, reference, summary: dict) -> None:
-    """Contrast and scale labelmaps and en-face maps into the staging folder; ``summary`` says which files."""
-    names = explanation.class_names
-    summary["contrast_scale"] = plan.contrast_scale
-    summary["contrasts"] = write_contrast_maps(stage, explanation, plan.pairs, reference, volume.n_bscans,
-                                               plan.contrast_scale)
-    scale_files = write_scale_maps(stage, explanation, classes, reference, volume.n_bscans)
-    lateral, axial, distance = volume.spacing
-    unit = volume.spacing_unit
-    write_scale_table(stage / f"{SCALE_TABLE_NAME}.ctbl", grid_sizes(explanation.results[explanation.indices[0]].grids),
-                      explanation.bscan_shape, (lateral, axial), unit)
-    maps = enface_maps(explanation, classes, volume.n_bscans)
-    summary["enface_scale"] = enface_scale(maps)
-    enface_files = write_enface_maps(stage, maps, names, (lateral, distance))
-    for name, files in summary["class_files"].items():
-        files["scale"] = scale_files[name]
-        files["enface"] = enface_files[name]
-
-
-def write_map_figures(stage: Path, volume: OCTVolume, explanation: VolumeExplanation, classes: Sequence[int],
-                      choices: MapChoices, plan: MapPlan, summary: dict, point: tuple[int, int] | None,
-                      truths: Sequence[str] | None) -> None:
-    """The en-face figure of the shown classes, and per B-scan the contrast and scale figures asked for."""
-    from ..reports.figures import contrast_view_figure
-    from ..reports.map_figures import enface_figure, enface_fundus_figure, scale_figure
-
-    names = explanation.class_names
-    lateral, axial, distance = volume.spacing
-    maps = enface_maps(explanation, classes, volume.n_bscans)
-    captioned = [(m, names[m.class_index]) for m in maps]
-    enface_figure(captioned, (lateral, distance), summary["enface_scale"], volume.spacing_unit).save(
-        stage / "figures" / "dida_enface.png", compress_level=1)
-    on_fundus = _fundus_reason(volume)
-    if on_fundus is None:
-        try:
-            positions = np.asarray(volume.metadata["bscan_positions_mm"])
-            fig = enface_fundus_figure(captioned, volume.fundus.image, positions, volume.fundus.spacing,
-                                       summary["enface_scale"])
-        except ValueError as exc:  # the B-scans are no raster of parallel lines
-            on_fundus = str(exc)
-        else:
-            fig.save(stage / "figures" / "dida_enface_fundus.png", compress_level=1)
-    summary["enface_on_fundus"] = "figures/dida_enface_fundus.png" if on_fundus is None else f"not drawn: {on_fundus}"
-    for i in explanation.indices:
-        truth = truths[i] if truths else None
-        if plan.figure_pairs.get(i):
-            fig = contrast_view_figure(volume.bscans[i], explanation, i, plan.figure_pairs[i], plan.contrast_scale,
-                                       point, truth)
-            fig.save(stage / "figures" / f"dida_contrast_bscan{i:03d}.png", compress_level=1)
-        if "scale" in choices.views:
-            r = explanation.results[i]
-            shown = [k for k in r.top_classes(3)] if len(classes) > 3 else list(classes)
-            scales = [(feature_scale(r, k, explanation.bscan_shape), names[k]) for k in shown]
-            header = f"B-scan {i}" + (f" · diagnosis: {truth}" if truth else "")
-            scale_figure(volume.bscans[i], scales, (lateral, axial), volume.spacing_unit, header).save(
-                stage / "figures" / f"dida_scale_bscan{i:03d}.png", compress_level=1)
-
-
-def _fundus_reason(volume: OCTVolume) -> str | None:
-    """Why the en-face map cannot be laid on the fundus image (None: it can)."""
-    if volume.fundus is None:
-        return "the file has no fundus image"
-    if not volume.cartesian:
-        return f"a {volume.geometry} scan's A-scans do not tile an area of the fundus"
-    positions = volume.metadata.get("bscan_positions_mm") or []
-    if len(positions) != volume.n_bscans:
-        return "the file gives no B-scan positions on the fundus"
-    return None
-
-
-__all__ = ["VIEWS", "MapChoices", "MapPlan", "bscan_pairs", "check_pairs", "map_choices", "plan_maps", "run_pairs",
-           "write_map_figures", "write_map_outputs"]

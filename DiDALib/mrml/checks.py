@@ -18,6 +18,7 @@ from ..maps.labels import LEVELS, label_color
 from .layout import (
     BSCAN_VIEW,
     CLASS_VIEWS,
+    ENFACE_VIEW,
     PLOT_VIEW,
     VIEW_GROUP,
     VIEW_NAMES,
@@ -168,7 +169,8 @@ def check_layout(fx: Fixture) -> None:
     assert registered is not None and shows_dida_layout(layout_node), "the DiDA View layout is not registered"
     root = ET.fromstring(layout_node.GetLayoutDescription(registered))
     slice_views = [v.get("singletontag") for v in root.iter("view") if v.get("class") == "vtkMRMLSliceNode"]
-    assert slice_views == list(VIEW_NAMES), f"layout slice views {slice_views}, expected {list(VIEW_NAMES)}"
+    want_views = [*VIEW_NAMES, ENFACE_VIEW]
+    assert slice_views == want_views, f"layout slice views {slice_views}, expected {want_views}"
     scene = fx.env.scene
     for i, name in enumerate(VIEW_NAMES):
         node = view_node(scene, name)

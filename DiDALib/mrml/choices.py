@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..engine.grid import DEFAULT_GRIDS, check_weights, validate_grids
+from ..engine.grid import check_weights, validate_grids
+from ..engine.schedule import SCHEDULES, grid_json
 from ..explanation import parse_top
 from ..io.volume import geometry_note
 from ..models.python_code import code_to_trust
@@ -27,10 +28,14 @@ def numbers(text: str, what: str) -> list[float]:
 
 def run_settings(grid_preset: str, custom_grids: str, custom_weights: str, fill: str, score: str,
                  classes: str | Sequence[str], device: str) -> dict:
-    """``ExplainSettings`` fields as plain values for the worker (``score="model"`` takes the package's own);
-    grid sizes and weights are checked here, so a bad choice fails before any run."""
-    grids, weights = DEFAULT_GRIDS, None
-    if grid_preset == "custom":
+    """``ExplainSettings`` fields as plain values for the worker (``score="model"`` takes the package's own); a
+    preset other than ``"custom"`` is a named schedule (``engine.schedule.SCHEDULES``: ``"paper"``, ``"evidence"``),
+    its grids in their JSON form (``grid_json``: a shifted grid as text). Grid sizes and weights are checked here,
+    so a bad choice fails before any run."""
+    weights = None
+    if grid_preset != "custom":
+        grids = SCHEDULES[grid_preset]
+    else:
         sizes = numbers(custom_grids, "grid sizes")
         if not sizes or any(v != int(v) for v in sizes):
             raise ValueError("Grid sizes must be whole numbers of cells per side, e.g. 7, 11, 15.")
@@ -39,8 +44,8 @@ def run_settings(grid_preset: str, custom_grids: str, custom_weights: str, fill:
         validate_grids(grids, max(grids), max(grids))
         if weights is not None:
             check_weights(weights, sorted(grids))
-    return {"grids": list(grids), "weights": list(weights) if weights is not None else None, "fill": fill,
-            "score": None if score == "model" else score,
+    return {"grids": [grid_json(g) for g in grids], "weights": list(weights) if weights is not None else None,
+            "fill": fill, "score": None if score == "model" else score,
             "classes": classes if isinstance(classes, str) else list(classes), "device": device}
 
 

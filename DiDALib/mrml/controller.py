@@ -40,6 +40,7 @@ class DiDAController:
         self.focus: int | None = None  # the B-scan to show when results first appear ("Explain this B-scan")
         self._announced = True  # the current start's results were handed out to be shown
         self._compare: tuple[bool, str, str] = (False, "", "")  # what Compare was last asked to show
+        self._enface_key: tuple | None = None  # what the en-face view was last drawn from
 
     @property
     def running(self) -> bool:
@@ -77,7 +78,10 @@ class DiDAController:
         return self.session.run
 
     def poll(self, max_seconds: float | None = None) -> bool:
-        return self.session.poll(max_seconds) if self.session is not None else False
+        running = self.session.poll(max_seconds) if self.session is not None else False
+        if not running:
+            self.show_enface()  # the run's end: the en-face view gets the B-scans finished since it was drawn
+        return running
 
     def cancel(self) -> None:
         if self.session is not None:
@@ -92,6 +96,7 @@ class DiDAController:
         if self.views is not None:
             self.views.detach()
         self.views = None
+        self._enface_key = None
 
     def shutdown(self) -> None:
         """Forget the session and stop the worker (the module is being closed)."""
@@ -107,6 +112,18 @@ class DiDAController:
             return self.session.run
         runs = find_runs(volume.GetScene(), volume)
         return runs[-1] if runs else None
+
+    def shown_session(self, volume=None) -> ExplainSession | None:
+        """The session whose run the DiDA View shows (none shown: the volume's latest run), if it has its results."""
+        s, views = self.session, self.views
+        run = views.run if views is not None and views.attached else self.latest_run(volume)
+        return s if s is not None and s.run is not None and s.run is run else None
+
+    def export(self, folder, volume=None, force: bool = False):
+        """Export results: the shown run's folder, as ``dida explain`` writes it (``export.export_session``)."""
+        from .export import export_session
+
+        return export_session(folder, self.shown_session(volume), force)
 
     def device(self) -> tuple[str, str] | None:
         """The device the worker runs on and its name, once a run has told."""
@@ -136,6 +153,23 @@ class DiDAController:
         self.views.show(run, bscan=bscan)
         self.views.set_display_mode(mode)
         self.compare(*self._compare)
+        self.show_enface()
+
+    def show_enface(self) -> None:
+        """The en-face view shows the class of DiDA view 1 over the shown run's finished B-scans (``enface``);
+        drawn again only when that class or those B-scans changed."""
+        views, session = self.views, self.session
+        if views is None or not views.attached or views.run is None or not views.overlays:
+            return
+        explanation = session.explanation if session is not None and session.run is views.run else None
+        k = views.overlays[0].class_index
+        key = (views.run.table.GetID(), k, tuple(explanation.indices) if explanation is not None else ())
+        if key != self._enface_key:
+            from .enface import show_enface
+
+            show_enface(views.run.volume.GetScene(), views.run.volume, explanation, k,
+                        [o.class_index for o in views.run.overlays])
+            self._enface_key = key
 
     def reshow(self, volume) -> bool:
         """When the DiDA View was chosen again (from the layout menu), show the volume's latest run in it."""
@@ -161,6 +195,7 @@ class DiDAController:
             views.set_comparison(None)
             old.remove(views.run.volume.GetScene())
         if not on:
+            self.show_enface()
             return ""
         session = self.session
         explanation = session.explanation if session is not None and session.run is views.run else None
@@ -169,7 +204,18 @@ class DiDAController:
         except ValueError as exc:
             return str(exc)
         views.set_comparison(comparison)
+        self.show_enface()
         return ""
+
+    def jump_to(self, ras) -> tuple[int, int] | None:
+        """A click in the en-face view: the DiDA View's B-scan views go to that B-scan, the crosshair to that A-scan
+        (``enface.jump_to``); None where no run is shown or the point is outside the volume."""
+        views = self.views
+        if views is None or not views.attached or views.run is None:
+            return None
+        from .enface import jump_to
+
+        return jump_to(views.run.volume.GetScene(), views.run.volume, ras)
 
     def class_names(self) -> list[str]:
         """The classes of the run in the DiDA View that Compare can choose from (none without its results)."""

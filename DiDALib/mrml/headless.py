@@ -14,7 +14,7 @@ from pathlib import Path
 import slicer
 import vtk
 
-from .layout import VIEW_NAMES, register_layout, show_layout, view_node
+from .layout import ENFACE_VIEW, VIEW_NAMES, register_layout, show_layout, view_node
 from .volumes import nodes_of_class
 
 #: Slice view size in pixels for headless rendering (a wide B-scan panel).
@@ -67,7 +67,7 @@ class HeadlessSlicer:
     def show_dida_layout(self, size: tuple[int, int] = VIEW_SIZE) -> None:
         """Switch to the DiDA View and make a slice logic for each of its slice views."""
         show_layout(self.layout_node)
-        for name in VIEW_NAMES:
+        for name in (*VIEW_NAMES, ENFACE_VIEW):
             self.slice_logic(name, size)
 
     def slice_logic(self, name: str, size: tuple[int, int] = VIEW_SIZE):

@@ -1,6 +1,6 @@
 """The DiDA View: the paper's four panels as a Slicer layout (the B-scan, then the overlays of the run's top three
-classes on the same B-scan, side by side, with the score plot below), and what every view of it needs: finding its
-nodes, fitting a B-scan, what a view shows. ``views.DiDAViews`` keeps the four views together while they are read.
+classes on the same B-scan, side by side, with the en-face view and the score plot below), and what every view of it
+needs: finding its nodes, fitting a B-scan, what a view shows. ``views.DiDAViews`` keeps the four views together while they are read.
 
 The layout is registered under ``LAYOUT_ID`` unless another extension's layout already holds that id: that one is
 kept, and DiDA's takes the next free id (``register_layout`` returns it; ``layout_id`` finds it again).
@@ -24,13 +24,18 @@ BSCAN_VIEW = "DiDABscan"
 CLASS_VIEWS = ("DiDAClass1", "DiDAClass2", "DiDAClass3")
 VIEW_NAMES = (BSCAN_VIEW, *CLASS_VIEWS)
 PLOT_VIEW = "DiDAPlot"
+#: The en-face view (``enface``): B-scans x A-scans seen from above, a view group of its own (it never scrolls with
+#: the B-scan views: a click in it moves them instead).
+ENFACE_VIEW = "DiDAEnFace"
+ENFACE_GROUP = 58
 VIEW_TEXT = "DiDA.ViewText"
 _VIEW_LABELS = {BSCAN_VIEW: "B", CLASS_VIEWS[0]: "1", CLASS_VIEWS[1]: "2", CLASS_VIEWS[2]: "3"}
 _VIEW_COLORS = {BSCAN_VIEW: "#8c8c8c", CLASS_VIEWS[0]: "#c8553d", CLASS_VIEWS[1]: "#b0763a", CLASS_VIEWS[2]: "#8a6e9e"}
 
 
 def layout_xml() -> str:
-    """The DiDA View layout: four axial slice views in a row (B-scan, classes 1 to 3), the score plot below."""
+    """The DiDA View layout: four axial slice views in a row (B-scan, classes 1 to 3); below, the en-face view
+    (coronal for B-scans stored as axial slices; ``enface`` sets its exact plane) beside the score plot."""
     views = "".join(
         f'<item><view class="vtkMRMLSliceNode" singletontag="{name}">'
         '<property name="orientation" action="default">Axial</property>'
@@ -43,9 +48,15 @@ def layout_xml() -> str:
     return (
         '<layout type="vertical" split="true">'
         f'<item splitSize="700"><layout type="horizontal" split="true">{views}</layout></item>'
-        f'<item splitSize="250"><view class="vtkMRMLPlotViewNode" singletontag="{PLOT_VIEW}">'
+        '<item splitSize="250"><layout type="horizontal" split="true">'
+        f'<item splitSize="300"><view class="vtkMRMLSliceNode" singletontag="{ENFACE_VIEW}">'
+        '<property name="orientation" action="default">Coronal</property>'
+        '<property name="viewlabel" action="default">E</property>'
+        '<property name="viewcolor" action="default">#5b8c5a</property>'
+        f'<property name="viewgroup" action="default">{ENFACE_GROUP}</property></view></item>'
+        f'<item splitSize="700"><view class="vtkMRMLPlotViewNode" singletontag="{PLOT_VIEW}">'
         '<property name="viewlabel" action="default">P</property></view></item>'
-        "</layout>"
+        "</layout></item></layout>"
     )
 
 

@@ -258,7 +258,7 @@ class ExplainSession:
             "ModelPath": info["path"],
             "Grids": " ".join(str(n) for n in info["grids"]),
             "Weights": " ".join(f"{w:.6g}" for w in info["weights"]),
-            "Fill": str(s.get("fill", "black")),
+            "Fill": str(info.get("fill", s.get("fill", ""))),  # the worker says which fill it used
             "Score": info["score"],
             "Classes": self.classes if isinstance(self.classes, str) else ", ".join(self.classes),
             "Device": info["device"],

@@ -15,8 +15,8 @@ A job's B-scans are ``<job folder>/bscans.npy`` (float32, (n, depth, width): pos
 object per line, in the order they happened (``seq`` counts them):
 
 ``ready``      the model is loaded (or was still loaded: ``warm``): classes, score mode (as set: a mode chosen on
-               the B-scans themselves is in their ``grid`` and ``result`` events), device, grids, weights, the
-               model-input size and the region the B-scans cover there
+               the B-scans themselves is in their ``grid`` and ``result`` events), device, grids, weights, fill,
+               the model-input size and the region the B-scans cover there
 ``progress``   images_done, images_total, passes_done, passes_per_image
 ``grid``       a preview (when the job asks for them): grid ``n`` of B-scan ``index`` with its deltas and score mode
 ``result``     a finished B-scan: its base scores and the deltas of every grid

@@ -206,7 +206,7 @@ class Worker:
         return {"model": spec.name, "path": str(package.path), "demo": bool(spec.demo), "classes": list(spec.classes),
                 "score": explainer.engine.score, "device": str(explainer.engine.device),
                 "device_name": describe_device(explainer.engine.device), "grids": [grid_json(g) for g in grids],
-                "weights": [float(w) for w in check_weights(s.weights, grids)], "input_size": list(spec.input_size),
+                "weights": [float(w) for w in check_weights(s.weights, grids)], "fill": s.fill, "input_size": list(spec.input_size),
                 "region": list(input_region(bscans.shape[1:], spec)) if bscans is not None else None,
                 "warm": warm, "pid": os.getpid(), "seconds": round(seconds, 4)}
 

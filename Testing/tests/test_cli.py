@@ -18,6 +18,7 @@ from cli_helpers import run as _run
 from oct_samples import write_sample
 
 from DiDALib import cli
+from DiDALib.io import run_folder  # the writer of a run's folder (write_scores is patched there)
 from DiDALib.io.results import load_results
 from DiDALib.maps.labels import LEVELS, decode_labels, label_color
 
@@ -243,7 +244,7 @@ def test_interrupted_writing_leaves_no_partial_output(tmp_path, capsys, package,
     def broken(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.explain, "write_scores", broken)
+    monkeypatch.setattr(run_folder, "write_scores", broken)
     code, _, err = _run(capsys, "explain", source, "--model", package, "--out", tmp_path / "out", *FAST)
     assert code == cli.EXIT_CANCELLED
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.nrrd"]  # the staged folder was removed

@@ -15,6 +15,7 @@ from cli_helpers import FAST, bscans, make_package, one_line, outputs, run
 from oct_samples import write_sample
 
 from DiDALib import cli
+from DiDALib.io import run_folder  # the writer of a run's folder (write_scores is patched there)
 from DiDALib.io.results import load_results
 
 pytest.importorskip("timm")
@@ -100,14 +101,14 @@ def test_out_below_a_file_names_the_file(tmp_path, capsys, package):
 def test_a_folder_written_meanwhile_is_kept_and_the_result_put_beside_it(tmp_path, capsys, package, monkeypatch):
     source = write_sample("nrrd", tmp_path / "v.nrrd", bscans(2))
     out = tmp_path / "out"
-    real = cli.explain.write_scores
+    real = run_folder.write_scores
 
     def meanwhile(*args, **kwargs):  # another program writes ``out`` while this run writes its files
         out.mkdir()
         (out / "theirs.txt").write_text("another program's result")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cli.explain, "write_scores", meanwhile)
+    monkeypatch.setattr(run_folder, "write_scores", meanwhile)
     code, _, err = run(capsys, "explain", source, "--model", package, "--out", out, *FAST)
     assert _tree(out) == {"theirs.txt": b"another program's result"}
     assert code == cli.EXIT_FAILED and one_line(err) and str(tmp_path / "out-2") in err, err
@@ -185,7 +186,7 @@ def test_disk_full_while_writing_is_one_line_and_leaves_nothing(tmp_path, capsys
     def full(path, *args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(cli.explain, "write_scores", full)
+    monkeypatch.setattr(run_folder, "write_scores", full)
     code, _, err = run(capsys, "explain", source, "--model", package, "--out", tmp_path / "a" / "out", *FAST)
     assert code == cli.EXIT_BAD_INPUT and one_line(err) and "disk is full" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.nrrd"]  # the parent it created is gone too

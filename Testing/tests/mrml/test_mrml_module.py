@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from DiDALib.engine.schedule import EVIDENCE_GRIDS, grid_json
 from DiDALib.mrml import choices, requirements, scenarios
 from DiDALib.mrml.controller import DiDAController
 from DiDALib.mrml.layout import BSCAN_VIEW, show_layout, view_node
@@ -76,20 +77,38 @@ def test_torch_floors_match_the_project_dependencies():
     assert f'"torch{requirements.TORCH_VERSION}"' in text and f'"torchvision{requirements.TORCHVISION_VERSION}"' in text
 
 
+ENUM_FIELDS = ("classChoice", "gridPreset", "fill", "scoreMode", "device", "scope")
+
+
+def module_defaults() -> dict:
+    """The defaults of ``DiDAParameterNode`` in DiDA.py (read from its source: the wrapper needs the Slicer app),
+    an enum member (DiDASlicer/parameters.py) as its value."""
+    import ast
+
+    values = {}  # "Enum.member" -> its value
+    for node in ast.parse((ROOT / "DiDA" / "DiDASlicer" / "parameters.py").read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ClassDef):
+            values |= {f"{node.name}.{s.targets[0].id}": s.value.value for s in node.body
+                       if isinstance(s, ast.Assign) and isinstance(s.value, ast.Constant)}
+    module = ast.parse((ROOT / "DiDA" / "DiDA.py").read_text(encoding="utf-8"))
+    node = next(n for n in module.body if isinstance(n, ast.ClassDef) and n.name == "DiDAParameterNode")
+    return {s.target.id: values[ast.unparse(s.value)] if ast.unparse(s.value) in values else ast.literal_eval(s.value)
+            for s in node.body if isinstance(s, ast.AnnAssign) and s.value is not None}
+
+
 def _parameters(volume, **changes):
-    values = dict(classChoice="top3", classNames="", gridPreset="paper", customGrids="7, 11, 15", customWeights="",
-                  fill="black", scoreMode="model", device="auto", scope="all", firstBScan=0, lastBScan=0)
+    values = {k: v for k, v in module_defaults().items()
+              if k in (*ENUM_FIELDS, "classNames", "customGrids", "customWeights", "firstBScan", "lastBScan")}
     values.update(changes)
-    enums = {k: SimpleNamespace(value=v) for k, v in values.items()
-             if k in ("classChoice", "gridPreset", "fill", "scoreMode", "device", "scope")}
+    enums = {k: SimpleNamespace(value=v) for k, v in values.items() if k in ENUM_FIELDS}
     return SimpleNamespace(**{**values, **enums}, inputVolume=volume)
 
 
 def test_run_choices_from_the_parameter_node(env):
     volume = scenarios.make_test_volume(env, n_bscans=4)
     settings, indices = choices.run_choices(_parameters(volume), current=False)
-    assert settings == {"grids": [7, 9, 11, 13, 15, 17, 19, 21], "weights": None, "fill": "black", "score": None,
-                        "classes": "top3", "device": "auto"}
+    assert settings == {"grids": [7, 9, 11, 13, 15, 17, 19, 21], "weights": None, "fill": "background",
+                        "score": None, "classes": "top3", "device": "auto"}  # the module's defaults
     assert indices == [0, 1, 2, 3]
     settings, indices = choices.run_choices(_parameters(volume, gridPreset="custom", customGrids="3; 5",
                                                         customWeights="1, 2", classChoice="named",
@@ -97,6 +116,9 @@ def test_run_choices_from_the_parameter_node(env):
                                                         scope="range", firstBScan=1, lastBScan=2), current=False)
     assert settings["grids"] == [3, 5] and settings["weights"] == [1.0, 2.0] and settings["score"] == "logits"
     assert settings["classes"] == ["drusen", "normal"] and indices == [1, 2]
+    settings = choices.run_choices(_parameters(volume, gridPreset="evidence", fill="black"), current=False)[0]
+    assert settings["grids"] == [grid_json(g) for g in EVIDENCE_GRIDS] and settings["fill"] == "black"
+    assert "7@1/2_1/2" in settings["grids"] and settings["weights"] is None
     show_bscan(view_node(env.scene, "Red"), volume, 2)
     assert choices.run_choices(_parameters(volume), current=True)[1] == [2]  # the B-scan on screen in Red
     show_layout(env.layout_node)
@@ -109,6 +131,21 @@ def test_run_choices_from_the_parameter_node(env):
                          ({"scope": "range", "firstBScan": 2, "lastBScan": 9}, "not within 0 to 3")):
         with pytest.raises(ValueError, match=message):
             choices.run_choices(_parameters(volume, **bad), current=False)
+
+
+def test_the_evidence_preset_and_the_default_fill_reach_the_worker(env, worker, mrml_package):
+    """A run with the module's defaults but the evidence preset: the worker explains with the evidence schedule's
+    12 shifted grids and says it filled with the retina background, which the run records."""
+    from DiDALib.mrml.session import ExplainSession
+
+    volume = scenarios.make_test_volume(env, n_bscans=1)
+    settings, indices = choices.run_choices(_parameters(volume, gridPreset="evidence"), current=False)
+    session = ExplainSession(env.scene, volume, worker, mrml_package, {**settings, "device": "cpu", "batch_size": 64},
+                             classes=settings["classes"])
+    assert session.run_blocking(indices, timeout=240) == "complete", session.error
+    assert session.explanation.results[0].grids == EVIDENCE_GRIDS
+    assert session.info["fill"] == "background" and session.run.setting("Fill") == "background"
+    assert session.run.setting("Grids").split() == [str(g) for g in EVIDENCE_GRIDS]
 
 
 def test_model_texts_and_overlay_memory(env, mrml_package, tmp_path):

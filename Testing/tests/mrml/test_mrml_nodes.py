@@ -179,12 +179,14 @@ def test_views_show_a_run_and_follow_its_classes(env, volume):
     views.detach()
 
 
-def test_layout_xml_is_four_slice_views_and_a_plot():
+def test_layout_xml_is_four_slice_views_then_the_enface_view_and_a_plot():
     import xml.etree.ElementTree as ET
+
+    from DiDALib.mrml.layout import ENFACE_VIEW
 
     views = [(v.get("class"), v.get("singletontag")) for v in ET.fromstring(layout_xml()).iter("view")]
     assert views[:4] == [("vtkMRMLSliceNode", n) for n in VIEW_NAMES]
-    assert views[4][0] == "vtkMRMLPlotViewNode"
+    assert views[4] == ("vtkMRMLSliceNode", ENFACE_VIEW) and views[5][0] == "vtkMRMLPlotViewNode"
 
 
 def test_another_extensions_layout_at_dida_s_id_is_kept():
