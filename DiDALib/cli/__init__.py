@@ -13,7 +13,7 @@ import argparse
 from collections.abc import Sequence
 from importlib import import_module
 
-from ..io.signals import stop_signals_raise
+from ..io.signals import signals_deferred, stop_signals_raise
 from .common import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED, UsageError
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_FAILED", "UsageError", "build_parser", "main", "parse_bscans",
@@ -48,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     with stop_signals_raise():
         try:
-            args = build_parser().parse_args(argv)
+            # The subcommands import torch: a stop signal during that waits until it is done (an exception inside
+            # torch's or numpy's start-up can leave them broken), then ends the run here.
+            with signals_deferred():
+                parser = build_parser()
+            args = parser.parse_args(argv)
             return args.func(args)
         except SystemExit:
             raise

@@ -45,34 +45,54 @@ def _importing(frame) -> bool:
     return False
 
 
-def _raise(signum, frame):
-    if _importing(frame):
-        # Sent again shortly: by then the import is done and it raises (or, if the block has ended, it meets the
-        # handler in place then). A thread only sends it; the handler always runs in the main thread.
-        timer = threading.Timer(IMPORT_RETRY, os.kill, (os.getpid(), signum))
-        timer.daemon = True
-        timer.start()
-        return
-    raise Interrupted(signum)
-
-
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
 @contextlib.contextmanager
 def stop_signals_raise() -> Iterator[None]:
-    """Within the block, SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` (main thread only; elsewhere a no-op).
-    The previous handlers are restored afterwards."""
+    """Within the block, SIGINT, SIGTERM and SIGHUP raise ``Interrupted`` (main thread only; elsewhere a no-op);
+    one that arrives during an import is held and raised once the import is done (an alarm timer looks again
+    every ``IMPORT_RETRY`` seconds). The previous handlers are restored afterwards."""
     if not _main_thread():
         yield
         return
-    previous = {s: signal.signal(s, _raise) for s in STOP_SIGNALS}
+    held: list[int] = []
+    alarm = getattr(signal, "SIGALRM", None)
+
+    def on_stop(signum, frame):
+        if alarm is not None and _importing(frame):
+            held.append(signum)
+            signal.setitimer(signal.ITIMER_REAL, IMPORT_RETRY)
+            return
+        raise Interrupted(signum)
+
+    def on_alarm(_signum, frame):
+        if held:
+            on_stop(held.pop(0), frame)
+
+    previous = {s: signal.signal(s, on_stop) for s in STOP_SIGNALS}
+    if alarm is not None:
+        previous[alarm] = signal.signal(alarm, on_alarm)
     try:
         yield
     finally:
+        if alarm is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if held:  # the block ended inside an import's hold: the signal still ends the process its own way
+            _redeliver(held, previous)
+
+
+def _redeliver(signums: list[int], handlers: dict) -> None:
+    """Deliver held signals, once each in order of arrival, to the handlers that were in place before."""
+    for signum in dict.fromkeys(signums):
+        handler = handlers[signum]
+        if callable(handler):
+            handler(signum, None)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)
 
 
 @contextlib.contextmanager
@@ -90,9 +110,4 @@ def signals_deferred() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        for signum in dict.fromkeys(held):  # once each, in order of arrival
-            handler = previous[signum]
-            if callable(handler):
-                handler(signum, None)
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), signum)
+        _redeliver(held, previous)
