@@ -9,6 +9,20 @@ import numpy as np
 import SimpleITK as sitk
 from PIL import Image
 
+#: The shipped OCT sample files (Testing/Data/oct).
+DATA = Path(__file__).resolve().parents[1] / "Data" / "oct"
+REAL_VOL = DATA / "spectralis_linescan_real.vol"
+SYNTH_VOL = DATA / "heyex_synthetic_10x40x50.vol"
+
+
+def levels(n: int, h: int, w: int, dtype=np.uint8, top: int = 255, step: int = 20) -> np.ndarray:
+    """B-scan k is a flat level 10 + step * k (so the order can be read back), with the marker `top` at k=0 (0, 0)."""
+    arr = np.empty((n, h, w), dtype=dtype)
+    for k in range(n):
+        arr[k] = 10 + step * k
+    arr[0, 0, 0] = top
+    return arr
+
 
 def write_vol(path: Path, raw: np.ndarray, *, scale=(0.01, 0.004, 0.05), laterality="OS", pattern=0,
               positions=None) -> None:

@@ -17,7 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from oct_samples import write_dicom_series, write_opt, write_sample, write_vol
+from oct_samples import (
+    DATA,
+    REAL_VOL,
+    SYNTH_VOL,
+    levels,
+    write_dicom_series,
+    write_opt,
+    write_sample,
+    write_vol,
+)
 from PIL import Image
 
 from DiDALib.io.heyex_e2e import _e2e_spacing
@@ -28,22 +37,10 @@ from DiDALib.io.registry import (
 )
 from DiDALib.io.volume import OCTVolume
 
-DATA = Path(__file__).resolve().parents[2] / "Data" / "oct"
-REAL_VOL = DATA / "spectralis_linescan_real.vol"
-SYNTH_VOL = DATA / "heyex_synthetic_10x40x50.vol"
 XML_DIR = DATA / "heyex_xml"
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-
-
-def _levels(n: int, h: int, w: int, dtype=np.uint8, top: int = 255, step: int = 20) -> np.ndarray:
-    """B-scan k is a flat level 10 + step * k (so the order can be read back), with the marker `top` at k=0 (0, 0)."""
-    arr = np.empty((n, h, w), dtype=dtype)
-    for k in range(n):
-        arr[k] = 10 + step * k
-    arr[0, 0, 0] = top
-    return arr
 
 
 def _check_orientation(vol: OCTVolume, marker: float = 1.0, tol: float = 1e-6) -> None:
@@ -74,7 +71,7 @@ def _sha256(path: Path) -> str:
 
 
 def test_png_folder_natural_sort(tmp_path):
-    arr = _levels(3, 12, 16)
+    arr = levels(3, 12, 16)
     folder = tmp_path / "bscans"
     folder.mkdir()
     for k, name in enumerate(["B1.png", "B2.png", "B10.png"]):  # lexical order would put B10 second
@@ -92,7 +89,7 @@ def test_png_folder_natural_sort(tmp_path):
 
 
 def test_jpeg_folder(tmp_path):
-    arr = _levels(2, 32, 48)
+    arr = levels(2, 32, 48)
     arr[0, :8, :8] = 255  # a whole 8x8 JPEG block, so compression keeps the marker bright
     folder = tmp_path / "jpegs"
     folder.mkdir()
@@ -106,7 +103,7 @@ def test_jpeg_folder(tmp_path):
 
 
 def test_tiff16_folder_scaled_by_dtype_max(tmp_path):
-    arr = _levels(2, 10, 14, dtype=np.uint16, top=65535, step=1000)
+    arr = levels(2, 10, 14, dtype=np.uint16, top=65535, step=1000)
     folder = tmp_path / "tiff16"
     folder.mkdir()
     for k in range(2):
@@ -120,7 +117,7 @@ def test_tiff16_folder_scaled_by_dtype_max(tmp_path):
 
 
 def test_multipage_tiff(tmp_path):
-    path = write_sample("multipage-tiff", tmp_path / "stack.tiff", _levels(3, 9, 11))
+    path = write_sample("multipage-tiff", tmp_path / "stack.tiff", levels(3, 9, 11))
     assert detect_format(path) == "multipage-tiff"
     vol = load_oct(path)
     assert vol.format == "multipage-tiff" and vol.bscans.shape == (3, 9, 11)
@@ -146,7 +143,7 @@ def test_single_rgb_png_becomes_grey_with_placeholder(tmp_path):
 
 
 def test_grey_alpha_png_keeps_grey_channel(tmp_path):
-    grey = _levels(1, 6, 8)[0]
+    grey = levels(1, 6, 8)[0]
     la = np.stack([grey, np.full_like(grey, 128)], axis=-1)
     path = tmp_path / "la.png"
     Image.fromarray(la, mode="LA").save(path)
@@ -174,7 +171,7 @@ def test_float_tiff_outside_unit_range_is_min_max_scaled(tmp_path):
 
 @pytest.mark.parametrize("name", ["v.nrrd", "v.nhdr", "v.nii", "v.nii.gz", "v.mha", "v.mhd"])
 def test_sitk_volume_roundtrip(tmp_path, name):
-    arr = _levels(4, 12, 16).astype(np.float32) / 255
+    arr = levels(4, 12, 16).astype(np.float32) / 255
     src = OCTVolume(arr, (0.0118, 0.0039, 0.12), format="test")
     path = tmp_path / name
     sitk.WriteImage(src.to_sitk(), str(path))
@@ -190,7 +187,7 @@ def test_sitk_volume_roundtrip(tmp_path, name):
 
 
 def test_uint16_nrrd_and_rgb_nrrd(tmp_path):
-    arr = _levels(2, 6, 8, dtype=np.uint16, top=65535, step=300)
+    arr = levels(2, 6, 8, dtype=np.uint16, top=65535, step=300)
     img = sitk.GetImageFromArray(arr)
     img.SetSpacing((0.01, 0.004, 0.2))
     sitk.WriteImage(img, str(tmp_path / "u16.nrrd"))
@@ -210,7 +207,7 @@ def test_uint16_nrrd_and_rgb_nrrd(tmp_path):
 
 
 def test_2d_nrrd_is_one_bscan(tmp_path):
-    arr = _levels(1, 6, 9)[0]
+    arr = levels(1, 6, 9)[0]
     img = sitk.GetImageFromArray(arr)
     img.SetSpacing((0.02, 0.005))
     sitk.WriteImage(img, str(tmp_path / "b.nrrd"))
@@ -229,7 +226,7 @@ def test_2d_nrrd_is_one_bscan(tmp_path):
 
 
 def test_to_sitk_from_sitk_inverse():
-    arr = _levels(3, 5, 7).astype(np.float32) / 255
+    arr = levels(3, 5, 7).astype(np.float32) / 255
     vol = OCTVolume(arr, (0.01, 0.004, 0.06), laterality="OD")
     back = OCTVolume.from_sitk(vol.to_sitk(), source="mem", format="nrrd")
     np.testing.assert_array_equal(back.bscans, arr)
@@ -245,7 +242,7 @@ def test_to_sitk_from_sitk_inverse():
     [(0.12, None, 0.12, "SliceThickness"), (None, 0.25, 0.25, "frame positions")],
 )
 def test_dicom_opt_multiframe(tmp_path, thickness, step, expected, source):
-    arr = _levels(3, 16, 20, dtype=np.uint16, top=4095, step=200)
+    arr = levels(3, 16, 20, dtype=np.uint16, top=4095, step=200)
     path = tmp_path / "opt.dcm"
     write_opt(path, arr, axial=0.0039, lateral=0.0118, thickness=thickness, positions_step=step, bits=12)
     vol = load_oct(path)
@@ -262,7 +259,7 @@ def test_dicom_opt_multiframe(tmp_path, thickness, step, expected, source):
 
 
 def test_dicom_single_frame_gets_placeholder(tmp_path):
-    arr = _levels(1, 8, 10, dtype=np.uint16, top=65535, step=0)
+    arr = levels(1, 8, 10, dtype=np.uint16, top=65535, step=0)
     path = tmp_path / "one.dcm"
     write_opt(path, arr, axial=0.004, lateral=0.012, thickness=0.12)
     vol = load_oct(path)
@@ -274,7 +271,7 @@ def test_dicom_single_frame_gets_placeholder(tmp_path):
 
 
 def test_dicom_monochrome1_is_inverted(tmp_path):
-    arr = 65535 - _levels(2, 6, 8, dtype=np.uint16, top=65535, step=1000)  # MONOCHROME1: 0 is white
+    arr = 65535 - levels(2, 6, 8, dtype=np.uint16, top=65535, step=1000)  # MONOCHROME1: 0 is white
     path = tmp_path / "m1.dcm"
     write_opt(path, arr, axial=0.004, lateral=0.012, thickness=0.1, photometric="MONOCHROME1")
     vol = load_oct(path)
@@ -283,7 +280,7 @@ def test_dicom_monochrome1_is_inverted(tmp_path):
 
 
 def test_dicom_series_folder_sorted_by_position(tmp_path):
-    arr = _levels(3, 10, 12, dtype=np.uint16, top=65535, step=1000)
+    arr = levels(3, 10, 12, dtype=np.uint16, top=65535, step=1000)
     folder = tmp_path / "series"
     write_dicom_series(folder, arr, row_spacing=0.004, col_spacing=0.011, step=0.2)
     assert detect_format(folder) == "dicom"

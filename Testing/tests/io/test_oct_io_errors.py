@@ -3,11 +3,10 @@ odd image folders, bad volumes and geometry; the format tables."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from oct_samples import REAL_VOL, SYNTH_VOL, levels
 from PIL import Image
 
 from DiDALib.io.registry import (
@@ -20,10 +19,6 @@ from DiDALib.io.registry import (
 )
 from DiDALib.io.volume import OCTVolume, to_unit_range
 
-DATA = Path(__file__).resolve().parents[2] / "Data" / "oct"
-REAL_VOL = DATA / "spectralis_linescan_real.vol"
-SYNTH_VOL = DATA / "heyex_synthetic_10x40x50.vol"
-
 CONTRACT_FORMATS = {
     "heyex-vol", "heyex-xml", "heyex-e2e", "image-folder", "multipage-tiff",
     "image", "nrrd", "nifti", "metaimage", "dicom",
@@ -32,15 +27,6 @@ CONTRACT_FORMATS = {
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-
-
-def _levels(n: int, h: int, w: int, dtype=np.uint8, top: int = 255, step: int = 20) -> np.ndarray:
-    """B-scan k is a flat level 10 + step * k (so the order can be read back), with the marker `top` at k=0 (0, 0)."""
-    arr = np.empty((n, h, w), dtype=dtype)
-    for k in range(n):
-        arr[k] = 10 + step * k
-    arr[0, 0, 0] = top
-    return arr
 
 
 # ----------------------------------------------------------------------------------------------- plain images
@@ -83,7 +69,7 @@ def test_text_renamed(tmp_path, name, words):
 
 def test_png_renamed_nrrd_is_refused(tmp_path):
     path = tmp_path / "really_png.nrrd"
-    Image.fromarray(_levels(1, 4, 4)[0]).save(path, format="PNG")
+    Image.fromarray(levels(1, 4, 4)[0]).save(path, format="PNG")
     with pytest.raises(OCTReadError, match="not a readable NRRD"):
         load_oct(path)
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from vendor_samples import write_bioptigen, write_cirrus_img, write_fda, write_fds, write_optovue
+from vendor_samples import (
+    write_bioptigen,
+    write_cirrus_img,
+    write_fda,
+    write_fds,
+    write_optovue,
+)
 
 from DiDALib.io.registry import detect_format, load_oct
 from DiDALib.io.volume import OCTReadError
