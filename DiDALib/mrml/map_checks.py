@@ -1,5 +1,6 @@
 """Checks of the maps beyond the paper in the DiDA View (issue 15), shared by the CI tests (``slicer-core``) and
-``DiDATest`` (inside Slicer) like ``checks``: Compare (A rather than B) and the feature-scale readout."""
+``DiDATest`` (inside Slicer) like ``checks``: Compare (A rather than B), the feature-scale readout and the en-face
+view."""
 
 from __future__ import annotations
 
@@ -84,3 +85,42 @@ def _pixel_ijk(fx: Fixture, logic) -> tuple[np.ndarray, np.ndarray]:
     ijk = np.floor((_matrix(ras_to_ijk) @ _matrix(node.GetXYToRAS()) @ xy)[:3] + 0.5).astype(int)
     depth, width = fx.session.explanation.bscan_shape
     return np.clip(ijk[0], 0, width - 1).reshape(h, w), np.clip(ijk[1], 0, depth - 1).reshape(h, w)
+
+
+def check_enface(fx: Fixture) -> None:
+    """The en-face view: its labelmap is the en-face evidence of view 1's class (maps.enface), on the OCT volume's
+    plane, and a point in it moves the B-scan views to that B-scan and the crosshair to that A-scan."""
+    import vtk
+
+    from ..maps.enface import enface_map
+    from ..maps.labels import decode_labels
+    from .enface import find_enface, jump_to, show_enface
+    from .layout import VIEW_NAMES, crosshair_node
+    from .volumes import bscan_shown, volume_array
+
+    scene, volume, explanation, run = fx.env.scene, fx.volume, fx.session.explanation, fx.run
+    k = run.overlays[0].class_index
+    had = find_enface(scene, volume) is not None
+    enface = show_enface(scene, volume, explanation, k, [o.class_index for o in run.overlays])
+    try:
+        n = volume.GetImageData().GetDimensions()[2]
+        m = enface_map(explanation.results, k, n, explanation.bscan_shape, explanation.weights)
+        pos, neg = decode_labels(volume_array(enface.labels)[0])
+        shown = (pos > 0) | (neg > 0)
+        assert shown[m.explained].any() and not shown[~m.explained].any(), "en-face labels off the explained B-scans"
+        b, a = np.unravel_index(np.nanargmax(np.fmax(m.positive, m.negative)), m.positive.shape)
+        assert shown[b, a], f"the strongest en-face evidence (B-scan {b}, A-scan {a}) is not drawn"
+        to_ras = vtk.vtkMatrix4x4()
+        enface.labels.GetIJKToRASMatrix(to_ras)
+        got = jump_to(scene, volume, to_ras.MultiplyPoint((float(a), float(b), 0.0, 1.0))[:3])
+        assert got == (b, a), f"a click on B-scan {b}, A-scan {a} of the en-face view went to {got}"
+        for name in VIEW_NAMES:
+            assert bscan_shown(volume, view_node(scene, name)) == b, f"{name} did not move to B-scan {b}"
+        ras_to_ijk = vtk.vtkMatrix4x4()
+        volume.GetRASToIJKMatrix(ras_to_ijk)
+        i, _, kk = ras_to_ijk.MultiplyPoint((*crosshair_node(scene).GetCrosshairRAS(), 1.0))[:3]
+        assert (round(i), round(kk)) == (a, b), "the crosshair is not on that A-scan"
+    finally:
+        fx.views.show(run, fx.views.bscan)
+        if not had:
+            enface.remove(scene)

@@ -167,7 +167,8 @@ def write_stored_results(path: str | Path, worker, package_dir: str | Path) -> P
 FIXTURE_CHECKS = (checks.check_overlay_colours, checks.check_overlay_geometry, checks.check_layout,
                   checks.check_link_survival, checks.check_crosshair, checks.check_display_controls,
                   checks.check_resize_keeps_proportions, checks.check_scores_and_plot, checks.check_hierarchy,
-                  checks.check_input_candidates, map_checks.check_compare, checks.check_leaving_the_layout)
+                  checks.check_input_candidates, map_checks.check_compare, map_checks.check_enface,
+                  checks.check_leaving_the_layout)
 
 
 def _close(env) -> None:  # headless environments free their logics; the Slicer application keeps its own
