@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from DiDALib.cli import explain as explain_cli  # noqa: E402
 from DiDALib.cli.demo import demo_volume  # noqa: E402
-from DiDALib.cli.maps import MapChoices  # noqa: E402
+from DiDALib.io import run_folder  # noqa: E402
+from DiDALib.io.run_maps import MapChoices  # noqa: E402
 from DiDALib.models.package import demo_model_path, load_model_package  # noqa: E402
 from DiDALib.pipeline import ExplainSettings  # noqa: E402
 
@@ -65,9 +66,9 @@ def _log(message: str) -> None:
 
 @contextmanager
 def timed_steps(seconds: dict[str, float]):
-    """Time the map step and the page inside ``run_explain`` (the names it calls them by)."""
+    """Time the map step and the page inside ``run_explain`` (the names its writer, ``io.run_folder``, calls them by)."""
     names = (*MAP_STEPS, "_write_report")
-    originals = {n: getattr(explain_cli, n) for n in names}
+    originals = {n: getattr(run_folder, n) for n in names}
 
     def wrap(name, fn):
         def timed(*args, **kwargs):
@@ -79,12 +80,12 @@ def timed_steps(seconds: dict[str, float]):
         return timed
 
     for n, fn in originals.items():
-        setattr(explain_cli, n, wrap(n, fn))
+        setattr(run_folder, n, wrap(n, fn))
     try:
         yield
     finally:
         for n, fn in originals.items():
-            setattr(explain_cli, n, fn)
+            setattr(run_folder, n, fn)
 
 
 def one_run(package, volume, truths, indices, maps: MapChoices, device: str, batch: int, root: Path, tag: str) -> dict:
