@@ -106,6 +106,15 @@ def contrast_view_figure(
                         panel_width, opacity)
 
 
+def strongest_place(panels: Sequence[tuple[DiDAResult, int]], shape: tuple[int, int],
+                    bscan_shape: tuple[int, int]) -> tuple[int, int]:
+    """Where the square goes by default, in B-scan pixels: where the evidence maps of the panels' (result, class)
+    are strongest, found on panels of ``shape`` (the PNG figure and the page find it alike, so they agree)."""
+    depth, width = bscan_shape
+    r, c = strongest_point([evidence_map(result, k, shape) for result, k in panels])
+    return min(depth - 1, int((r + 0.5) * depth / shape[0])), min(width - 1, int((c + 0.5) * width / shape[1]))
+
+
 def panel_figure(bscan: np.ndarray, header: str, panels: Sequence[tuple[DiDAResult, int, str]], weights, scale: float,
                  legend: str, point: tuple[int, int] | None = None, panel_width: int = 480,
                  opacity: float = 0.85) -> Image.Image:
@@ -116,8 +125,7 @@ def panel_figure(bscan: np.ndarray, header: str, panels: Sequence[tuple[DiDAResu
     ph = max(1, int(round(depth * panel_width / width)))
     mixed = [mixed_image(r, k, weights, scale, (ph, panel_width)) for r, k, _ in panels]
     if point is None:  # found on the panels, given in B-scan pixels
-        r, c = strongest_point([evidence_map(r, k, (ph, panel_width)) for r, k, _ in panels])
-        point = (min(depth - 1, int((r + 0.5) * depth / ph)), min(width - 1, int((c + 0.5) * width / panel_width)))
+        point = strongest_place([(r, k) for r, k, _ in panels], (ph, panel_width), (depth, width))
     row, col = point
     if not (0 <= row < depth and 0 <= col < width):
         raise ValueError(f"point {point} lies outside the {depth} x {width} B-scan")

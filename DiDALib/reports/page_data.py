@@ -30,12 +30,11 @@ from ..engine.scores import score_unit
 from ..maps.colour import evidence_rgba
 from ..maps.contrast import contrast_name, contrast_result
 from ..maps.enface import enface_map, enface_scale
-from ..maps.evidence import evidence_maps, strongest_point
 from ..maps.mixing import MixedImage, cell_map, mixed_image
 from ..maps.scale import FeatureScale, feature_scale, grid_sizes
 from ..maps.scale_colours import scale_palette, scale_rgba
 from ..pipeline import VolumeExplanation
-from .figures import SQUARE_COLOUR, panel_bscan
+from .figures import SQUARE_COLOUR, panel_bscan, strongest_place
 from .map_figures import enface_rgb
 
 #: Classes whose maps a page carries at most (all of a model with this many or fewer; else the best-scoring ones).
@@ -166,15 +165,6 @@ def scale_channel(fs: FeatureScale, full: float) -> np.ndarray:
     return np.where(index > 0, index * levels + level, 0).astype(np.uint8)
 
 
-def strongest_place(result: DiDAResult, classes: Sequence[int], weights, scale: float, shape: tuple[int, int],
-                    bscan_shape: tuple[int, int]) -> tuple[int, int]:
-    """Where the page's square starts on a B-scan, in B-scan pixels: where the evidence of the panels' classes is
-    strongest, found as the PNG figure finds it (on their evidence maps at panel size), so page and figure agree."""
-    depth, width = bscan_shape
-    r, c = strongest_point(evidence_maps(result, classes, shape))
-    return min(depth - 1, int((r + 0.5) * depth / shape[0])), min(width - 1, int((c + 0.5) * width / shape[1]))
-
-
 def page_classes(explanation: VolumeExplanation, limit: int = PAGE_CLASSES) -> list[int]:
     """The classes a page carries: every class of a model with at most ``limit``, else the ``limit`` classes of
     highest score over the B-scans (model order kept)."""
@@ -233,7 +223,7 @@ def page_data(src: PageSource, panel_width: int = 480) -> dict:
             "index": i,
             "scores": [float(v) for v in r.base_scores],
             "order": [int(k) for k in np.argsort(-r.base_scores, kind="stable")],
-            "point": list(src.point or strongest_place(r, top, ex.weights, scale, shape, ex.bscan_shape)),
+            "point": list(src.point or strongest_place([(r, k) for k in top], shape, ex.bscan_shape)),
             "grey": image_url(panel_bscan(src.bscans[i], shape), lossless),
             "maps": maps,
             "pairs": pairs,
