@@ -100,3 +100,15 @@ def require_browser() -> bool:
     """True when CI demands the browser tests (``DIDA_REQUIRE_BROWSER=1``, set by ``.ci/run``): a missing browser is
     then a failure, not a skip."""
     return os.environ.get("DIDA_REQUIRE_BROWSER") == "1"
+
+
+def need_browser() -> None:
+    """Skip the calling test when Chromium or its driver is missing, or fail it where CI demands the browser
+    tests (``require_browser``)."""
+    import pytest
+
+    why = missing()
+    if why:
+        if require_browser():
+            pytest.fail(f"the browser tests must run here (DIDA_REQUIRE_BROWSER=1) but {why}")
+        pytest.skip(why)

@@ -13,8 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from browser import missing, require_browser
+from browser import need_browser
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "Testing" / "benchmarks"
@@ -47,10 +46,6 @@ def test_maps_benchmark_runs():
 
 
 def test_view_benchmark_runs():
-    why = missing()
-    if why:
-        if require_browser():
-            pytest.fail(f"the browser tests must run here (DIDA_REQUIRE_BROWSER=1) but {why}")
-        pytest.skip(why)
+    need_browser()
     out = _run("bench_view.py", "--bscans", "2")
     assert out["bscans"] == 2 and out["page_mb"] > 0 and out["open_first_s"] > 0

@@ -14,10 +14,9 @@ from browser import (
     chromium,
     console,
     element_pixels,
-    missing,
+    need_browser,
     open_page,
     requests,
-    require_browser,
 )
 from cli_helpers import PAGE, make_package
 from PIL import Image
@@ -41,11 +40,7 @@ MEAN_TOLERANCE = 0.5
 
 @pytest.fixture(scope="module")
 def driver():
-    why = missing()
-    if why:
-        if require_browser():
-            pytest.fail(f"the browser tests must run here (DIDA_REQUIRE_BROWSER=1) but {why}")
-        pytest.skip(why)
+    need_browser()
     with chromium() as d:
         yield d
 
