@@ -10,6 +10,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from slicer_imports import imported as _imported
+from slicer_imports import slicer_path
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "DiDA" / "DiDA.py"
@@ -214,56 +216,6 @@ def test_bscan_range_cannot_go_below_zero(tree):
     fields = parameter_fields(tree)
     for name in ("firstBScan", "lastBScan"):
         assert ast.unparse(fields[name]) == "Annotated[int, Minimum(0)]", name
-
-
-def _imported(path: Path, package: str) -> set[str]:
-    """Every module an import statement of a file names (anywhere in it, functions included), as dotted names;
-    ``from .x import y`` names both ``x`` and ``x.y`` (y may be a module)."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parts + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            names.add(base)
-            names |= {f"{base}.{a.name}" for a in node.names}
-    return names
-
-
-def _source(module: str) -> Path | None:
-    root = module.split(".")[0]
-    folder = {"DiDALib": ROOT, "DiDASlicer": ROOT / "DiDA"}.get(root)
-    if folder is None:
-        return None
-    path = folder.joinpath(*module.split("."))
-    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def slicer_path() -> dict[str, set[str]]:
-    """The project's modules the Slicer module can import (DiDA.py, DiDASlicer and every DiDALib module they reach,
-    packages' __init__ included), each with the modules it imports."""
-    todo = [("DiDA", MODULE)] + [(f"DiDASlicer.{p.stem}", p) for p in sorted(HELPERS.glob("*.py"))]
-    seen: dict[str, set[str]] = {}
-    while todo:
-        name, path = todo.pop()
-        if name in seen:
-            continue
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        seen[name] = _imported(path, package)
-        for module in seen[name]:
-            parts = module.split(".")
-            for i in range(1, len(parts) + 1):
-                source = _source(".".join(parts[:i]))
-                if source is not None:
-                    todo.append((".".join(parts[:i]), source))
-    return seen
 
 
 def test_nothing_on_the_slicer_path_starts_threads():
