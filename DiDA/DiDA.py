@@ -506,8 +506,8 @@ class DiDALogic(ScriptedLoadableModuleLogic):
 
 
 class DiDATest(ScriptedLoadableModuleTest):
-    """Runs DiDALib.mrml.scenarios (the same checks as the CI tests on slicer-core) inside Slicer: on a stored
-    result always, and with runs in DiDA's worker process where torch is installed."""
+    """Runs the module's self-test (DiDALib.mrml.selftest.scenarios, the same functions CI runs on slicer-core)
+    inside Slicer: on a stored result always, and with runs in DiDA's worker process where torch is installed."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -530,20 +530,19 @@ class DiDATest(ScriptedLoadableModuleTest):
         self.assertEqual(widget.ui.firstBScanSpinBox.minimum, 0)
 
     def test_DiDA_stored_result(self):
-        """A stored result of the test model in the scene: overlays, score table and plot, the DiDA View, saving."""
+        """A stored result of the test model in the scene: overlays, score table and plot, the DiDA View, Compare,
+        the en-face view, Export, saving."""
         from DiDASlicer.app import SlicerEnvironment
 
-        from DiDALib.mrml import scenarios
+        from DiDALib.mrml.selftest import scenarios
 
-        scenarios.run_in_slicer(SlicerEnvironment, worker=False, log=self.delayDisplay)
+        scenarios.stored_result(SlicerEnvironment, log=self.delayDisplay)
 
     def test_DiDA_worker_runs(self):
-        """Run DiDA for real in its worker process on a small volume with a tiny model: every scenario."""
+        """Run DiDA for real in its worker process on a small volume with a tiny model: every scenario (skipped,
+        saying why, where torch is not installed)."""
         from DiDASlicer.app import SlicerEnvironment
 
-        from DiDALib.mrml import scenarios
+        from DiDALib.mrml.selftest import scenarios
 
-        missing = scenarios.worker_unmet()
-        if missing:  # pip_ensure does not install in testing mode: the worker scenarios need the packages there
-            raise unittest.SkipTest(f"the worker scenarios need {missing}, which are not installed")
-        scenarios.run_in_slicer(SlicerEnvironment, worker=True, log=self.delayDisplay)
+        scenarios.worker_runs(SlicerEnvironment, log=self.delayDisplay)

@@ -26,6 +26,14 @@ from .protocol import BSCANS_FILE, DIED, EVENTS_FILE, Event, EventReader, JobReq
 LIBRARY_ROOT = Path(__file__).resolve().parents[2]
 
 
+def library_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a process that imports this DiDALib (``base``, default this process's, with
+    ``LIBRARY_ROOT`` first on ``PYTHONPATH``): in Slicer, DiDALib is not on PythonSlicer's own path."""
+    env = dict(os.environ if base is None else base)
+    env["PYTHONPATH"] = os.pathsep.join([str(LIBRARY_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
 class WorkerClient:
     """One worker process, started on first use and again after it died.
 
@@ -70,8 +78,7 @@ class WorkerClient:
         home = self._made_home()
         self._log = open(home / "worker.log", "ab")  # noqa: SIM115 (the worker's stdout and stderr, kept open)
         self._log_start = self._log.tell()
-        env = dict(os.environ if self._env is None else self._env)
-        env["PYTHONPATH"] = os.pathsep.join([str(LIBRARY_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+        env = library_environment(self._env)
         env["PYTHONUNBUFFERED"] = "1"
         extra = {}
         if os.name == "nt":  # no console window for the worker (as slicer.util.launchConsoleProcess does)

@@ -178,7 +178,7 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
     code = ("import DiDALib, DiDALib.engine.core, DiDALib.maps.mixing, DiDALib.io.registry, DiDALib.models.package, "
             "DiDALib.mrml.layout, DiDALib.reports.figures, DiDALib.pipeline, DiDALib.cli, DiDALib.worker.server; "
             "from DiDALib.models.package import demo_model_path; print(DiDALib.__file__); print(demo_model_path()); "
-            "from DiDALib.mrml.scenarios import stored_results_path; print(stored_results_path())")
+            "from DiDALib.mrml.selftest.fixtures import stored_results_path; print(stored_results_path())")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {[str(installed)]!r} + "
                           f"{[p for p in sys.path if 'site-packages' in p]!r}; {code}"],

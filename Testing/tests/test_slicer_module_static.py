@@ -262,3 +262,36 @@ def test_dida_py_stays_a_thin_module():
     """The project's size rule: logic that is not Qt lives in DiDALib (tested on slicer-core)."""
     lines = MODULE.read_text(encoding="utf-8").count("\n")
     assert lines <= 550, f"DiDA.py has {lines} lines"
+
+
+def test_the_self_test_stays_apart_from_the_code_it_checks():
+    """DiDALib/mrml/selftest holds what DiDATest and CI share; no product module imports it (DiDA.py only inside
+    DiDATest), and its modules import each other one way (a cycle, as scenarios <-> worker_checks was, breaks
+    when a module is imported first from the other side)."""
+    library = ROOT / "DiDALib"
+    selftest = library / "mrml" / "selftest"
+    modules = {}
+    for path in library.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if path.name == "__init__.py" else parts)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        modules[name] = (path, _imported(path, package))
+    users = sorted(n for n, (path, imports) in modules.items() if selftest not in path.parents
+                   and any(i.startswith("DiDALib.mrml.selftest") for i in imports))
+    assert not users, f"product modules import the self-test: {users}"
+    tree = ast.parse(MODULE.read_text(encoding="utf-8"))
+    outside = [n for c in tree.body if not (isinstance(c, ast.ClassDef) and c.name == "DiDATest")
+               for n in ast.walk(c) if isinstance(n, ast.ImportFrom) and "selftest" in (n.module or "")]
+    assert not outside, "DiDA.py imports the self-test outside DiDATest"
+    inside = {n: {i for i in imports if i in modules and i.startswith("DiDALib.mrml.selftest.")} - {n}
+              for n, (path, imports) in modules.items() if selftest in path.parents}
+    assert len(inside) >= 5, sorted(inside)
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for nxt in inside.get(start, ()):
+            if nxt == target or (nxt not in seen and (seen.add(nxt) or reaches(nxt, target, seen))):
+                return True
+        return False
+
+    cycles = sorted(n for n in inside if reaches(n, n, set()))
+    assert not cycles, f"import cycles in the self-test: {cycles}"

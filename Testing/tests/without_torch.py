@@ -9,9 +9,10 @@ unimportable) and with a virtual environment that has slicer-core and the packag
   ``DiDALib`` module the Slicer module reaches (``--modules``);
 - describes the bundled demo model package, as the module panel does when it opens;
 - reads an OCT file into a scene (``--oct``), as the module's file reader does;
-- runs what ``DiDATest`` runs, on slicer-core: the stored-result scenario, and the worker scenarios or their skip;
-- with ``--run``, explains one B-scan in a real worker process through the module's controller, then shows,
-  compares and exports the run (the worker imports torch; this process must not);
+- runs what ``DiDATest`` runs, on slicer-core: the stored-result scenario, and the worker scenarios (the worker
+  imports torch, this process must not) or, without torch, their skip with its reason;
+- with ``--run``, explains one B-scan in a real worker process through the module's controller (as the panel
+  does), then shows, compares and exports the run (the worker imports torch; this process must not);
 
 and prints one JSON report. It exits 1 if a step failed or torch (timm, torchvision) entered ``sys.modules``.
 """
@@ -67,7 +68,7 @@ def describe_demo() -> str:
 
 
 def read_oct(path: str) -> list[int]:
-    from DiDALib.mrml.scenarios import HeadlessEnvironment
+    from DiDALib.mrml.selftest.headless import HeadlessEnvironment
     from DiDALib.mrml.volumes import load_oct_node
 
     with HeadlessEnvironment() as env:
@@ -75,39 +76,39 @@ def read_oct(path: str) -> list[int]:
         return list(node.GetImageData().GetDimensions())
 
 
-def didatest(log: list[str]) -> dict:
-    """``DiDATest.test_DiDA_stored_result`` and ``test_DiDA_worker_runs`` on slicer-core (``DiDA/DiDA.py``)."""
-    from DiDALib.mrml import scenarios
+def didatest(log: list[str], worker_runs: bool) -> dict:
+    """What ``DiDATest`` runs (``DiDA/DiDA.py``), step by step, on slicer-core: a skipped step says why. Without
+    ``worker_runs`` its worker scenarios are left to the suite's own tests of them."""
+    from DiDALib.mrml.selftest import scenarios
+    from DiDALib.mrml.selftest.headless import HeadlessEnvironment
 
     out = {}
-    scenarios.run_in_slicer(scenarios.HeadlessEnvironment, worker=False, log=log.append)
-    out["stored_result"] = "passed"
-    missing = scenarios.worker_unmet()
-    if missing:
-        out["worker_runs"] = f"skipped: the worker scenarios need {missing}, which are not installed"
-    else:
-        out["worker_runs"] = "not run here (torch is installed: the suite runs the worker scenarios)"
+    for step in scenarios.DIDATEST:
+        if step is scenarios.worker_runs and not worker_runs:
+            out[step.__name__] = "not run (--no-worker-runs)"
+            continue
+        try:
+            step(HeadlessEnvironment, log=log.append)
+            out[step.__name__] = "passed"
+        except unittest.SkipTest as reason:
+            out[step.__name__] = f"skipped: {reason}"
     return out
 
 
 def run_in_worker() -> dict:
     """One B-scan explained in a real worker through the module's controller, then shown, compared, exported."""
-    import subprocess
-
-    from DiDALib.mrml import scenarios
     from DiDALib.mrml.controller import DiDAController
+    from DiDALib.mrml.selftest import fixtures
+    from DiDALib.mrml.selftest.headless import HeadlessEnvironment
     from DiDALib.worker.protocol import ModelRequest
 
     with tempfile.TemporaryDirectory() as tmp:
-        # The test model is made by another process: making it imports timm and torch.
-        package = Path(tmp) / "model"
-        subprocess.run([sys.executable, "-c", "import sys; from DiDALib.mrml.scenarios import make_test_package; "
-                        "make_test_package(sys.argv[1])", str(package)], check=True, cwd=str(ROOT))
-        with scenarios.HeadlessEnvironment() as env:
+        package = fixtures.make_test_package_apart(sys.executable, Path(tmp) / "model")  # it imports timm and torch
+        with HeadlessEnvironment() as env:
             controller = DiDAController(lambda: env.layout_node, lambda: (0.6, "both", True))
             try:
-                volume = scenarios.make_test_volume(env, n_bscans=2)
-                session = controller.start(volume, ModelRequest(str(package)), scenarios.TEST_SETTINGS, [1],
+                volume = fixtures.make_test_volume(env, n_bscans=2)
+                session = controller.start(volume, ModelRequest(str(package)), fixtures.TEST_SETTINGS, [1],
                                            current=True)
                 state = session.wait(timeout=300)
                 assert state == "complete", session.summary()
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modules", nargs="*", default=[], help="more modules to import")
     parser.add_argument("--oct", help="an OCT file to read into a scene")
     parser.add_argument("--run", action="store_true", help="explain a B-scan in a real worker process")
+    parser.add_argument("--no-worker-runs", action="store_true", help="leave out DiDATest's worker scenarios")
     args = parser.parse_args(argv)
     if args.block:
         sys.meta_path.insert(0, RefuseTorch())
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = [("import", lambda: import_all(args.modules)), ("describe_demo", describe_demo)]
     if args.oct:
         steps.append(("read_oct", lambda: read_oct(args.oct)))
-    steps.append(("didatest", lambda: didatest(log)))
+    steps.append(("didatest", lambda: didatest(log, not args.no_worker_runs)))
     if args.run:
         steps.append(("run_in_worker", run_in_worker))
     for name, step in steps:

@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from DiDALib.engine.schedule import EVIDENCE_GRIDS, grid_json
-from DiDALib.mrml import choices, requirements, scenarios
+from DiDALib.mrml import choices, requirements
+from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.controller import DiDAController
 from DiDALib.mrml.layout import BSCAN_VIEW, show_layout, view_node
 from DiDALib.mrml.reader import ALTERNATIVE, CLAIM, file_confidence, xml_root
@@ -105,7 +106,7 @@ def _parameters(volume, **changes):
 
 
 def test_run_choices_from_the_parameter_node(env):
-    volume = scenarios.make_test_volume(env, n_bscans=4)
+    volume = fixtures.make_test_volume(env, n_bscans=4)
     settings, indices = choices.run_choices(_parameters(volume), current=False)
     assert settings == {"grids": [7, 9, 11, 13, 15, 17, 19, 21], "weights": None, "fill": "background",
                         "score": None, "classes": "top3", "device": "auto"}  # the module's defaults
@@ -138,7 +139,7 @@ def test_the_evidence_preset_and_the_default_fill_reach_the_worker(env, worker, 
     12 shifted grids and says it filled with the retina background, which the run records."""
     from DiDALib.mrml.session import ExplainSession
 
-    volume = scenarios.make_test_volume(env, n_bscans=1)
+    volume = fixtures.make_test_volume(env, n_bscans=1)
     settings, indices = choices.run_choices(_parameters(volume, gridPreset="evidence"), current=False)
     session = ExplainSession(env.scene, volume, worker, mrml_package, {**settings, "device": "cpu", "batch_size": 64},
                              classes=settings["classes"])
@@ -152,7 +153,7 @@ def test_model_texts_and_overlay_memory(env, mrml_package, tmp_path):
     assert choices.describe_model(mrml_package).startswith("DiDA test model (random weights): 4 classes")
     assert "not for clinical use" in choices.describe_model(mrml_package)
     assert choices.describe_model(tmp_path).startswith("Model problem:")
-    volume = scenarios.make_test_volume(env, n_bscans=2)
+    volume = fixtures.make_test_volume(env, n_bscans=2)
     assert choices.overlay_memory(volume, "top3", mrml_package) == 2 * 48 * 64 * 5 * 3
     assert choices.overlay_memory(volume, "all", mrml_package) == 2 * 48 * 64 * 5 * 4
     assert choices.describe_volume(volume).startswith("2 B-scan(s) of 48 x 64 pixels")
@@ -164,9 +165,9 @@ def test_controller_continues_a_run_and_forgets_it_with_the_scene(env, worker, m
     shown = []
     controller = DiDAController(lambda: env.layout_node, lambda: (0.5, "both", True), worker_factory=lambda: worker,
                                 process_events=lambda: shown.append(True))
-    volume = scenarios.make_test_volume(env, n_bscans=3)
+    volume = fixtures.make_test_volume(env, n_bscans=3)
     model = ModelRequest(str(mrml_package))
-    session = controller.start(volume, model, scenarios.TEST_SETTINGS, [1], current=True)
+    session = controller.start(volume, model, fixtures.TEST_SETTINGS, [1], current=True)
     assert controller.focus == 1 and controller.running
     while controller.poll():
         pass
@@ -175,12 +176,12 @@ def test_controller_continues_a_run_and_forgets_it_with_the_scene(env, worker, m
     assert run is session.run and controller.newly_shown() is None, "a run is to be shown once per start"
     controller.show(run, bscan=1)
     assert shown and controller.views.attached and controller.views.bscan == 1 and controller.views.opacity == 0.5
-    assert controller.start(volume, model, scenarios.TEST_SETTINGS, [0, 2]) is session, "the run was not continued"
+    assert controller.start(volume, model, fixtures.TEST_SETTINGS, [0, 2]) is session, "the run was not continued"
     assert controller.focus is None
     while controller.poll():
         pass
     assert session.run.finished == [0, 1, 2]
-    other = controller.start(volume, model, {**scenarios.TEST_SETTINGS, "fill": "mean"}, [0])
+    other = controller.start(volume, model, {**fixtures.TEST_SETTINGS, "fill": "mean"}, [0])
     assert other is not session and session.closed, "other settings must make a new run"
     assert session.run is None and len(find_runs(env.scene, volume)) == 1, "the first run left the scene"
     controller.cancel()

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from DiDALib.maps.labels import encode_labels
-from DiDALib.mrml import scenarios as scenarios
+from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.results import STATUS, find_runs, read_scores
 from DiDALib.mrml.session import ExplainSession
 
 
-def _session(env, worker, package, n_bscans=2, settings=scenarios.TEST_SETTINGS, **kw):
-    return ExplainSession(env.scene, scenarios.make_test_volume(env, n_bscans=n_bscans), worker, package, settings,
+def _session(env, worker, package, n_bscans=2, settings=fixtures.TEST_SETTINGS, **kw):
+    return ExplainSession(env.scene, fixtures.make_test_volume(env, n_bscans=n_bscans), worker, package, settings,
                           **kw)
 
 
@@ -34,7 +34,7 @@ def test_named_classes_and_unknown_names(env, worker, mrml_package):
 def test_continuing_a_run_adds_bscans(env, worker, mrml_package):
     session = _session(env, worker, mrml_package, n_bscans=4, classes="all")
     assert session.run_blocking([2], timeout=120) == "complete"
-    assert session.run.finished == [2] and len(session.run.overlays) == len(scenarios.TEST_CLASSES)
+    assert session.run.finished == [2] and len(session.run.overlays) == len(fixtures.TEST_CLASSES)
     assert session.run_blocking([0, 3], timeout=120) == "complete"
     assert session.run.finished == [0, 2, 3] and session.run.unfinished == []
     assert len(find_runs(env.scene, session.volume)) == 1
@@ -49,8 +49,8 @@ def test_continuing_a_run_adds_bscans(env, worker, mrml_package):
 
 
 def test_a_model_that_fails_mid_run_keeps_the_finished_bscans(env, worker, tmp_path):
-    per_bscan = 1 + sum(n * n for n in scenarios.TEST_GRIDS)
-    package = scenarios.make_failing_package(tmp_path / "failing", fail_after=1 + per_bscan)  # + the load check
+    per_bscan = 1 + sum(n * n for n in fixtures.TEST_GRIDS)
+    package = fixtures.make_failing_package(tmp_path / "failing", fail_after=1 + per_bscan)  # + the load check
     session = _session(env, worker, package, n_bscans=3)
     assert session.run_blocking(timeout=120) == "failed", session.summary()
     assert "device-side assert triggered" in session.error and "\n" not in session.error, session.error  # one line
@@ -117,7 +117,7 @@ def test_shifted_grids_run_in_the_worker_and_are_drawn(env, worker, mrml_package
     from DiDALib.engine.schedule import offset_grids
 
     grids = offset_grids((2, 3), 2)
-    settings = {**scenarios.TEST_SETTINGS, "grids": [str(g) for g in grids]}
+    settings = {**fixtures.TEST_SETTINGS, "grids": [str(g) for g in grids]}
     session = _session(env, worker, mrml_package, settings=settings)
     assert session.run_blocking(timeout=120) == "complete", session.error
     exp = session.explanation

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from DiDALib.engine.result import DiDAResult
-from DiDALib.mrml import scenarios, worker_checks
+from DiDALib.mrml.selftest import fixtures, worker_checks
 from DiDALib.mrml.session import ExplainSession
 from DiDALib.worker.protocol import (
     EVENTS_FILE,
@@ -95,8 +95,8 @@ def test_runs_in_the_worker(check, env, worker, mrml_package):
 
 def test_no_thread_is_started_on_the_session_side(env, worker, mrml_package):
     before = set(threading.enumerate())
-    session = ExplainSession(env.scene, scenarios.make_test_volume(env, n_bscans=3), worker, mrml_package,
-                             scenarios.TEST_SETTINGS)
+    session = ExplainSession(env.scene, fixtures.make_test_volume(env, n_bscans=3), worker, mrml_package,
+                             fixtures.TEST_SETTINGS)
     session.start()
     while session.poll():
         assert set(threading.enumerate()) <= before, "the session started a thread"
@@ -108,9 +108,9 @@ def test_a_broken_package_fails_in_the_worker_with_its_reason(env, worker, mrml_
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model.json").write_text((Path(mrml_package) / "model.json").read_text())  # no weights file
-    volume = scenarios.make_test_volume(env, n_bscans=1)
+    volume = fixtures.make_test_volume(env, n_bscans=1)
     before = env.scene.GetNumberOfNodes()
-    session = ExplainSession(env.scene, volume, worker, broken, scenarios.TEST_SETTINGS)
+    session = ExplainSession(env.scene, volume, worker, broken, fixtures.TEST_SETTINGS)
     assert session.run_blocking(timeout=120) == "failed"
     assert "weights file" in session.error and "missing" in session.error, session.error
     assert session.run is None and env.scene.GetNumberOfNodes() == before, "a failed load left nodes behind"
@@ -122,8 +122,8 @@ def test_a_device_the_computer_lacks_is_a_device_error(env, worker, mrml_package
 
     if torch.cuda.is_available():
         pytest.skip("this computer has a CUDA GPU: asking for one is no error here")
-    session = ExplainSession(env.scene, scenarios.make_test_volume(env, n_bscans=1), worker, mrml_package,
-                             {**scenarios.TEST_SETTINGS, "device": "cuda"})
+    session = ExplainSession(env.scene, fixtures.make_test_volume(env, n_bscans=1), worker, mrml_package,
+                             {**fixtures.TEST_SETTINGS, "device": "cuda"})
     assert session.run_blocking(timeout=120) == "failed"
     assert session.error_kind == "device" and "CUDA" in session.error, (session.error_kind, session.error)
 
@@ -151,7 +151,7 @@ def test_a_worker_whose_session_vanished_cleans_up_and_ends(tmp_path, mrml_packa
     """Slicer killed mid-run: its worker sees stdin end, cancels the job, removes the session's folders and ends."""
     home = tmp_path / "session"
     code = CLIENT_THAT_DIES.format(root=str(ROOT), home=str(home), package=str(mrml_package),
-                                   settings=scenarios.SLOW_SETTINGS)
+                                   settings=fixtures.SLOW_SETTINGS)
     client = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         pid = int(client.stdout.readline())

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from slicer_imports import slicer_path, source
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -22,6 +23,9 @@ OCT_FILE = ROOT / "Testing" / "Data" / "oct" / "heyex_synthetic_10x40x50.vol"
 #: loads a model (``models.package.load_model_package``, ``models.python_code``'s builder), which runs in the worker.
 MODEL_LOADING = ("DiDALib.models.preprocess", "DiDALib.models.validate", "DiDALib.models.weights")
 TORCH = {"torch", "timm", "torchvision"}
+#: The virtual environment without torch (``.ci/run`` makes it from ``NOTORCH_REQUIREMENTS``).
+NOTORCH = ROOT / ".venv-notorch"
+NOTORCH_REQUIREMENTS = "Testing/notorch-requirements.txt"
 
 
 def loads_torch(module: str) -> bool:
@@ -64,9 +68,11 @@ def run_check(python: str, *args: str, timeout: float = 600) -> dict:
 
 def test_the_slicer_side_never_imports_torch():
     """With torch installed but unimportable: every Slicer-side module imports, the demo package is described, an
-    OCT file is read, DiDATest's stored-result scenario passes, and a real run in the worker is shown, compared and
-    exported; torch never enters this process (the worker imports it)."""
-    report = run_check(sys.executable, "--block", "--oct", str(OCT_FILE), "--run", "--modules",
+    OCT file is read, DiDATest's stored-result scenario passes, and a run started as the module starts one is
+    shown, compared and exported; torch never enters this process (the worker imports it). (DiDATest's worker
+    scenarios, the same session code, run in test_mrml_scene and test_mrml_worker; ``without_torch.py`` without
+    ``--no-worker-runs`` runs them here too, in about two minutes.)"""
+    report = run_check(sys.executable, "--block", "--oct", str(OCT_FILE), "--run", "--no-worker-runs", "--modules",
                        *slicer_side_modules())
     assert report["blocked"] and report["loaded"] == []
     assert report["steps"]["describe_demo"].count("classes") == 1
@@ -74,3 +80,33 @@ def test_the_slicer_side_never_imports_torch():
     assert report["steps"]["didatest"]["stored_result"] == "passed"
     assert report["steps"]["run_in_worker"]["state"] == "complete"
     assert "report.html" in report["steps"]["run_in_worker"]["exported"]
+
+
+def notorch_python() -> str:
+    """The no-torch environment's Python; the test is skipped where it is missing, and fails where CI demands it
+    (``DIDA_REQUIRE_NOTORCH=1``, set by ``.ci/run``)."""
+    python = NOTORCH / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if not python.exists():
+        why = (f"{NOTORCH.name} is missing: python3 -m venv {NOTORCH.name} && {NOTORCH.name}/bin/pip install -r "
+               f"{NOTORCH_REQUIREMENTS} (.ci/run makes it)")
+        if os.environ.get("DIDA_REQUIRE_NOTORCH") == "1":
+            pytest.fail(f"the no-torch tests must run here (DIDA_REQUIRE_NOTORCH=1) but {why}")
+        pytest.skip(why)
+    return str(python)
+
+
+def test_didatest_on_slicer_core_without_torch_installed():
+    """As on Slicer's extension test machines: no torch installed at all. DiDATest's stored-result scenario passes,
+    its worker scenarios are skipped with the reason, and the Slicer side imports, describes and reads as above."""
+    python = notorch_python()
+    probe = subprocess.run([python, "-c", "import importlib.util as u, slicer, sys; print(sys.version_info[:2], "
+                            "[m for m in ('torch', 'timm', 'torchvision') if u.find_spec(m)])"],
+                           capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip().endswith("[]"), f"{NOTORCH.name} has {probe.stdout.strip()}: it must have no torch"
+    report = run_check(python, "--oct", str(OCT_FILE), "--modules", *slicer_side_modules())
+    assert not report["blocked"] and report["loaded"] == []
+    assert report["steps"]["read_oct"] == [50, 40, 10]
+    assert report["steps"]["didatest"]["stored_result"] == "passed"
+    skipped = report["steps"]["didatest"]["worker_runs"]
+    assert skipped.startswith("skipped:") and "torch" in skipped, skipped
