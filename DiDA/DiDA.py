@@ -109,8 +109,8 @@ class DiDAFileReader:
     def load(self, properties):
         filePath = properties["fileName"]
         try:
-            if not DiDALogic.ensureDependencies(ask=True):
-                raise RuntimeError(_("DiDA's Python packages are needed to read OCT files and were not installed."))
+            if not DiDALogic.ensureReading(filePath):  # never PyTorch: reading needs eyepy, pydicom and pillow
+                raise RuntimeError(_("the Python packages that read it were not installed"))
             node = DiDALogic().loadOCT(filePath, properties.get("name"), show=properties.get("show", True))
         except Exception as exc:
             self.parent.userMessages().AddMessage(vtk.vtkCommand.ErrorEvent,
@@ -305,13 +305,11 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onLoadOCT(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not load the OCT file."), waitCursor=True):
-            if not DiDALogic.ensureDependencies(ask=True):
-                return
             from DiDALib.io.registry import file_dialog_filter
 
             path = qt.QFileDialog.getOpenFileName(slicer.util.mainWindow(), _("Load OCT file"), "",
                                                   file_dialog_filter())
-            if not path:
+            if not path or not DiDALogic.ensureReading(path):
                 return
             self._parameterNode.inputVolume = self.logic.loadOCT(path)
 
@@ -326,7 +324,7 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _explain(self, current: bool) -> None:
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("DiDA could not start."), waitCursor=True):
-            if not DiDALogic.ensureDependencies(ask=True):
+            if not DiDALogic.ensureExplaining():
                 self.ui.statusLabel.text = _("DiDA needs its Python packages: nothing was installed.")
                 return
             trust = self.logic.trust  # a package's own Python code runs only if the user agrees (it names the file)
@@ -414,18 +412,21 @@ class DiDALogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return DiDAParameterNode(super().getParameterNode())
 
-    # -- dependencies ----------------------------------------------------------------------------------------------
+    # -- dependencies: two sets, each installed after asking on first use (DiDASlicer.dependencies) ----------------
 
     @staticmethod
-    def requirementsPath() -> str:
-        return os.path.join(os.path.dirname(__file__), "Resources", "requirements.txt")
+    def ensureReading(path=None) -> bool:
+        """What reading OCT (``path``) needs, never PyTorch; False if the user declines."""
+        from DiDASlicer.dependencies import ensure_reading
+
+        return ensure_reading(path)
 
     @staticmethod
-    def ensureDependencies(ask: bool = True) -> bool:
-        """Install what DiDA needs, after asking (DiDASlicer.dependencies); False if the user declines."""
-        from DiDASlicer.dependencies import ensure_dependencies
+    def ensureExplaining() -> bool:
+        """PyTorch (through the PyTorch extension) and the rest of what explaining needs; False if declined."""
+        from DiDASlicer.dependencies import ensure_explaining
 
-        return ensure_dependencies(DiDALogic.requirementsPath(), ask)
+        return ensure_explaining()
 
     # -- choices -----------------------------------------------------------------------------------------------------
 

@@ -149,7 +149,7 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
     assert any("/" in t.removeprefix("DiDALib/") for t in library), "the library has subpackages to ship"
     helpers = {f"DiDASlicer/{p.name}": p for p in (ROOT / "DiDA" / "DiDASlicer").glob("*.py")}
     expected = {"DiDA.py", *library, *helpers, "Resources/Icons/DiDA.png", "Resources/UI/DiDA.ui",
-                "Resources/requirements.txt"}
+                "Resources/requirements-read.txt", "Resources/requirements-explain.txt"}
     assert expected <= set(shipped), f"not shipped: {sorted(expected - set(shipped))}"
     for tgt, original in {**library, **helpers}.items():
         assert shipped[tgt].read_bytes() == original.read_bytes(), f"{tgt} is not a copy of {original}"

@@ -19,7 +19,9 @@ MODULE = ROOT / "DiDA" / "DiDA.py"
 HELPERS = ROOT / "DiDA" / "DiDASlicer"
 PARAMETERS = HELPERS / "parameters.py"
 UI = ROOT / "DiDA" / "Resources" / "UI" / "DiDA.ui"
-REQUIREMENTS = ROOT / "DiDA" / "Resources" / "requirements.txt"
+#: The two sets the module installs on first use: reading OCT, and explaining (besides PyTorch).
+REQUIREMENTS = (ROOT / "DiDA" / "Resources" / "requirements-read.txt",
+                ROOT / "DiDA" / "Resources" / "requirements-explain.txt")
 
 
 @pytest.fixture(scope="module")
@@ -184,13 +186,13 @@ def test_resources_the_module_loads_exist(tree):
 
 
 def test_requirements_cover_the_library_imports():
-    """What DiDALib imports and Slicer does not ship is in requirements.txt (torch comes from the PyTorch
+    """What DiDALib imports and Slicer does not ship is in a requirements file (torch comes from the PyTorch
     extension; numpy, SimpleITK, vtk and slicer are Slicer's own). DiDALib/cli/ serves only the command line (tqdm,
     onnx for dida package) and DiDALib/evaluation/ the faithfulness benchmark and tests (captum, grad-cam: the
     'test' extra); OCT-Converter is the optional 'vendors' extra, whose reader says how to install it."""
     from packaging.requirements import Requirement
 
-    reqs = {Requirement(line).name.lower() for line in REQUIREMENTS.read_text().splitlines()
+    reqs = {Requirement(line).name.lower() for path in REQUIREMENTS for line in path.read_text().splitlines()
             if line.strip() and not line.startswith("#")}
     provided = {"torch", "torchvision", "numpy", "simpleitk", "vtk", "vtkmodules", "slicer"}
     optional = {"oct_converter"}
@@ -206,8 +208,11 @@ def test_requirements_cover_the_library_imports():
                 imported.add(node.module.split(".")[0])
     third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "DiDALib"} - optional
     needed = {distribution.get(m.lower(), m.lower()) for m in third_party} - provided
-    assert needed <= reqs, f"missing from requirements.txt: {sorted(needed - reqs)}"
+    assert needed <= reqs, f"missing from the requirements files: {sorted(needed - reqs)}"
     assert not reqs & {"torch", "torchvision", "numpy", "simpleitk"}, "never pip-install over Slicer's own packages"
+    read = {Requirement(line).name.lower() for line in REQUIREMENTS[0].read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
+    assert read == {"eyepy", "pydicom", "pillow", "packaging"}, f"reading OCT needs {sorted(read)}: no more"
 
 
 def test_bscan_range_cannot_go_below_zero(tree):
@@ -295,3 +300,21 @@ def test_the_self_test_stays_apart_from_the_code_it_checks():
 
     cycles = sorted(n for n in inside if reaches(n, n, set()))
     assert not cycles, f"import cycles in the self-test: {cycles}"
+
+
+def _calls(function: ast.FunctionDef) -> set[str]:
+    return {ast.unparse(n.func) for n in ast.walk(function) if isinstance(n, ast.Call)}
+
+
+def _method(tree, cls: str, name: str) -> ast.FunctionDef:
+    return next(f for f in class_def(tree, cls).body if isinstance(f, ast.FunctionDef) and f.name == name)
+
+
+def test_loading_a_file_never_installs_pytorch(tree):
+    """Reading OCT needs eyepy, pydicom and pillow only: the file reader and Load OCT file... ask for the reading
+    set (and OCT-Converter where the file needs it); PyTorch and the rest are asked for only to explain."""
+    for cls, name in (("DiDAFileReader", "load"), ("DiDAWidget", "onLoadOCT")):
+        calls = _calls(_method(tree, cls, name))
+        assert "DiDALogic.ensureReading" in {c.rpartition("(")[0] or c for c in calls}, f"{cls}.{name}: {calls}"
+        assert not any("Explaining" in c or "ensureDependencies" in c for c in calls), f"{cls}.{name}: {calls}"
+    assert "DiDALogic.ensureExplaining" in _calls(_method(tree, "DiDAWidget", "_explain"))

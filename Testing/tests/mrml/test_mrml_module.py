@@ -192,3 +192,49 @@ def test_controller_continues_a_run_and_forgets_it_with_the_scene(env, worker, m
     controller.forget()
     assert controller.session is None and controller.views is None and other.closed
     assert controller.worker is worker and worker.alive, "the worker must stay warm after the scene closed"
+
+
+RESOURCES = ROOT / "DiDA" / "Resources"
+
+
+def _installed(monkeypatch, versions: dict[str, str]) -> None:
+    def version(name):
+        if name not in versions:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return versions[name]
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+
+
+def test_reading_and_explaining_are_two_installs(monkeypatch, tmp_path):
+    """Reading OCT asks for eyepy, pydicom and pillow, never for PyTorch; explaining asks for PyTorch (through the
+    PyTorch extension) and timm and the rest. On a fresh Slicer (nothing installed) each says so in one question."""
+    _installed(monkeypatch, {})
+    read = requirements.reading_plan(RESOURCES, OCT / "heyex_synthetic_10x40x50.vol")
+    assert read.torch == [] and {requirements.name_of(r) for r in read.packages} >= {"eyepy", "pydicom", "pillow"}
+    assert not {"torch", "torchvision", "timm"} & {requirements.name_of(r) for r in read.packages}
+    assert "read" in read.question() and "PyTorch" not in read.question()
+    explain = requirements.explaining_plan(RESOURCES)
+    assert explain.torch == ["torch>=2.4", "torchvision>=0.19"] and "timm" in " ".join(explain.packages)
+    assert "PyTorch extension" in explain.question()
+    _installed(monkeypatch, {"eyepy": "0.21.0", "pydicom": "3.0.2", "pillow": "12.2.0", "packaging": "26.2"})
+    assert requirements.reading_plan(RESOURCES, OCT / "heyex_synthetic_10x40x50.vol").empty
+
+
+def test_a_vendor_file_asks_for_oct_converter_once(monkeypatch, tmp_path):
+    """A Topcon, Zeiss, Bioptigen or Optovue file needs OCT-Converter: named in the one question, with what it
+    brings; a Heidelberg file never asks for it, and an installed OCT-Converter is not asked for again."""
+    from DiDALib.io.registry import SUPPORTED_FORMATS
+
+    through = {name for name, info in SUPPORTED_FORMATS.items() if "OCT-Converter" in info.description}
+    assert set(requirements.VENDOR_FORMATS) == through
+    base = {"eyepy": "0.21.0", "pydicom": "3.0.2", "pillow": "12.2.0", "packaging": "26.2"}
+    _installed(monkeypatch, base)
+    for name in ("scan.fda", "scan.fds", "Macular Cube 512x128_z.img", "scan.oct"):
+        (tmp_path / name).write_bytes(b"\0" * 64)
+        plan = requirements.reading_plan(RESOURCES, tmp_path / name)
+        assert plan.packages == [requirements.OCT_CONVERTER] and plan.torch == [], name
+        assert "needs OCT-Converter" in plan.question() and plan.question().count("?") == 1, plan.question()
+    assert requirements.reading_plan(RESOURCES, OCT / "spectralis_linescan_real.vol").empty
+    _installed(monkeypatch, {**base, "oct-converter": "0.7.0"})
+    assert requirements.reading_plan(RESOURCES, tmp_path / "scan.fda").empty
