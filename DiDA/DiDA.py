@@ -15,6 +15,7 @@ from typing import Annotated
 import qt
 import slicer
 import vtk
+from DiDASlicer.app import layout_node
 from DiDASlicer.parameters import (
     ClassChoice,
     DeviceChoice,
@@ -185,9 +186,9 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         # Deferred: DiDA sets a new map's role attribute just after adding it to the scene.
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent,
                          lambda *_: qt.QTimer.singleShot(0, self._refreshInputFilter))
-        layoutNode = slicer.app.layoutManager().layoutLogic().GetLayoutNode()
-        self.addObserver(layoutNode, vtk.vtkCommand.ModifiedEvent,
-                         lambda *_: qt.QTimer.singleShot(0, self._onLayoutChanged))
+        if (layoutNode := layout_node()) is not None:  # None with --no-main-window (Slicer's generic tests)
+            self.addObserver(layoutNode, vtk.vtkCommand.ModifiedEvent,
+                             lambda *_: qt.QTimer.singleShot(0, self._onLayoutChanged))
         self.ui.loadOCTButton.connect("clicked(bool)", self.onLoadOCT)
         self.ui.explainBScanButton.connect("clicked(bool)", lambda: self._explain(current=True))
         self.ui.explainVolumeButton.connect("clicked(bool)", self.onExplainVolume)
@@ -469,7 +470,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
     @property
     def controller(self):
         if self._controller is None:
-            from DiDASlicer.app import layout_node, render_slice_view, slice_view_renderer
+            from DiDASlicer.app import render_slice_view, slice_view_renderer
 
             from DiDALib.mrml.controller import DiDAController
             from DiDALib.mrml.views import ViewLabels

@@ -318,3 +318,17 @@ def test_loading_a_file_never_installs_pytorch(tree):
         assert "DiDALogic.ensureReading" in {c.rpartition("(")[0] or c for c in calls}, f"{cls}.{name}: {calls}"
         assert not any("Explaining" in c or "ensureDependencies" in c for c in calls), f"{cls}.{name}: {calls}"
     assert "DiDALogic.ensureExplaining" in _calls(_method(tree, "DiDAWidget", "_explain"))
+
+
+def test_the_layout_manager_is_never_used_unchecked():
+    """``slicer.app.layoutManager()`` is None without a main window: Slicer's generic module tests start Slicer
+    with --no-main-window (CMake/SlicerMacroBuildScriptedModule.cmake) and build the widget, and only the main window
+    sets the layout manager (Base/QTApp/qSlicerMainWindow.cxx, qSlicerApplication::setLayoutManager). No attribute
+    is read straight off the call: its result is held and checked first."""
+    unchecked = []
+    for path in (MODULE, *sorted(HELPERS.glob("*.py"))):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Call) \
+                    and ast.unparse(node.value.func).endswith("app.layoutManager"):
+                unchecked.append(f"{path.name}:{node.lineno}")
+    assert not unchecked, f"layoutManager() used unchecked at {unchecked}"
