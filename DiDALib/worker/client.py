@@ -26,6 +26,23 @@ from .protocol import BSCANS_FILE, DIED, EVENTS_FILE, Event, EventReader, JobReq
 LIBRARY_ROOT = Path(__file__).resolve().parents[2]
 
 
+class WorkerUnavailable(ValueError):
+    """The worker process cannot be started here (its message is the one sentence the user sees)."""
+
+
+def worker_python(python: str | None = None) -> str:
+    """The Python that runs the worker: ``python``, else this process's own. Inside Slicer ``sys.executable`` is
+    PythonSlicer, as Slicer's ``QStandardPaths::findExecutable("PythonSlicer")`` found it, or "" where it found none:
+    then PythonSlicer on PATH."""
+    candidate = python or sys.executable or "PythonSlicer"
+    found = shutil.which(candidate)  # a path: itself if it is an executable file
+    if not found:
+        raise WorkerUnavailable(f"DiDA cannot start its worker process: Slicer's Python (PythonSlicer) was not "
+                                f"found ({candidate} is not an executable file); reinstall Slicer or start it from "
+                                "its own folder, then try again")
+    return found
+
+
 def library_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a process that imports this DiDALib (``base``, default this process's, with
     ``LIBRARY_ROOT`` first on ``PYTHONPATH``): in Slicer, DiDALib is not on PythonSlicer's own path."""
@@ -37,13 +54,14 @@ def library_environment(base: Mapping[str, str] | None = None) -> dict[str, str]
 class WorkerClient:
     """One worker process, started on first use and again after it died.
 
-    ``python`` runs the worker (default ``sys.executable``: inside Slicer that is its PythonSlicer); ``home`` is the
+    ``python`` runs the worker (default ``sys.executable``: inside Slicer that is its PythonSlicer, see
+    ``worker_python``); ``home`` is the
     folder for job folders and the worker's log (default: a new folder in the system's temporary folder).
     """
 
     def __init__(self, python: str | None = None, home: str | os.PathLike | None = None,
                  env: Mapping[str, str] | None = None):
-        self.python = python or sys.executable
+        self._python = python
         self._home = Path(home) if home else None
         self._env = dict(env) if env is not None else None
         self._process: subprocess.Popen | None = None
@@ -55,6 +73,11 @@ class WorkerClient:
         self.starts = 0  # worker processes started so far
 
     # -- the process -------------------------------------------------------------------------------------------
+
+    @property
+    def python(self) -> str:
+        """The Python that runs the worker (``worker_python``; ``WorkerUnavailable`` where there is none)."""
+        return worker_python(self._python)
 
     @property
     def home(self) -> Path:
@@ -75,6 +98,7 @@ class WorkerClient:
         if self.alive:
             return self._process
         self._forget_process()
+        python = self.python  # a missing PythonSlicer stops here, in one sentence
         home = self._made_home()
         self._log = open(home / "worker.log", "ab")  # noqa: SIM115 (the worker's stdout and stderr, kept open)
         self._log_start = self._log.tell()
@@ -86,7 +110,7 @@ class WorkerClient:
             info.dwFlags |= subprocess.STARTF_USESHOWWINDOW
             info.wShowWindow = 0
             extra = {"startupinfo": info, "creationflags": subprocess.CREATE_NO_WINDOW}
-        self._process = subprocess.Popen([self.python, "-m", "DiDALib.worker", "--home", str(home)],
+        self._process = subprocess.Popen([python, "-m", "DiDALib.worker", "--home", str(home)],
                                          stdin=subprocess.PIPE, stdout=self._log, stderr=self._log,
                                          cwd=str(LIBRARY_ROOT), env=env, **extra)
         self.worker_pid = None

@@ -187,3 +187,24 @@ def test_results_of_shifted_grids_travel_bit_for_bit():
     back = decode_result(json.loads(json.dumps(encode_result(result, 0))))
     assert back.grids == result.grids
     assert all(np.array_equal(back.deltas[g], result.deltas[g]) for g in grids)
+
+
+def test_a_missing_pythonslicer_is_one_sentence(tmp_path, monkeypatch):
+    """Slicer sets sys.executable to QStandardPaths::findExecutable("PythonSlicer"), "" where it finds none
+    (Base/QTCore/qSlicerCoreApplication.cxx): the worker then falls back on PythonSlicer on PATH, and without one
+    the run stops with one sentence naming the problem and the fix, leaving no job folder."""
+    from DiDALib.worker.client import WorkerClient, WorkerUnavailable
+
+    monkeypatch.setattr(sys, "executable", "")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    client = WorkerClient(home=tmp_path / "home")
+    with pytest.raises(WorkerUnavailable, match="PythonSlicer") as info:
+        client.submit(JobRequest(ModelRequest("model")), np.zeros((1, 4, 4), np.float32)[:0])
+    assert "\n" not in str(info.value) and str(info.value).count(". ") == 0, str(info.value)
+    assert not list((tmp_path / "home").glob("job-*")) and client.starts == 0
+    (tmp_path / "bin").mkdir()
+    launcher = tmp_path / "bin" / "PythonSlicer"
+    launcher.write_text("#!/bin/sh\nexit 0\n")
+    launcher.chmod(0o755)
+    assert WorkerClient().python == str(launcher), "PythonSlicer on PATH is not used"
+    client.close()
