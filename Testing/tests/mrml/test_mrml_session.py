@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from DiDALib.maps.labels import encode_labels
-from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.results import STATUS, find_runs, read_scores
+from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.session import ExplainSession
 
 
@@ -126,3 +126,29 @@ def test_shifted_grids_run_in_the_worker_and_are_drawn(env, worker, mrml_package
         for o in session.run.overlays:
             mixed = exp.mixed(k, o.class_index)
             assert np.array_equal(o.bscan_labels(k), encode_labels(mixed.positive, mixed.negative))
+
+
+def test_starting_writes_no_bscan_on_the_spot(env, worker, mrml_package):
+    """Explain volume on a large volume must not hold Slicer's main thread while the B-scans go to the job folder
+    (bench_submit.py measures it): ``start`` writes none, each timer poll writes a share (here one B-scan, the
+    smallest share), the job reaches the worker once all are written, as the intensities the volume's rule gives;
+    a cancel before that sends nothing and removes the folder."""
+    from DiDALib.mrml.volumes import bscans_from_volume_node
+    from DiDALib.worker.protocol import BSCANS_FILE
+
+    session = _session(env, worker, mrml_package, n_bscans=4)
+    session.start([3, 1, 2])
+    job = session.job
+    written = np.load(job.folder / BSCANS_FILE, mmap_mode="r")
+    assert written.shape == (3, 48, 64) and not written.any(), "start wrote B-scans on the spot"
+    for count in (1, 2):
+        assert job.poll(seconds=0) == [] and job._written == count, "one poll wrote more than its share"
+    session._pending.extend(job.poll(seconds=None))  # the rest written, the job sent
+    expected, _ = bscans_from_volume_node(session.volume)
+    assert job._written == 3 and np.array_equal(np.load(job.folder / BSCANS_FILE), expected[[3, 1, 2]])
+    assert session.wait(timeout=120) == "complete", session.summary()
+    assert session.explanation.indices == [1, 2, 3]
+    session.start([0])
+    early = session.job
+    session.cancel()
+    assert session.wait(timeout=10) == "cancelled" and not early.folder.exists(), "the unsent job left its folder"

@@ -208,3 +208,56 @@ def test_a_missing_pythonslicer_is_one_sentence(tmp_path, monkeypatch):
     launcher.chmod(0o755)
     assert WorkerClient().python == str(launcher), "PythonSlicer on PATH is not used"
     client.close()
+
+
+class _Running:
+    """A stand-in for the worker's Popen: running until ``returncode`` is set."""
+
+    returncode = None
+
+    def poll(self):
+        return self.returncode
+
+
+def test_one_poll_reads_a_bounded_share_of_a_backlog(tmp_path):
+    """The module's timer polls every 100 ms: however many events wait (a worker that ran ahead while Slicer was
+    busy), one poll reads and parses at most ``READ_BYTES`` of them (one longer line whole), the rest on the next
+    polls, in order; a worker that died is reported only after everything it wrote was read."""
+    from DiDALib.worker.client import READ_BYTES, Job, WorkerClient
+
+    writer = EventWriter(tmp_path / EVENTS_FILE)
+    blob = "x" * 200_000
+    for i in range(60):
+        writer.write("progress", images_done=i, pad=blob)
+    writer.close()
+    process = _Running()
+    job = Job(WorkerClient(home=tmp_path / "home"), "1", tmp_path, process)
+    kinds, seen, polls = [], [], 0
+    while not job.finished:
+        events = job.poll()
+        polls += 1
+        assert events, "a poll read nothing while events were waiting"
+        assert sum(len(json.dumps(e.data)) for e in events) <= READ_BYTES + 250_000, f"{len(events)} events at once"
+        kinds += [e.kind for e in events]
+        seen += [e.data["images_done"] for e in events if e.kind == "progress"]
+        process.returncode = -9  # the worker died after its first poll: what it wrote still comes first
+    assert seen == list(range(60)) and kinds == ["progress"] * 60 + ["error"], kinds[-3:]
+    assert polls >= 12_000_000 // READ_BYTES, f"{polls} polls for 12 MB of events"
+
+
+def test_close_never_blocks_on_a_worker_that_does_not_stop(tmp_path):
+    """Closing the module (or Slicer) while the worker does not answer (a long batch, a hung driver): close()
+    returns within about half a second, the worker process is gone and its folder removed."""
+    from DiDALib.worker.client import WorkerClient
+
+    stubborn = tmp_path / "stubborn-python"
+    stubborn.write_text("#!/bin/sh\ntrap '' TERM HUP\nexec sleep 60\n")
+    stubborn.chmod(0o755)
+    client = WorkerClient(python=str(stubborn), home=tmp_path / "home")
+    client.submit(JobRequest(ModelRequest("model")))
+    process = client._process
+    started = time.perf_counter()
+    client.close()
+    took = time.perf_counter() - started
+    assert took < 1.0, f"close() blocked for {took:.2f} s"
+    assert process.poll() is not None and not (tmp_path / "home").exists()
