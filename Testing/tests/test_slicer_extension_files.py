@@ -99,6 +99,10 @@ function(slicerMacroBuildScriptedModule)
     message(FATAL_ERROR "Unknown keywords given to slicerMacroBuildScriptedModule(): ${MY_UNPARSED_ARGUMENTS}")
   endif()
   file(APPEND "${RECORD}" "MODULE ${MY_NAME} ${MY_WITH_GENERIC_TESTS}\n")
+  # As ctkMacroCompilePythonScript (CTK as Slicer 5.10 and 5.12 pin it, CMake/ctkMacroCompilePythonScript.cmake):
+  # the whole scripted-modules build folder is installed, whatever was put there.
+  install(DIRECTORY "${CMAKE_BINARY_DIR}/${Slicer_QTSCRIPTEDMODULES_LIB_DIR}/"
+    DESTINATION "${Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR}" COMPONENT RuntimeLibraries USE_SOURCE_PERMISSIONS)
   foreach(kind SCRIPTS RESOURCES)
     foreach(f ${MY_${kind}})
       if(IS_ABSOLUTE "${f}")
@@ -170,7 +174,17 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
         (installed / tgt).parent.mkdir(parents=True, exist_ok=True)
         (installed / tgt).write_bytes(src.read_bytes())
     shutil.copytree(copied, installed / "Resources" / "DemoModel")
-    # The stored result DiDATest shows without torch: in the build tree only, where DiDALib looks for it.
+    # What CTK installs: the demo model once (it was installed twice), and the stored result DiDATest shows
+    # without torch (20 KB: it is packaged, so DiDATest runs in an installed extension too).
+    run = subprocess.run([CMAKE, "--install", str(build), "--prefix", str(tmp_path / "prefix")], capture_output=True,
+                         text=True, timeout=240)
+    assert run.returncode == 0, run.stderr
+    done = [line.split(": ", 1)[1] for line in run.stdout.splitlines() if line.startswith(("-- Installing", "-- Up-to"))]
+    twice = sorted({p for p in done if done.count(p) > 1})
+    assert not twice, f"installed twice: {twice}"
+    modules = tmp_path / "prefix" / "lib/Slicer-5.10/qt-scripted-modules"
+    assert sorted(p.name for p in (modules / "Resources" / "DemoModel").iterdir()) == demo
+    assert (modules / "Resources" / "Testing" / "dida_results.npz").is_file()
     stored = build / "lib/Slicer-5.10/qt-scripted-modules/Resources/Testing/dida_results.npz"
     assert stored.read_bytes() == (ROOT / "Testing" / "Data" / "dida_results.npz").read_bytes()
     (installed / "Resources" / "Testing").mkdir()
