@@ -202,3 +202,20 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
     assert Path(where) == installed / "DiDALib" / "__init__.py"
     assert Path(demo_path) == installed / "Resources" / "DemoModel"
     assert Path(stored_path) == installed / "Resources" / "Testing" / "dida_results.npz"
+
+
+def test_the_module_runs_from_a_clone(tmp_path):
+    """The README's clone path: Edit > Application Settings > Modules > Additional module paths gets <clone>/DiDA,
+    and Slicer puts only that folder on sys.path (Base/QTGUI/qSlicerScriptedLoadableModuleFactory.cxx,
+    ctkFactoryScriptedItem::load). DiDA.py imports DiDASlicer first, which finds DiDALib beside the module folder,
+    so the module and its worker import this checkout's DiDALib, and no torch."""
+    code = ("import sys; import DiDASlicer, DiDALib.mrml.controller, DiDALib.mrml.choices as c; print(DiDALib.__file__);"
+            " print(c.describe_model(c.model_folder(True, None))); print('torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    site = [p for p in sys.path if "site-packages" in p]
+    run = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:] = {[str(ROOT / 'DiDA')]!r} + "
+                          f"{site!r} + sys.path; {code}"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                         timeout=240)
+    assert run.returncode == 0, run.stderr[-2000:]
+    where, described, torch = run.stdout.splitlines()
+    assert Path(where) == ROOT / "DiDALib" / "__init__.py" and "classes" in described and torch == "False"
