@@ -6,9 +6,11 @@
 The module's click makes an ``ExplainSession`` on the volume node and starts it (the chosen B-scans go to the job's
 folder for the worker); then its QTimer polls the session every 100 ms with a 0.05 s share. This times each of
 those calls on the main thread, as the module makes them: the session, ``start``, and every ``poll(max_seconds=0.05)``
-until the worker says it is ready (it loads the demo model meanwhile, in its own process), then the first results
-of a cancelled run, then ``close``. The figure that matters is ``longest_block_s``: the longest single call, during
-which Slicer could not redraw or answer a click. The default volume is 128 B-scans of 496 x 1024 float32 (260 MB:
+until the first result (the worker loads the demo model meanwhile, in its own process; the poll that applies the
+first result makes the run's overlays), then a cancel and its polls, then ``close``. ``longest_by_call_s`` gives
+the longest single call of each kind, during which Slicer could not redraw or answer a click: ``session``,
+``start`` and the polls before the first result are the submit; the poll that applies the first result
+allocates the run's overlays on the whole volume. The default volume is 128 B-scans of 496 x 1024 float32 (260 MB:
 what DiDA's reader makes of a 128-B-scan Spectralis or Cirrus cube).
 """
 
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + args.timeout
         polls = 0
         while time.monotonic() < deadline and not session.explanation or not session.explanation.results:
-            if not timed(calls, "poll", session.poll, max_seconds=0.05):
+            if not timed(calls, "poll until the first result", session.poll, max_seconds=0.05):
                 break
             polls += 1
             if session.info is not None and "ready_s" not in locals():
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.05)  # the rest of the timer's 100 ms: Slicer's own events
         first_result_s = time.perf_counter() - started
         timed(calls, "cancel", session.cancel)
-        while timed(calls, "poll", session.poll, max_seconds=0.05):
+        while timed(calls, "poll after cancel", session.poll, max_seconds=0.05):
             polls += 1
             time.sleep(0.05)
         timed(calls, "close", session.close)
