@@ -349,10 +349,11 @@ def to_unit_range(arr: np.ndarray, where: str, *, bits_stored: int | None = None
     return convert(np.asarray(arr)), how
 
 
-def unit_range_rule(arr: np.ndarray, where: str, *, bits_stored: int | None = None
-                    ) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+def unit_range_rule(arr: np.ndarray, where: str, *, bits_stored: int | None = None,
+                    bounds: tuple[float, float] | None = None) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     """``to_unit_range``'s rule for a whole volume, decided from its dtype, minimum and maximum, as a function
-    that converts any part of it (a few B-scans at a time give the same numbers as the whole) and its sentence."""
+    that converts any part of it (a few B-scans at a time give the same numbers as the whole) and its sentence.
+    ``bounds``: the volume's minimum and maximum where the caller has them already (NaN where it holds one)."""
     arr = np.asarray(arr)
     if arr.dtype == bool:
         return (lambda a: a.astype(np.float32)), "boolean pixels: False = 0, True = 1"
@@ -361,7 +362,7 @@ def unit_range_rule(arr: np.ndarray, where: str, *, bits_stored: int | None = No
     if arr.size == 0:
         raise OCTReadError(f"{where}: the image is empty (shape {arr.shape})")
     if np.issubdtype(arr.dtype, np.floating):
-        lo, hi = float(arr.min()), float(arr.max())  # NaN or inf anywhere shows in these two
+        lo, hi = map(float, bounds or (arr.min(), arr.max()))  # NaN or inf anywhere shows in these two
         if not (np.isfinite(lo) and np.isfinite(hi)):
             n_nan = int(np.isnan(arr).sum())
             n_inf = int(np.isinf(arr).sum())
@@ -374,7 +375,7 @@ def unit_range_rule(arr: np.ndarray, where: str, *, bits_stored: int | None = No
         how = f"{arr.dtype} in [{lo:g}, {hi:g}] min-max scaled over the volume to [0, 1]"
         return (lambda a: _min_max(a, lo, hi)), how
     info = np.iinfo(arr.dtype)
-    lo, hi = int(arr.min()), int(arr.max())
+    lo, hi = map(int, bounds or (arr.min(), arr.max()))
     if arr.dtype.itemsize <= 2 and lo >= 0:
         maximum = info.max
         if bits_stored is not None and 0 < bits_stored < 8 * arr.dtype.itemsize and hi <= 2**bits_stored - 1:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,11 +54,11 @@ class ExplainSession:
         if self.model is not None:  # a bad rule or class name fails here, not in the worker
             class_indices(read_spec(self.model.path).classes, self.classes)
         self.name = name or f"DiDA {volume.GetName()}"
-        # The voxels as the node holds them, and the rule that makes them display intensities (a few B-scans at a
-        # time when a job's B-scans are written: no copy of a large volume on Slicer's main thread).
-        self._voxels = grey_voxels(volume)
-        self._intensities, self.intensity = unit_range_rule(self._voxels, volume.GetName())
-        self.shape = self._voxels.shape  # (B-scans, depth, width)
+        # The voxels as the node holds them; a job's B-scans are made display intensities when they are written,
+        # a few at a time (``_intensities``): no copy of a large volume on Slicer's main thread.
+        self.shape = grey_voxels(volume).shape  # (B-scans, depth, width)
+        self.intensity: str | None = None  # how the intensities were obtained (``io.volume.to_unit_range``)
+        self._rule: tuple[int, Callable[[np.ndarray], np.ndarray]] | None = None  # for the image data's MTime
         self.info: dict | None = None  # the worker's "ready" event: model, classes, score, device, grids, weights
         self.explanation: VolumeExplanation | None = None
         self.run: DiDARun | None = None
@@ -92,13 +92,29 @@ class ExplainSession:
             raise RuntimeError("this session has no worker and model to run: it only shows stored results")
         chosen = chosen_bscans(self.shape[0], indices)  # bad indices fail here, not in the worker
         preview = len(chosen) == 1 if preview is None else preview
-        bscans = StagedBScans(len(chosen), self.shape[1:], lambda i: self._intensities(self._voxels[chosen[i]]))
+        bscans = StagedBScans(len(chosen), self.shape[1:], self._intensities(chosen))
         self.job = self.worker.submit(JobRequest(self.model, self.settings, chosen, preview), bscans)
         self.requested |= set(chosen)
         self.state, self.error, self.error_kind, self.progress, self.ended = "running", None, None, None, None
         self._pending.clear()
         if self.run is not None:
             self._mark("running")
+
+    def _intensities(self, chosen: Sequence[int]) -> Iterator[np.ndarray | None]:
+        """The chosen B-scans as display intensities, after the volume's rule (``io.volume.unit_range_rule``: its
+        minimum and maximum, found one B-scan per step, unless the voxels did not change since the last time)."""
+        voxels = grey_voxels(self.volume)
+        stamp = self.volume.GetImageData().GetMTime()
+        if self._rule is None or self._rule[0] != stamp:
+            lo = hi = None
+            for bscan in voxels:
+                lo = bscan.min() if lo is None else np.minimum(lo, bscan.min())  # NaN stays NaN
+                hi = bscan.max() if hi is None else np.maximum(hi, bscan.max())
+                yield None
+            convert, self.intensity = unit_range_rule(voxels, self.volume.GetName(), bounds=(lo, hi))
+            self._rule = (stamp, convert)
+        for k in chosen:
+            yield self._rule[1](voxels[k])
 
     def poll(self, max_seconds: float | None = None) -> bool:
         """Apply what the worker has produced, without waiting for more; True while the run goes on. With

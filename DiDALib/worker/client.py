@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,12 +38,14 @@ STAGE_SECONDS = 0.03
 @dataclass(frozen=True)
 class StagedBScans:
     """A job's B-scans written to its folder a share at a time, by its polls: ``count`` B-scans of ``shape``
-    (depth, width), ``bscan(i)`` the i-th as float32 intensities. A large volume never holds the caller's (Slicer's
-    main) thread for long, and no copy of the whole volume is made."""
+    (depth, width) that ``steps`` yields in order as float32 intensities, after any number of ``None`` (work done
+    before the first B-scan, such as scanning the volume for its intensity rule). A large volume never holds the
+    caller's (Slicer's main) thread for long, and no copy of the whole volume is made; an exception in ``steps``
+    ends the job with an ``error`` event."""
 
     count: int
     shape: tuple[int, int]
-    bscan: Callable[[int], np.ndarray]
+    steps: Iterator[np.ndarray | None]
 
 
 class WorkerUnavailable(ValueError):
@@ -292,11 +294,19 @@ class Job:
         """Write staged B-scans for about ``seconds`` (None: all); True once all are written and the job sent."""
         source, out = self._staged
         deadline = None if seconds is None else time.monotonic() + seconds
-        while self._written < source.count:
-            out[self._written] = source.bscan(self._written)
-            self._written += 1
-            if deadline is not None and time.monotonic() > deadline:
-                break
+        try:
+            while self._written < source.count:
+                step = next(source.steps)
+                if step is not None:
+                    out[self._written] = step
+                    self._written += 1
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+        except Exception as exc:  # e.g. a volume with NaN pixels: the job ends with the sentence that says so
+            self._staged = self._request = None
+            self.finished = True
+            self._early_end = Event("error", {"message": str(exc), "kind": type(exc).__name__})
+            return False
         if self._written < source.count:
             return False
         out.flush()

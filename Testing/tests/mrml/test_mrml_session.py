@@ -130,10 +130,10 @@ def test_shifted_grids_run_in_the_worker_and_are_drawn(env, worker, mrml_package
 
 def test_starting_writes_no_bscan_on_the_spot(env, worker, mrml_package):
     """Explain volume on a large volume must not hold Slicer's main thread while the B-scans go to the job folder
-    (bench_submit.py measures it): ``start`` writes none, each timer poll writes a share (here one B-scan, the
-    smallest share), the job reaches the worker once all are written, as the intensities the volume's rule gives;
-    a cancel before that sends nothing and removes the folder."""
-    from DiDALib.mrml.volumes import bscans_from_volume_node
+    (bench_submit.py measures it): ``start`` writes none, each timer poll does a share (the smallest: scanning one
+    B-scan for the volume's intensity rule, or writing one), the job reaches the worker once all are written, as
+    the intensities the rule gives; a cancel before that sends nothing and removes the folder."""
+    from DiDALib.mrml.volumes import bscans_from_volume_node, volume_array
     from DiDALib.worker.protocol import BSCANS_FILE
 
     session = _session(env, worker, mrml_package, n_bscans=4)
@@ -141,8 +141,11 @@ def test_starting_writes_no_bscan_on_the_spot(env, worker, mrml_package):
     job = session.job
     written = np.load(job.folder / BSCANS_FILE, mmap_mode="r")
     assert written.shape == (3, 48, 64) and not written.any(), "start wrote B-scans on the spot"
-    for count in (1, 2):
-        assert job.poll(seconds=0) == [] and job._written == count, "one poll wrote more than its share"
+    counts = []
+    while job._written < 2:
+        assert job.poll(seconds=0) == []
+        counts.append(job._written)
+    assert counts == [0, 0, 0, 0, 1, 2], f"B-scans written after each poll: {counts} (4 to scan the volume first)"
     session._pending.extend(job.poll(seconds=None))  # the rest written, the job sent
     expected, _ = bscans_from_volume_node(session.volume)
     assert job._written == 3 and np.array_equal(np.load(job.folder / BSCANS_FILE), expected[[3, 1, 2]])
@@ -152,3 +155,7 @@ def test_starting_writes_no_bscan_on_the_spot(env, worker, mrml_package):
     early = session.job
     session.cancel()
     assert session.wait(timeout=10) == "cancelled" and not early.folder.exists(), "the unsent job left its folder"
+    volume_array(session.volume)[2, 5, 5] = np.nan  # found while the B-scans are written: one sentence, no job
+    session.volume.GetImageData().Modified()
+    session.start([0])
+    assert session.wait(timeout=10) == "failed" and "1 NaN" in session.error and "\n" not in session.error
