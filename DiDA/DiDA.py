@@ -3,7 +3,7 @@
 The module only wires Slicer's user interface to ``DiDALib``; everything that touches the scene lives in
 ``DiDALib.mrml`` (plain MRML code, also tested on the ``slicer-core`` wheel). The model runs in DiDA's worker process
 (``DiDALib.worker``), never in Slicer's: a QTimer applies what it streams to the scene, and no thread is started.
-``DiDALib`` needs PyTorch and a few packages that Slicer does not ship: they are installed, after asking, on first use.
+What reading OCT needs (no PyTorch) and what explaining needs are installed, after asking, on first use.
 """
 
 import logging
