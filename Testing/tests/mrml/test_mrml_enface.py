@@ -10,7 +10,6 @@ import vtk
 from DiDALib.io.results import load_results
 from DiDALib.maps.enface import enface_map, enface_scale
 from DiDALib.maps.labels import LEVELS, decode_labels
-from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.controller import DiDAController
 from DiDALib.mrml.enface import find_enface, jump_to, projection, show_enface
 from DiDALib.mrml.layout import (
@@ -23,6 +22,7 @@ from DiDALib.mrml.layout import (
     view_node,
 )
 from DiDALib.mrml.overlays import color_table, input_candidates
+from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.session import ExplainSession
 from DiDALib.mrml.volumes import bscan_shown, volume_array
 

@@ -16,9 +16,9 @@ from DiDALib import cli
 from DiDALib.io.output_dir import OutputFolderError
 from DiDALib.io.results import load_results
 from DiDALib.io.volume import OCTVolume
-from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.controller import DiDAController
 from DiDALib.mrml.export import export_session, replaceable
+from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.session import ExplainSession
 from DiDALib.mrml.volumes import load_oct_node
 from DiDALib.phantom import make_volume

@@ -4,9 +4,9 @@ scene scenario (``map_checks.check_compare`` in ``scenarios.FIXTURE_CHECKS``).""
 
 from __future__ import annotations
 
-from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.controller import DiDAController
 from DiDALib.mrml.layout import CLASS_VIEWS, VIEW_TEXT, composite_node, view_node
+from DiDALib.mrml.selftest import fixtures
 
 
 def _controller(env, fx) -> DiDAController:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from DiDALib.mrml import choices
-from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.layout import score_text
 from DiDALib.mrml.results import read_scores
+from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.session import ExplainSession
 from DiDALib.mrml.trust import CodeTrust
 from DiDALib.worker.protocol import ModelRequest

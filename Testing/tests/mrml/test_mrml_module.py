@@ -13,11 +13,11 @@ import pytest
 
 from DiDALib.engine.schedule import EVIDENCE_GRIDS, grid_json
 from DiDALib.mrml import choices, requirements
-from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.controller import DiDAController
 from DiDALib.mrml.layout import BSCAN_VIEW, show_layout, view_node
 from DiDALib.mrml.reader import ALTERNATIVE, CLAIM, file_confidence, xml_root
 from DiDALib.mrml.results import find_runs
+from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.volumes import show_bscan
 from DiDALib.worker.protocol import ModelRequest
 

@@ -1,6 +1,6 @@
 """DiDA in a real Slicer scene (the slicer-core wheel): a real run in the worker process on a small volume with a
-tiny model, then the shared checks of DiDALib.mrml.selftest.checks, the same ones DiDATest runs inside Slicer; and the same
-checks on the stored result that DiDATest shows where torch is absent."""
+tiny model, then the shared checks of DiDALib.mrml.selftest.checks, the same ones DiDATest runs inside Slicer; and
+the same checks on the stored result that DiDATest shows where torch is absent."""
 
 from __future__ import annotations
 
