@@ -77,8 +77,8 @@ class WorkerClient:
     """One worker process, started on first use and again after it died.
 
     ``python`` runs the worker (default ``sys.executable``: inside Slicer that is its PythonSlicer, see
-    ``worker_python``); ``home`` is the
-    folder for job folders and the worker's log (default: a new folder in the system's temporary folder).
+    ``worker_python``); ``home`` is the folder for job folders and the worker's log (default: a new folder in the
+    system's temporary folder).
     """
 
     def __init__(self, python: str | None = None, home: str | os.PathLike | None = None,
@@ -248,10 +248,8 @@ class WorkerClient:
                 else:
                     np.save(folder / BSCANS_FILE, np.ascontiguousarray(bscans, dtype=np.float32))
             self._count += 1
-            job = Job(self, f"{os.getpid()}-{self._count}", folder, self._start())
-            job._staged, job._request = staged, request.to_message(job.id, folder)
-            if staged is None:
-                job.send()
+            job_id = f"{os.getpid()}-{self._count}"
+            job = Job(self, job_id, folder, self._start(), request.to_message(job_id, folder), staged)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -273,7 +271,8 @@ class Job:
     """One job of a worker. ``poll()`` returns its new events in order; the last one is ``done``, ``cancelled`` or
     ``error`` (kind ``died`` when the worker ended without finishing it)."""
 
-    def __init__(self, client: WorkerClient, job_id: str, folder: Path, process: subprocess.Popen):
+    def __init__(self, client: WorkerClient, job_id: str, folder: Path, process: subprocess.Popen,
+                 request: dict | None = None, staged: tuple[StagedBScans, np.memmap] | None = None):
         self.client = client
         self.id = job_id
         self.folder = folder
@@ -281,12 +280,14 @@ class Job:
         self._reader = EventReader(folder / EVENTS_FILE)
         self.finished = False
         self.released = False
-        self._staged: tuple[StagedBScans, np.memmap] | None = None  # B-scans still to write, and where
+        self._staged = staged  # B-scans still to write, and where
         self._written = 0
-        self._request: dict | None = None  # the request, sent once the B-scans are written
-        self._early_end: Event | None = None  # the end of a job cancelled before it was sent
+        self._request = request  # sent at once, or once the staged B-scans are written
+        self._early_end: Event | None = None  # the end of a job that ended before it was sent
+        if staged is None and request is not None:
+            self._send()
 
-    def send(self) -> None:
+    def _send(self) -> None:
         self.client._send(self._request)
         self._request = None
 
@@ -312,7 +313,7 @@ class Job:
         out.flush()
         self._staged = None
         del out  # the worker memory-maps the file
-        self.send()
+        self._send()
         return True
 
     def poll(self, max_bytes: int | None = READ_BYTES, seconds: float | None = STAGE_SECONDS) -> list[Event]:
