@@ -3,7 +3,7 @@
 The module only wires Slicer's user interface to ``DiDALib``; everything that touches the scene lives in
 ``DiDALib.mrml`` (plain MRML code, also tested on the ``slicer-core`` wheel). The model runs in DiDA's worker process
 (``DiDALib.worker``), never in Slicer's: a QTimer applies what it streams to the scene, and no thread is started.
-``DiDALib`` needs PyTorch and a few packages that Slicer does not ship: they are installed, after asking, on first use.
+What reading OCT needs (no PyTorch) and what explaining needs are installed, after asking, on first use.
 """
 
 import logging
@@ -15,6 +15,7 @@ from typing import Annotated
 import qt
 import slicer
 import vtk
+from DiDASlicer.app import layout_node
 from DiDASlicer.parameters import (
     ClassChoice,
     DeviceChoice,
@@ -109,8 +110,8 @@ class DiDAFileReader:
     def load(self, properties):
         filePath = properties["fileName"]
         try:
-            if not DiDALogic.ensureDependencies(ask=True):
-                raise RuntimeError(_("DiDA's Python packages are needed to read OCT files and were not installed."))
+            if not DiDALogic.ensureReading(filePath):  # never PyTorch: reading needs eyepy, pydicom and pillow
+                raise RuntimeError(_("the Python packages that read it were not installed"))
             node = DiDALogic().loadOCT(filePath, properties.get("name"), show=properties.get("show", True))
         except Exception as exc:
             self.parent.userMessages().AddMessage(vtk.vtkCommand.ErrorEvent,
@@ -185,9 +186,9 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         # Deferred: DiDA sets a new map's role attribute just after adding it to the scene.
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent,
                          lambda *_: qt.QTimer.singleShot(0, self._refreshInputFilter))
-        layoutNode = slicer.app.layoutManager().layoutLogic().GetLayoutNode()
-        self.addObserver(layoutNode, vtk.vtkCommand.ModifiedEvent,
-                         lambda *_: qt.QTimer.singleShot(0, self._onLayoutChanged))
+        if (layoutNode := layout_node()) is not None:  # None with --no-main-window (Slicer's generic tests)
+            self.addObserver(layoutNode, vtk.vtkCommand.ModifiedEvent,
+                             lambda *_: qt.QTimer.singleShot(0, self._onLayoutChanged))
         self.ui.loadOCTButton.connect("clicked(bool)", self.onLoadOCT)
         self.ui.explainBScanButton.connect("clicked(bool)", lambda: self._explain(current=True))
         self.ui.explainVolumeButton.connect("clicked(bool)", self.onExplainVolume)
@@ -305,13 +306,11 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onLoadOCT(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not load the OCT file."), waitCursor=True):
-            if not DiDALogic.ensureDependencies(ask=True):
-                return
             from DiDALib.io.registry import file_dialog_filter
 
             path = qt.QFileDialog.getOpenFileName(slicer.util.mainWindow(), _("Load OCT file"), "",
                                                   file_dialog_filter())
-            if not path:
+            if not path or not DiDALogic.ensureReading(path):
                 return
             self._parameterNode.inputVolume = self.logic.loadOCT(path)
 
@@ -326,7 +325,7 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _explain(self, current: bool) -> None:
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("DiDA could not start."), waitCursor=True):
-            if not DiDALogic.ensureDependencies(ask=True):
+            if not DiDALogic.ensureExplaining():
                 self.ui.statusLabel.text = _("DiDA needs its Python packages: nothing was installed.")
                 return
             trust = self.logic.trust  # a package's own Python code runs only if the user agrees (it names the file)
@@ -414,18 +413,21 @@ class DiDALogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return DiDAParameterNode(super().getParameterNode())
 
-    # -- dependencies ----------------------------------------------------------------------------------------------
+    # -- dependencies: two sets, each installed after asking on first use (DiDASlicer.dependencies) ----------------
 
     @staticmethod
-    def requirementsPath() -> str:
-        return os.path.join(os.path.dirname(__file__), "Resources", "requirements.txt")
+    def ensureReading(path=None) -> bool:
+        """What reading OCT (``path``) needs, never PyTorch; False if the user declines."""
+        from DiDASlicer.dependencies import ensure_reading
+
+        return ensure_reading(path)
 
     @staticmethod
-    def ensureDependencies(ask: bool = True) -> bool:
-        """Install what DiDA needs, after asking (DiDASlicer.dependencies); False if the user declines."""
-        from DiDASlicer.dependencies import ensure_dependencies
+    def ensureExplaining() -> bool:
+        """PyTorch (through the PyTorch extension) and the rest of what explaining needs; False if declined."""
+        from DiDASlicer.dependencies import ensure_explaining
 
-        return ensure_dependencies(DiDALogic.requirementsPath(), ask)
+        return ensure_explaining()
 
     # -- choices -----------------------------------------------------------------------------------------------------
 
@@ -468,7 +470,7 @@ class DiDALogic(ScriptedLoadableModuleLogic):
     @property
     def controller(self):
         if self._controller is None:
-            from DiDASlicer.app import layout_node, render_slice_view, slice_view_renderer
+            from DiDASlicer.app import render_slice_view, slice_view_renderer
 
             from DiDALib.mrml.controller import DiDAController
             from DiDALib.mrml.views import ViewLabels
@@ -506,8 +508,8 @@ class DiDALogic(ScriptedLoadableModuleLogic):
 
 
 class DiDATest(ScriptedLoadableModuleTest):
-    """Runs DiDALib.mrml.scenarios (the same checks as the CI tests on slicer-core) inside Slicer: on a stored
-    result always, and with runs in DiDA's worker process where torch is installed."""
+    """Runs the module's self-test (DiDALib.mrml.selftest.scenarios, the same functions CI runs on slicer-core)
+    inside Slicer: on a stored result always, and with runs in DiDA's worker process where torch is installed."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -530,20 +532,19 @@ class DiDATest(ScriptedLoadableModuleTest):
         self.assertEqual(widget.ui.firstBScanSpinBox.minimum, 0)
 
     def test_DiDA_stored_result(self):
-        """A stored result of the test model in the scene: overlays, score table and plot, the DiDA View, saving."""
+        """A stored result of the test model in the scene: overlays, score table and plot, the DiDA View, Compare,
+        the en-face view, Export, saving."""
         from DiDASlicer.app import SlicerEnvironment
 
-        from DiDALib.mrml import scenarios
+        from DiDALib.mrml.selftest import scenarios
 
-        scenarios.run_in_slicer(SlicerEnvironment, worker=False, log=self.delayDisplay)
+        scenarios.stored_result(SlicerEnvironment, log=self.delayDisplay)
 
     def test_DiDA_worker_runs(self):
-        """Run DiDA for real in its worker process on a small volume with a tiny model: every scenario."""
+        """Run DiDA for real in its worker process on a small volume with a tiny model: every scenario (skipped,
+        saying why, where torch is not installed)."""
         from DiDASlicer.app import SlicerEnvironment
 
-        from DiDALib.mrml import scenarios
+        from DiDALib.mrml.selftest import scenarios
 
-        missing = scenarios.worker_unmet()
-        if missing:  # pip_ensure does not install in testing mode: the worker scenarios need the packages there
-            raise unittest.SkipTest(f"the worker scenarios need {missing}, which are not installed")
-        scenarios.run_in_slicer(SlicerEnvironment, worker=True, log=self.delayDisplay)
+        scenarios.worker_runs(SlicerEnvironment, log=self.delayDisplay)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from DiDALib.io.volume import OCTVolume  # noqa: E402
-from DiDALib.mrml.headless import HeadlessSlicer  # noqa: E402
+from DiDALib.mrml.selftest.headless import HeadlessSlicer  # noqa: E402
 from DiDALib.mrml.layout import VIEW_NAMES, crosshair_node, view_node, view_rgba  # noqa: E402
 from DiDALib.mrml.results import SERIES_COLORS, read_scores  # noqa: E402
 from DiDALib.mrml.session import ExplainSession  # noqa: E402
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             model = demo_model_path()
         except ModelPackageError:
-            from DiDALib.mrml.scenarios import make_test_package
+            from DiDALib.mrml.selftest.fixtures import make_test_package
 
             model = make_test_package(Path(tempfile.mkdtemp()) / "model")
             print(f"no demo model yet: using a tiny random test model ({model}); the picture is not meaningful")

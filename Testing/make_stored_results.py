@@ -1,4 +1,4 @@
-"""Write ``Testing/Data/dida_results.npz``: the tiny test model (``DiDALib.mrml.scenarios.make_test_package``) run in
+"""Write ``Testing/Data/dida_results.npz``: the tiny test model (``DiDALib.mrml.fixtures.make_test_package``) run in
 the worker on the test volume. ``DiDATest`` shows this stored result where torch is absent (Slicer's CI), and the CI
 tests check the same scene with it.
 
@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from DiDALib.mrml.scenarios import STORED_RESULTS, make_test_package, write_stored_results  # noqa: E402
+from DiDALib.mrml.selftest.fixtures import STORED_RESULTS, make_test_package, write_stored_results  # noqa: E402
 from DiDALib.worker.client import WorkerClient  # noqa: E402
 
 

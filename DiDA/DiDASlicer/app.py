@@ -27,8 +27,17 @@ diagnosis by input differences"). This extension follows the Slicer scripted-mod
     return help_text, thanks
 
 
+def slice_widget(name):
+    """A slice view's widget of the layout on screen; None where the layout has no such view, and without a main
+    window (``--no-main-window``, as Slicer's generic module tests run: the main window sets the layout manager)."""
+    manager = slicer.app.layoutManager()
+    return manager.sliceWidget(name) if manager is not None else None
+
+
 def layout_node():
-    return slicer.app.layoutManager().layoutLogic().GetLayoutNode()
+    """The application's layout node (None without a main window, see ``slice_widget``)."""
+    manager = slicer.app.layoutManager()
+    return manager.layoutLogic().GetLayoutNode() if manager is not None else None
 
 
 def register_layout_and_menu(icon_path: str) -> None:
@@ -39,7 +48,7 @@ def register_layout_and_menu(icon_path: str) -> None:
     except ImportError as exc:  # DiDALib needs packages that are installed on first use
         logging.info(f"DiDA View is registered once DiDA's Python packages are installed ({exc})")
         return
-    if slicer.app.layoutManager() is None:
+    if layout_node() is None:  # no main window
         return
     layout_id = register_layout(layout_node())
     try:
@@ -55,13 +64,13 @@ def register_layout_and_menu(icon_path: str) -> None:
 
 
 def slice_view_renderer(name):
-    """The renderer of a slice view of the layout on screen (None where the layout has no such view)."""
-    widget = slicer.app.layoutManager().sliceWidget(name)
+    """The renderer of a slice view of the layout on screen (None where there is no such view)."""
+    widget = slice_widget(name)
     return widget.sliceView().renderWindow().GetRenderers().GetFirstRenderer() if widget else None
 
 
 def render_slice_view(name):
-    widget = slicer.app.layoutManager().sliceWidget(name)
+    widget = slice_widget(name)
     if widget:
         widget.sliceView().scheduleRender()
 
@@ -85,9 +94,9 @@ class SlicerEnvironment:
         slicer.app.processEvents()
 
     def slice_logic(self, name):
-        if slicer.app.layoutManager().sliceWidget(name) is None:
+        if slice_widget(name) is None:
             slicer.app.processEvents()  # a layout just chosen makes its views on the next event loop pass
-        return slicer.app.layoutManager().sliceWidget(name).sliceLogic()
+        return slice_widget(name).sliceLogic()
 
     def renderer(self, name):
         return slice_view_renderer(name)

@@ -78,20 +78,20 @@ def show_failure(session, can_retry_on_cpu: bool) -> bool:
 
 def enface_interactor():
     """The interactor of the DiDA View's en-face view, once the layout manager made that view (else None)."""
-    import slicer
+    from DiDASlicer.app import slice_widget
 
     from DiDALib.mrml.layout import ENFACE_VIEW
 
-    widget = slicer.app.layoutManager().sliceWidget(ENFACE_VIEW)
+    widget = slice_widget(ENFACE_VIEW)
     return widget.sliceView().interactor() if widget is not None else None
 
 
 def enface_click_ras(interactor) -> tuple[float, float, float]:
     """The RAS point under the mouse in the en-face view (its slice node's XY to RAS at the event's position)."""
-    import slicer
+    from DiDASlicer.app import slice_widget
 
     from DiDALib.mrml.layout import ENFACE_VIEW
 
     x, y = interactor.GetEventPosition()
-    node = slicer.app.layoutManager().sliceWidget(ENFACE_VIEW).mrmlSliceNode()
+    node = slice_widget(ENFACE_VIEW).mrmlSliceNode()  # the view whose interactor sent the click
     return tuple(node.GetXYToRAS().MultiplyPoint((float(x), float(y), 0.0, 1.0))[:3])

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..explanation import VolumeExplanation
 from ..maps.contrast import contrast_result
 from ..maps.enface import EnFaceMap, enface_map, enface_scale
 from ..maps.labels import encode_labels, label_dtype
 from ..maps.mixing import mixed_image, saturation_scale
 from ..maps.scale import feature_scale
 from ..maps.scale_colours import scale_palette
-from ..pipeline import VolumeExplanation
 from .results import class_file_stems
 
 SCALE_TABLE_NAME = "DiDA-Scale"

@@ -19,6 +19,7 @@ stack says what it is.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -344,38 +345,51 @@ def to_unit_range(arr: np.ndarray, where: str, *, bits_stored: int | None = None
     anything else (wider integers, negative values, floats outside [0, 1]) is min-max scaled over the whole volume.
     NaN or inf pixels raise :class:`OCTReadError`: silently zeroing them would hide a broken export.
     """
+    convert, how = unit_range_rule(arr, where, bits_stored=bits_stored)
+    return convert(np.asarray(arr)), how
+
+
+def unit_range_rule(arr: np.ndarray, where: str, *, bits_stored: int | None = None,
+                    bounds: tuple[float, float] | None = None) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """``to_unit_range``'s rule for a whole volume, decided from its dtype, minimum and maximum, as a function
+    that converts any part of it (a few B-scans at a time give the same numbers as the whole) and its sentence.
+    ``bounds``: the volume's minimum and maximum where the caller has them already (NaN where it holds one)."""
     arr = np.asarray(arr)
     if arr.dtype == bool:
-        return arr.astype(np.float32), "boolean pixels: False = 0, True = 1"
+        return (lambda a: a.astype(np.float32)), "boolean pixels: False = 0, True = 1"
     if np.iscomplexobj(arr) or not np.issubdtype(arr.dtype, np.number):
         raise OCTReadError(f"{where}: pixels of type {arr.dtype} cannot be read as intensities: expected real numbers")
     if arr.size == 0:
         raise OCTReadError(f"{where}: the image is empty (shape {arr.shape})")
     if np.issubdtype(arr.dtype, np.floating):
-        finite = np.isfinite(arr)
-        if not finite.all():
+        lo, hi = map(float, bounds or (arr.min(), arr.max()))  # NaN or inf anywhere shows in these two
+        if not (np.isfinite(lo) and np.isfinite(hi)):
             n_nan = int(np.isnan(arr).sum())
-            n_inf = int(arr.size - finite.sum() - n_nan)
+            n_inf = int(np.isinf(arr).sum())
             raise OCTReadError(
                 f"{where}: {n_nan} NaN and {n_inf} infinite pixel(s) in a float image: expected finite intensities; "
                 "repair the export (e.g. replace them with 0 in the source program) and load it again"
             )
-        lo, hi = float(arr.min()), float(arr.max())
         if lo >= 0.0 and hi <= 1.0:
-            return arr.astype(np.float32), f"{arr.dtype} kept (already within [0, 1])"
-        return _min_max(arr, lo, hi), f"{arr.dtype} in [{lo:g}, {hi:g}] min-max scaled over the volume to [0, 1]"
+            return (lambda a: a.astype(np.float32)), f"{arr.dtype} kept (already within [0, 1])"
+        how = f"{arr.dtype} in [{lo:g}, {hi:g}] min-max scaled over the volume to [0, 1]"
+        return (lambda a: _min_max(a, lo, hi)), how
     info = np.iinfo(arr.dtype)
-    lo, hi = int(arr.min()), int(arr.max())
+    lo, hi = map(int, bounds or (arr.min(), arr.max()))
     if arr.dtype.itemsize <= 2 and lo >= 0:
         maximum = info.max
         if bits_stored is not None and 0 < bits_stored < 8 * arr.dtype.itemsize and hi <= 2**bits_stored - 1:
             maximum = 2**bits_stored - 1
-        out = arr.astype(np.float32)
-        out /= np.float32(maximum)  # a division (not * 1/max) maps the maximum to exactly 1.0
-        np.clip(out, 0.0, 1.0, out=out)
+
+        def divide(a: np.ndarray) -> np.ndarray:
+            out = a.astype(np.float32)
+            out /= np.float32(maximum)  # a division (not * 1/max) maps the maximum to exactly 1.0
+            np.clip(out, 0.0, 1.0, out=out)
+            return out
+
         bits = f" ({bits_stored} bits stored)" if maximum != info.max else ""
-        return out, f"{arr.dtype} / {maximum}{bits}"
-    return _min_max(arr, lo, hi), f"{arr.dtype} in [{lo}, {hi}] min-max scaled over the volume to [0, 1]"
+        return divide, f"{arr.dtype} / {maximum}{bits}"
+    return (lambda a: _min_max(a, lo, hi)), f"{arr.dtype} in [{lo}, {hi}] min-max scaled over the volume to [0, 1]"
 
 
 def _min_max(arr: np.ndarray, lo: float, hi: float) -> np.ndarray:

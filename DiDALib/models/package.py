@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .python_code import UntrustedCodeError, code_file, code_to_trust
 from .registry import Source, loader_for
 from .spec import ModelPackageError, ModelSpec, package_file, read_spec
-from .validate import check_examples
+
+if TYPE_CHECKING:  # torch is imported where a model is loaded or saved: Slicer's process reads packages without it
+    import torch
 
 __all__ = ["ModelPackage", "ModelPackageError", "UntrustedCodeError", "code_to_trust", "demo_model_path",
            "load_model_package", "save_model_package"]
@@ -51,6 +52,8 @@ def load_model_package(package: str | Path, trust_code: bool = False) -> ModelPa
     weights = package_file(root, spec.weights, "the weights file")
     if not weights.is_file():
         raise ModelPackageError(f"{root}: the weights file {spec.weights!r} named in model.json is missing")
+    from .validate import check_examples  # imports torch: only where a model is loaded
+
     model = loader_for(spec.architecture)(spec, Source(root, weights, trust_code))
     model.eval()
     _check_output(model, spec, weights)
@@ -59,6 +62,8 @@ def load_model_package(package: str | Path, trust_code: bool = False) -> ModelPa
 
 
 def _check_output(model: torch.nn.Module, spec: ModelSpec, where: Path) -> None:
+    import torch
+
     x = torch.zeros((1, spec.channels, *spec.input_size))
     try:
         with torch.inference_mode():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +22,14 @@ from ..engine.grid import GridKey, check_weights
 from ..engine.result import DiDAResult
 from ..engine.schedule import grid_key
 from ..explanation import VolumeExplanation, chosen_bscans, class_indices
+from ..io.volume import unit_range_rule
 from ..maps.mixing import mixed_image, saturation_scale
 from ..models.spec import read_spec
-from ..worker.client import Job, WorkerClient
+from ..worker.client import Job, StagedBScans, WorkerClient
 from ..worker.protocol import DIED, Event, JobRequest, ModelRequest, decode_array, decode_result, encode_result
 from .overlays import ClassOverlay, add_class_overlay
 from .results import DiDARun
-from .volumes import bscans_from_volume_node
+from .volumes import grey_voxels
 
 #: The score plot's axis title for each score mode.
 SCORE_LABELS = {"probabilities": "probability", "logits": "logit", "log-odds": "log-odds"}
@@ -53,7 +54,11 @@ class ExplainSession:
         if self.model is not None:  # a bad rule or class name fails here, not in the worker
             class_indices(read_spec(self.model.path).classes, self.classes)
         self.name = name or f"DiDA {volume.GetName()}"
-        self.bscans, self.intensity = bscans_from_volume_node(volume)
+        # The voxels as the node holds them; a job's B-scans are made display intensities when they are written,
+        # a few at a time (``_intensities``): no copy of a large volume on Slicer's main thread.
+        self.shape = grey_voxels(volume).shape  # (B-scans, depth, width)
+        self.intensity: str | None = None  # how the intensities were obtained (``io.volume.to_unit_range``)
+        self._rule: tuple[int, Callable[[np.ndarray], np.ndarray]] | None = None  # for the image data's MTime
         self.info: dict | None = None  # the worker's "ready" event: model, classes, score, device, grids, weights
         self.explanation: VolumeExplanation | None = None
         self.run: DiDARun | None = None
@@ -85,10 +90,9 @@ class ExplainSession:
             raise RuntimeError("this session is already running: cancel it or wait for it to finish")
         if self.worker is None or self.model is None:
             raise RuntimeError("this session has no worker and model to run: it only shows stored results")
-        n = self.bscans.shape[0]
-        chosen = chosen_bscans(n, indices)  # bad indices fail here, not in the worker
+        chosen = chosen_bscans(self.shape[0], indices)  # bad indices fail here, not in the worker
         preview = len(chosen) == 1 if preview is None else preview
-        bscans = self.bscans if chosen == list(range(n)) else self.bscans[chosen]
+        bscans = StagedBScans(len(chosen), self.shape[1:], self._intensities(chosen))
         self.job = self.worker.submit(JobRequest(self.model, self.settings, chosen, preview), bscans)
         self.requested |= set(chosen)
         self.state, self.error, self.error_kind, self.progress, self.ended = "running", None, None, None, None
@@ -96,11 +100,28 @@ class ExplainSession:
         if self.run is not None:
             self._mark("running")
 
+    def _intensities(self, chosen: Sequence[int]) -> Iterator[np.ndarray | None]:
+        """The chosen B-scans as display intensities, after the volume's rule (``io.volume.unit_range_rule``: its
+        minimum and maximum, found one B-scan per step, unless the voxels did not change since the last time)."""
+        voxels = grey_voxels(self.volume)
+        stamp = self.volume.GetImageData().GetMTime()
+        if self._rule is None or self._rule[0] != stamp:
+            lo = hi = None
+            for bscan in voxels:
+                lo = bscan.min() if lo is None else np.minimum(lo, bscan.min())  # NaN stays NaN
+                hi = bscan.max() if hi is None else np.maximum(hi, bscan.max())
+                yield None
+            convert, self.intensity = unit_range_rule(voxels, self.volume.GetName(), bounds=(lo, hi))
+            self._rule = (stamp, convert)
+        for k in chosen:
+            yield self._rule[1](voxels[k])
+
     def poll(self, max_seconds: float | None = None) -> bool:
         """Apply what the worker has produced, without waiting for more; True while the run goes on. With
         ``max_seconds`` the rest waits for the next poll once that much time was spent (the UI stays fluid)."""
-        if self.job is not None and self.running:
-            self._pending.extend(self.job.poll())
+        if self.job is not None and self.running and not self._pending:  # a bounded share (client.READ_BYTES)
+            share = {} if max_seconds is not None else {"max_bytes": None, "seconds": None}
+            self._pending.extend(self.job.poll(**share))
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         while self._pending and not self.closed:
             event = self._pending.popleft()
@@ -194,7 +215,7 @@ class ExplainSession:
         self.info = info
         if self.explanation is None:
             weights = self.settings.get("weights")
-            self.explanation = VolumeExplanation(names, {}, tuple(self.bscans.shape[1:]),
+            self.explanation = VolumeExplanation(names, {}, tuple(self.shape[1:]),
                                                  tuple(weights) if weights is not None else None)
 
     def _on_grid(self, index: int, n: GridKey, deltas: np.ndarray, base: np.ndarray, draw: bool = True) -> None:
@@ -211,7 +232,7 @@ class ExplainSession:
         scale = max(self.explanation.scale() if self.explanation.results else 0.0,
                     saturation_scale(partial, weights=weights))
         for overlay in self.run.overlays:
-            overlay.write(index, mixed_image(partial, overlay.class_index, weights, scale, self.bscans.shape[1:]))
+            overlay.write(index, mixed_image(partial, overlay.class_index, weights, scale, self.shape[1:]))
         self._drawn_scale.pop(index, None)
 
     def _on_result(self, result: DiDAResult) -> None:

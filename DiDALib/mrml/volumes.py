@@ -127,9 +127,9 @@ def spacing_of(node) -> tuple[float, float, float]:
     return tuple(float(s) for s in node.GetSpacing())  # type: ignore[return-value]
 
 
-def bscans_from_volume_node(node) -> tuple[np.ndarray, str]:
-    """The B-scans of any scalar volume node as float32 display intensities in [0, 1] (a copy), and how the
-    intensities were obtained: volumes read by DiDA pass through, others are scaled as ``io.volume`` does."""
+def grey_voxels(node) -> np.ndarray:
+    """The voxels of a grey (one component) volume node, a (B-scans, depth, width) view; a ValueError saying what
+    to do for anything else."""
     if node is None or node.GetImageData() is None:
         raise ValueError("no input volume: load an OCT volume first")
     if node.GetImageData().GetNumberOfScalarComponents() != 1:
@@ -137,7 +137,13 @@ def bscans_from_volume_node(node) -> tuple[np.ndarray, str]:
             f"volume {node.GetName()!r} has {node.GetImageData().GetNumberOfScalarComponents()} components per "
             "voxel: DiDA needs grey B-scans (convert with Vector to Scalar Volume first)"
         )
-    bscans, how = to_unit_range(volume_array(node), node.GetName())
+    return volume_array(node)
+
+
+def bscans_from_volume_node(node) -> tuple[np.ndarray, str]:
+    """The B-scans of any scalar volume node as float32 display intensities in [0, 1] (a copy), and how the
+    intensities were obtained: volumes read by DiDA pass through, others are scaled as ``io.volume`` does."""
+    bscans, how = to_unit_range(grey_voxels(node), node.GetName())
     return np.array(bscans, dtype=np.float32, copy=True), how
 
 

@@ -12,11 +12,11 @@ from ..engine.grid import grid_size
 from ..engine.result import DiDAResult
 from ..engine.schedule import is_aligned
 from ..engine.scores import score_unit
+from ..explanation import VolumeExplanation
 from ..maps.colour import grey_to_uint8, overlay
 from ..maps.contrast import contrast_result, default_pairs
 from ..maps.evidence import evidence_map, strongest_point
 from ..maps.mixing import mixed_image, saturation_scale
-from ..pipeline import VolumeExplanation
 
 SQUARE_COLOUR = (255, 220, 0)
 

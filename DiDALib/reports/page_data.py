@@ -27,13 +27,13 @@ from PIL import Image, features
 
 from ..engine.result import DiDAResult
 from ..engine.scores import score_unit
+from ..explanation import VolumeExplanation
 from ..maps.colour import evidence_rgba
 from ..maps.contrast import contrast_name, contrast_result
 from ..maps.enface import enface_map, enface_scale
 from ..maps.mixing import MixedImage, cell_map, mixed_image
 from ..maps.scale import FeatureScale, feature_scale, grid_sizes
 from ..maps.scale_colours import scale_palette, scale_rgba
-from ..pipeline import VolumeExplanation
 from .figures import SQUARE_COLOUR, panel_bscan, strongest_place
 from .map_figures import enface_rgb
 

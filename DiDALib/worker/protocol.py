@@ -151,13 +151,18 @@ class EventReader:
         self._offset = 0
         self._partial = b""
         self._seq = -1
+        self.at_end = True  # the last read reached the end of what the worker had written
 
-    def read(self) -> list[Event]:
+    def read(self, max_bytes: int | None = None) -> list[Event]:
+        """The whole events appended since the last read; with ``max_bytes``, only those within that many more
+        bytes of the file (the rest waits for the next read: a long backlog is parsed a share at a time)."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(self._offset)
-                chunk = f.read()
+                chunk = f.read() if max_bytes is None else f.read(max_bytes)
+                self.at_end = not f.read(1)
         except FileNotFoundError:
+            self.at_end = True
             return []
         self._offset += len(chunk)
         *lines, self._partial = (self._partial + chunk).split(b"\n")

@@ -25,7 +25,7 @@ def _seeded():
 @pytest.fixture
 def env():
     """A fresh slicer-core scene with Slicer's logics (the scenarios' environment, which can save and reload)."""
-    from DiDALib.mrml.scenarios import HeadlessEnvironment
+    from DiDALib.mrml.selftest.headless import HeadlessEnvironment
 
     with HeadlessEnvironment() as headless:
         yield headless
@@ -34,7 +34,7 @@ def env():
 @pytest.fixture(scope="session")
 def mrml_package(tmp_path_factory) -> Path:
     """The tiny model package the MRML scenarios run."""
-    from DiDALib.mrml.scenarios import make_test_package
+    from DiDALib.mrml.selftest.fixtures import make_test_package
 
     return make_test_package(tmp_path_factory.mktemp("model"))
 

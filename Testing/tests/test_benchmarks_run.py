@@ -49,3 +49,9 @@ def test_view_benchmark_runs():
     need_browser()
     out = _run("bench_view.py", "--bscans", "2")
     assert out["bscans"] == 2 and out["page_mb"] > 0 and out["open_first_s"] > 0
+
+
+def test_submit_benchmark_runs():
+    out = _run("bench_submit.py", "--shape", "3", "32", "48")
+    assert out["state"] == "cancelled" and out["longest_block_s"] > 0
+    assert {"session", "start", "poll applying the first result", "worker close"} <= set(out["longest_by_call_s"])

@@ -99,6 +99,10 @@ function(slicerMacroBuildScriptedModule)
     message(FATAL_ERROR "Unknown keywords given to slicerMacroBuildScriptedModule(): ${MY_UNPARSED_ARGUMENTS}")
   endif()
   file(APPEND "${RECORD}" "MODULE ${MY_NAME} ${MY_WITH_GENERIC_TESTS}\n")
+  # As ctkMacroCompilePythonScript (CTK as Slicer 5.10 and 5.12 pin it, CMake/ctkMacroCompilePythonScript.cmake):
+  # the whole scripted-modules build folder is installed, whatever was put there.
+  install(DIRECTORY "${CMAKE_BINARY_DIR}/${Slicer_QTSCRIPTEDMODULES_LIB_DIR}/"
+    DESTINATION "${Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR}" COMPONENT RuntimeLibraries USE_SOURCE_PERMISSIONS)
   foreach(kind SCRIPTS RESOURCES)
     foreach(f ${MY_${kind}})
       if(IS_ABSOLUTE "${f}")
@@ -149,7 +153,7 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
     assert any("/" in t.removeprefix("DiDALib/") for t in library), "the library has subpackages to ship"
     helpers = {f"DiDASlicer/{p.name}": p for p in (ROOT / "DiDA" / "DiDASlicer").glob("*.py")}
     expected = {"DiDA.py", *library, *helpers, "Resources/Icons/DiDA.png", "Resources/UI/DiDA.ui",
-                "Resources/requirements.txt"}
+                "Resources/requirements-read.txt", "Resources/requirements-explain.txt"}
     assert expected <= set(shipped), f"not shipped: {sorted(expected - set(shipped))}"
     for tgt, original in {**library, **helpers}.items():
         assert shipped[tgt].read_bytes() == original.read_bytes(), f"{tgt} is not a copy of {original}"
@@ -170,7 +174,17 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
         (installed / tgt).parent.mkdir(parents=True, exist_ok=True)
         (installed / tgt).write_bytes(src.read_bytes())
     shutil.copytree(copied, installed / "Resources" / "DemoModel")
-    # The stored result DiDATest shows without torch: in the build tree only, where DiDALib looks for it.
+    # What CTK installs: the demo model once (it was installed twice), and the stored result DiDATest shows
+    # without torch (20 KB: it is packaged, so DiDATest runs in an installed extension too).
+    run = subprocess.run([CMAKE, "--install", str(build), "--prefix", str(tmp_path / "prefix")], capture_output=True,
+                         text=True, timeout=240)
+    assert run.returncode == 0, run.stderr
+    done = [line.split(": ", 1)[1] for line in run.stdout.splitlines() if line.startswith(("-- Installing", "-- Up-to"))]
+    twice = sorted({p for p in done if done.count(p) > 1})
+    assert not twice, f"installed twice: {twice}"
+    modules = tmp_path / "prefix" / "lib/Slicer-5.10/qt-scripted-modules"
+    assert sorted(p.name for p in (modules / "Resources" / "DemoModel").iterdir()) == demo
+    assert (modules / "Resources" / "Testing" / "dida_results.npz").is_file()
     stored = build / "lib/Slicer-5.10/qt-scripted-modules/Resources/Testing/dida_results.npz"
     assert stored.read_bytes() == (ROOT / "Testing" / "Data" / "dida_results.npz").read_bytes()
     (installed / "Resources" / "Testing").mkdir()
@@ -178,7 +192,7 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
     code = ("import DiDALib, DiDALib.engine.core, DiDALib.maps.mixing, DiDALib.io.registry, DiDALib.models.package, "
             "DiDALib.mrml.layout, DiDALib.reports.figures, DiDALib.pipeline, DiDALib.cli, DiDALib.worker.server; "
             "from DiDALib.models.package import demo_model_path; print(DiDALib.__file__); print(demo_model_path()); "
-            "from DiDALib.mrml.scenarios import stored_results_path; print(stored_results_path())")
+            "from DiDALib.mrml.selftest.fixtures import stored_results_path; print(stored_results_path())")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:0] = {[str(installed)]!r} + "
                           f"{[p for p in sys.path if 'site-packages' in p]!r}; {code}"],
@@ -188,3 +202,20 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
     assert Path(where) == installed / "DiDALib" / "__init__.py"
     assert Path(demo_path) == installed / "Resources" / "DemoModel"
     assert Path(stored_path) == installed / "Resources" / "Testing" / "dida_results.npz"
+
+
+def test_the_module_runs_from_a_clone(tmp_path):
+    """The README's clone path: Edit > Application Settings > Modules > Additional module paths gets <clone>/DiDA,
+    and Slicer puts only that folder on sys.path (Base/QTGUI/qSlicerScriptedLoadableModuleFactory.cxx,
+    ctkFactoryScriptedItem::load). DiDA.py imports DiDASlicer first, which finds DiDALib beside the module folder,
+    so the module and its worker import this checkout's DiDALib, and no torch."""
+    code = ("import sys; import DiDASlicer, DiDALib.mrml.controller, DiDALib.mrml.choices as c; print(DiDALib.__file__);"
+            " print(c.describe_model(c.model_folder(True, None))); print('torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    site = [p for p in sys.path if "site-packages" in p]
+    run = subprocess.run([sys.executable, "-S", "-c", f"import sys; sys.path[:] = {[str(ROOT / 'DiDA')]!r} + "
+                          f"{site!r} + sys.path; {code}"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                         timeout=240)
+    assert run.returncode == 0, run.stderr[-2000:]
+    where, described, torch = run.stdout.splitlines()
+    assert Path(where) == ROOT / "DiDALib" / "__init__.py" and "classes" in described and torch == "False"

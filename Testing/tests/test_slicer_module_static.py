@@ -10,6 +10,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from slicer_imports import imported as _imported
+from slicer_imports import slicer_path
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "DiDA" / "DiDA.py"
@@ -17,7 +19,9 @@ MODULE = ROOT / "DiDA" / "DiDA.py"
 HELPERS = ROOT / "DiDA" / "DiDASlicer"
 PARAMETERS = HELPERS / "parameters.py"
 UI = ROOT / "DiDA" / "Resources" / "UI" / "DiDA.ui"
-REQUIREMENTS = ROOT / "DiDA" / "Resources" / "requirements.txt"
+#: The two sets the module installs on first use: reading OCT, and explaining (besides PyTorch).
+REQUIREMENTS = (ROOT / "DiDA" / "Resources" / "requirements-read.txt",
+                ROOT / "DiDA" / "Resources" / "requirements-explain.txt")
 
 
 @pytest.fixture(scope="module")
@@ -182,13 +186,13 @@ def test_resources_the_module_loads_exist(tree):
 
 
 def test_requirements_cover_the_library_imports():
-    """What DiDALib imports and Slicer does not ship is in requirements.txt (torch comes from the PyTorch
+    """What DiDALib imports and Slicer does not ship is in a requirements file (torch comes from the PyTorch
     extension; numpy, SimpleITK, vtk and slicer are Slicer's own). DiDALib/cli/ serves only the command line (tqdm,
     onnx for dida package) and DiDALib/evaluation/ the faithfulness benchmark and tests (captum, grad-cam: the
     'test' extra); OCT-Converter is the optional 'vendors' extra, whose reader says how to install it."""
     from packaging.requirements import Requirement
 
-    reqs = {Requirement(line).name.lower() for line in REQUIREMENTS.read_text().splitlines()
+    reqs = {Requirement(line).name.lower() for path in REQUIREMENTS for line in path.read_text().splitlines()
             if line.strip() and not line.startswith("#")}
     provided = {"torch", "torchvision", "numpy", "simpleitk", "vtk", "vtkmodules", "slicer"}
     optional = {"oct_converter"}
@@ -204,8 +208,11 @@ def test_requirements_cover_the_library_imports():
                 imported.add(node.module.split(".")[0])
     third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "DiDALib"} - optional
     needed = {distribution.get(m.lower(), m.lower()) for m in third_party} - provided
-    assert needed <= reqs, f"missing from requirements.txt: {sorted(needed - reqs)}"
+    assert needed <= reqs, f"missing from the requirements files: {sorted(needed - reqs)}"
     assert not reqs & {"torch", "torchvision", "numpy", "simpleitk"}, "never pip-install over Slicer's own packages"
+    read = {Requirement(line).name.lower() for line in REQUIREMENTS[0].read_text().splitlines()
+            if line.strip() and not line.startswith("#")}
+    assert read == {"eyepy", "pydicom", "pillow", "packaging"}, f"reading OCT needs {sorted(read)}: no more"
 
 
 def test_bscan_range_cannot_go_below_zero(tree):
@@ -214,56 +221,6 @@ def test_bscan_range_cannot_go_below_zero(tree):
     fields = parameter_fields(tree)
     for name in ("firstBScan", "lastBScan"):
         assert ast.unparse(fields[name]) == "Annotated[int, Minimum(0)]", name
-
-
-def _imported(path: Path, package: str) -> set[str]:
-    """Every module an import statement of a file names (anywhere in it, functions included), as dotted names;
-    ``from .x import y`` names both ``x`` and ``x.y`` (y may be a module)."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parts + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            names.add(base)
-            names |= {f"{base}.{a.name}" for a in node.names}
-    return names
-
-
-def _source(module: str) -> Path | None:
-    root = module.split(".")[0]
-    folder = {"DiDALib": ROOT, "DiDASlicer": ROOT / "DiDA"}.get(root)
-    if folder is None:
-        return None
-    path = folder.joinpath(*module.split("."))
-    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def slicer_path() -> dict[str, set[str]]:
-    """The project's modules the Slicer module can import (DiDA.py, DiDASlicer and every DiDALib module they reach,
-    packages' __init__ included), each with the modules it imports."""
-    todo = [("DiDA", MODULE)] + [(f"DiDASlicer.{p.stem}", p) for p in sorted(HELPERS.glob("*.py"))]
-    seen: dict[str, set[str]] = {}
-    while todo:
-        name, path = todo.pop()
-        if name in seen:
-            continue
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        seen[name] = _imported(path, package)
-        for module in seen[name]:
-            parts = module.split(".")
-            for i in range(1, len(parts) + 1):
-                source = _source(".".join(parts[:i]))
-                if source is not None:
-                    todo.append((".".join(parts[:i]), source))
-    return seen
 
 
 def test_nothing_on_the_slicer_path_starts_threads():
@@ -310,3 +267,68 @@ def test_dida_py_stays_a_thin_module():
     """The project's size rule: logic that is not Qt lives in DiDALib (tested on slicer-core)."""
     lines = MODULE.read_text(encoding="utf-8").count("\n")
     assert lines <= 550, f"DiDA.py has {lines} lines"
+
+
+def test_the_self_test_stays_apart_from_the_code_it_checks():
+    """DiDALib/mrml/selftest holds what DiDATest and CI share; no product module imports it (DiDA.py only inside
+    DiDATest), and its modules import each other one way (a cycle, as scenarios <-> worker_checks was, breaks
+    when a module is imported first from the other side)."""
+    library = ROOT / "DiDALib"
+    selftest = library / "mrml" / "selftest"
+    modules = {}
+    for path in library.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if path.name == "__init__.py" else parts)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        modules[name] = (path, _imported(path, package))
+    users = sorted(n for n, (path, imports) in modules.items() if selftest not in path.parents
+                   and any(i.startswith("DiDALib.mrml.selftest") for i in imports))
+    assert not users, f"product modules import the self-test: {users}"
+    tree = ast.parse(MODULE.read_text(encoding="utf-8"))
+    outside = [n for c in tree.body if not (isinstance(c, ast.ClassDef) and c.name == "DiDATest")
+               for n in ast.walk(c) if isinstance(n, ast.ImportFrom) and "selftest" in (n.module or "")]
+    assert not outside, "DiDA.py imports the self-test outside DiDATest"
+    inside = {n: {i for i in imports if i in modules and i.startswith("DiDALib.mrml.selftest.")} - {n}
+              for n, (path, imports) in modules.items() if selftest in path.parents}
+    assert len(inside) >= 5, sorted(inside)
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for nxt in inside.get(start, ()):
+            if nxt == target or (nxt not in seen and (seen.add(nxt) or reaches(nxt, target, seen))):
+                return True
+        return False
+
+    cycles = sorted(n for n in inside if reaches(n, n, set()))
+    assert not cycles, f"import cycles in the self-test: {cycles}"
+
+
+def _calls(function: ast.FunctionDef) -> set[str]:
+    return {ast.unparse(n.func) for n in ast.walk(function) if isinstance(n, ast.Call)}
+
+
+def _method(tree, cls: str, name: str) -> ast.FunctionDef:
+    return next(f for f in class_def(tree, cls).body if isinstance(f, ast.FunctionDef) and f.name == name)
+
+
+def test_loading_a_file_never_installs_pytorch(tree):
+    """Reading OCT needs eyepy, pydicom and pillow only: the file reader and Load OCT file... ask for the reading
+    set (and OCT-Converter where the file needs it); PyTorch and the rest are asked for only to explain."""
+    for cls, name in (("DiDAFileReader", "load"), ("DiDAWidget", "onLoadOCT")):
+        calls = _calls(_method(tree, cls, name))
+        assert "DiDALogic.ensureReading" in {c.rpartition("(")[0] or c for c in calls}, f"{cls}.{name}: {calls}"
+        assert not any("Explaining" in c or "ensureDependencies" in c for c in calls), f"{cls}.{name}: {calls}"
+    assert "DiDALogic.ensureExplaining" in _calls(_method(tree, "DiDAWidget", "_explain"))
+
+
+def test_the_layout_manager_is_never_used_unchecked():
+    """``slicer.app.layoutManager()`` is None without a main window: Slicer's generic module tests start Slicer
+    with --no-main-window (CMake/SlicerMacroBuildScriptedModule.cmake) and build the widget, and only the main window
+    sets the layout manager (Base/QTApp/qSlicerMainWindow.cxx, qSlicerApplication::setLayoutManager). No attribute
+    is read straight off the call: its result is held and checked first."""
+    unchecked = []
+    for path in (MODULE, *sorted(HELPERS.glob("*.py"))):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Call) \
+                    and ast.unparse(node.value.func).endswith("app.layoutManager"):
+                unchecked.append(f"{path.name}:{node.lineno}")
+    assert not unchecked, f"layoutManager() used unchecked at {unchecked}"

@@ -10,7 +10,6 @@ import vtk
 from DiDALib.io.results import load_results
 from DiDALib.maps.enface import enface_map, enface_scale
 from DiDALib.maps.labels import LEVELS, decode_labels
-from DiDALib.mrml import scenarios
 from DiDALib.mrml.controller import DiDAController
 from DiDALib.mrml.enface import find_enface, jump_to, projection, show_enface
 from DiDALib.mrml.layout import (
@@ -23,6 +22,7 @@ from DiDALib.mrml.layout import (
     view_node,
 )
 from DiDALib.mrml.overlays import color_table, input_candidates
+from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.session import ExplainSession
 from DiDALib.mrml.volumes import bscan_shown, volume_array
 
@@ -41,9 +41,9 @@ def _ijk(node, ras) -> np.ndarray:
 
 def _shown_partial_run(env):
     """The stored result without B-scan 1, shown in the DiDA View through the controller the module drives."""
-    explanation = load_results(scenarios.stored_results_path())
+    explanation = load_results(fixtures.stored_results_path())
     del explanation.results[1]
-    volume = scenarios.make_test_volume(env)
+    volume = fixtures.make_test_volume(env)
     session = ExplainSession(env.scene, volume, None, None, classes="top3", name="DiDA stored")
     assert session.replay(explanation) == "complete"
     controller = DiDAController(lambda: env.layout_node, lambda: (1.0, "both", True),
@@ -127,7 +127,7 @@ def test_jump_to_moves_the_bscan_views_and_the_crosshair(env):
 def test_enface_geometry_follows_any_volume_orientation(env):
     """A volume whose B-scans are not axial slices (rotated, oblique): the en-face volumes and jump_to still put
     each (B-scan, A-scan) where it is in the volume."""
-    volume = scenarios.make_test_volume(env, n_bscans=4)
+    volume = fixtures.make_test_volume(env, n_bscans=4)
     m = vtk.vtkMatrix4x4()
     volume.GetIJKToRASMatrix(m)
     rotation = vtk.vtkTransform()
@@ -149,8 +149,8 @@ def test_the_controller_draws_the_enface_view_again_when_the_run_ends(env, worke
     B-scan once the run ends; a click through the controller jumps there."""
     controller = DiDAController(lambda: env.layout_node, lambda: (1.0, "both", True), worker_factory=lambda: worker,
                                 process_events=env.show_dida_layout)
-    volume = scenarios.make_test_volume(env, n_bscans=3)
-    controller.start(volume, mrml_package, scenarios.TEST_SETTINGS, [0, 1, 2])
+    volume = fixtures.make_test_volume(env, n_bscans=3)
+    controller.start(volume, mrml_package, fixtures.TEST_SETTINGS, [0, 1, 2])
     rows_when_shown = None
     while controller.poll():
         run = controller.newly_shown()

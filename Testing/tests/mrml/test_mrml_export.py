@@ -16,9 +16,9 @@ from DiDALib import cli
 from DiDALib.io.output_dir import OutputFolderError
 from DiDALib.io.results import load_results
 from DiDALib.io.volume import OCTVolume
-from DiDALib.mrml import scenarios
 from DiDALib.mrml.controller import DiDAController
 from DiDALib.mrml.export import export_session, replaceable
+from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.session import ExplainSession
 from DiDALib.mrml.volumes import load_oct_node
 from DiDALib.phantom import make_volume
@@ -33,7 +33,7 @@ def cli_run(tmp_path, mrml_package):
     """A phantom volume file and the folder ``dida explain`` wrote for it with the test model."""
     bscans, _, _ = make_volume(n_bscans=3, seed=3, depth=48, width=64)
     source = tmp_path / "phantom.nrrd"
-    sitk.WriteImage(OCTVolume(bscans, scenarios.TEST_SPACING).to_sitk(), str(source))
+    sitk.WriteImage(OCTVolume(bscans, fixtures.TEST_SPACING).to_sitk(), str(source))
     out = tmp_path / "cli"
     assert cli.main(["explain", str(source), "--model", str(mrml_package), "--out", str(out), "--grids", "3,5",
                      "--device", "cpu", "--quiet"]) == 0

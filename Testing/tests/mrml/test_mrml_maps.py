@@ -4,9 +4,9 @@ scene scenario (``map_checks.check_compare`` in ``scenarios.FIXTURE_CHECKS``).""
 
 from __future__ import annotations
 
-from DiDALib.mrml import scenarios
 from DiDALib.mrml.controller import DiDAController
 from DiDALib.mrml.layout import CLASS_VIEWS, VIEW_TEXT, composite_node, view_node
+from DiDALib.mrml.selftest import fixtures
 
 
 def _controller(env, fx) -> DiDAController:
@@ -20,10 +20,10 @@ def _labels(env) -> list:
 
 
 def test_compare_through_the_controller(env):
-    fx = scenarios.stored_fixture(env)
+    fx = fixtures.stored_fixture(env)
     controller = _controller(env, fx)
     names = controller.class_names()
-    assert names == list(scenarios.TEST_CLASSES)
+    assert names == list(fixtures.TEST_CLASSES)
     top = [o.labels.GetID() for o in fx.run.overlays]
     a, b = fx.run.overlays[1].class_name, fx.run.overlays[0].class_name
     assert controller.compare(True, a, b) == ""
@@ -48,7 +48,7 @@ def test_compare_through_the_controller(env):
 
 
 def test_compare_needs_a_run_with_its_results(env):
-    fx = scenarios.stored_fixture(env)
+    fx = fixtures.stored_fixture(env)
     controller = DiDAController(lambda: env.layout_node, lambda: (1.0, "both", True))
     assert controller.compare(True, "normal", "drusen") == "Compare shows in the DiDA View: show a run there first."
     assert controller.compare(False) == "" and controller.class_names() == []
@@ -63,7 +63,7 @@ def test_feature_scale_readout_under_the_cursor(env):
     from DiDALib.maps.scale import feature_scale
     from DiDALib.mrml.layout import crosshair_node
 
-    fx = scenarios.stored_fixture(env)
+    fx = fixtures.stored_fixture(env)
     fx.views.explanation = fx.session.explanation
     k, overlay = fx.views.bscan, fx.run.overlays[0]
     scale = feature_scale(fx.session.explanation.results[k], overlay.class_index, fx.session.explanation.bscan_shape)

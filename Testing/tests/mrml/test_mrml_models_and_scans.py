@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from DiDALib.mrml import choices, scenarios
+from DiDALib.mrml import choices
 from DiDALib.mrml.layout import score_text
 from DiDALib.mrml.results import read_scores
+from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.session import ExplainSession
 from DiDALib.mrml.trust import CodeTrust
 from DiDALib.worker.protocol import ModelRequest
@@ -23,13 +24,13 @@ def test_score_modes_reach_the_worker_as_chosen():
 
 
 def _run(env, worker, package, volume, score: str) -> ExplainSession:
-    session = ExplainSession(env.scene, volume, worker, package, {**scenarios.TEST_SETTINGS, "score": score})
+    session = ExplainSession(env.scene, volume, worker, package, {**fixtures.TEST_SETTINGS, "score": score})
     assert session.run_blocking([1], timeout=120) == "complete", session.summary()
     return session
 
 
 def test_a_log_odds_run_labels_its_scores_plot_and_views_in_log_odds(env, worker, mrml_package):
-    volume = scenarios.make_test_volume(env, n_bscans=2)
+    volume = fixtures.make_test_volume(env, n_bscans=2)
     p = _run(env, worker, mrml_package, volume, "probabilities")
     lo = _run(env, worker, mrml_package, volume, "log-odds")
     assert lo.run.setting("Score") == "log-odds" and lo.run.chart.GetYAxisTitle() == "log-odds"
@@ -45,8 +46,8 @@ def test_a_log_odds_run_labels_its_scores_plot_and_views_in_log_odds(env, worker
 
 
 def test_an_unknown_score_mode_is_refused_before_any_run(env, worker, mrml_package):
-    volume = scenarios.make_test_volume(env, n_bscans=1)
-    session = ExplainSession(env.scene, volume, worker, mrml_package, {**scenarios.TEST_SETTINGS, "score": "odds"})
+    volume = fixtures.make_test_volume(env, n_bscans=1)
+    session = ExplainSession(env.scene, volume, worker, mrml_package, {**fixtures.TEST_SETTINGS, "score": "odds"})
     assert session.run_blocking(timeout=120) == "failed"
     assert "odds" in session.error and "Traceback" not in session.error
 
@@ -77,7 +78,7 @@ def _python_package(folder: Path, marker: Path) -> Path:
     namespace: dict = {}
     exec(NET, namespace)  # noqa: S102 (our own test source: the same class, built here to write its state dict)
     torch.save(namespace["Net"]().state_dict(), folder / "net.pth")
-    spec = {"architecture": "python:net.py:Net", "weights": "net.pth", "classes": list(scenarios.TEST_CLASSES),
+    spec = {"architecture": "python:net.py:Net", "weights": "net.pth", "classes": list(fixtures.TEST_CLASSES),
             "input_size": [32, 32], "channels": 1, "normalisation": "none", "name": "user code"}
     (folder / "model.json").write_text(json.dumps(spec), encoding="utf-8")
     return folder
@@ -93,16 +94,16 @@ def test_a_package_with_its_own_code_runs_only_after_the_user_agreed(env, worker
     assert "Nothing was run" in trust.declined(package) and "net.py" in trust.declined(package)
     assert "own Python code (net.py): DiDA asks before running it" in choices.describe_model(package)
     assert trust.question(mrml_package) is None and not trust.request(mrml_package).trust_code  # no code: no question
-    volume = scenarios.make_test_volume(env, n_bscans=2)
+    volume = fixtures.make_test_volume(env, n_bscans=2)
     # Without consent the worker refuses it, in one sentence that names the file, and none of its code runs.
-    session = ExplainSession(env.scene, volume, worker, trust.request(package), scenarios.TEST_SETTINGS)
+    session = ExplainSession(env.scene, volume, worker, trust.request(package), fixtures.TEST_SETTINGS)
     assert session.run_blocking([0], timeout=120) == "failed"
     assert "net.py" in session.error and "own Python code" in session.error
     assert "Traceback" not in session.error and "\n" not in session.error
     assert session.run is None and not marker.exists()
     trust.agree(package)
     assert trust.question(package) is None and trust.request(package).trust_code
-    session = ExplainSession(env.scene, volume, worker, trust.request(package), scenarios.TEST_SETTINGS)
+    session = ExplainSession(env.scene, volume, worker, trust.request(package), fixtures.TEST_SETTINGS)
     assert session.run_blocking([0], timeout=120) == "complete", session.summary()
     assert marker.exists() and session.run.finished == [0]
     # Consent is for the file as it was: a changed file is asked about again.
@@ -126,7 +127,7 @@ def test_a_circle_scan_is_marked_in_the_module_and_keeps_its_geometry(env, tmp_p
     assert "Circle scan: B-scans are shown side by side as slices; nothing here is a 3-D geometry" in text
     assert "not a 3-D volume" in text and " x 1 mm" not in text and "A-scan spacing" in text
     assert oct_from_volume_node(node).geometry == "circle"
-    phantom = scenarios.make_test_volume(env, n_bscans=1)
+    phantom = fixtures.make_test_volume(env, n_bscans=1)
     assert choices.geometry_text(phantom) == "" and "\n" not in choices.describe_volume(phantom)
     back = env.save_and_reload(tmp_path / "scene")
     reloaded = next(n for n in back.scene.GetNodesByClass("vtkMRMLScalarVolumeNode") if n.GetName() == node.GetName())

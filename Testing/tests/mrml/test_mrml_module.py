@@ -12,11 +12,12 @@ from types import SimpleNamespace
 import pytest
 
 from DiDALib.engine.schedule import EVIDENCE_GRIDS, grid_json
-from DiDALib.mrml import choices, requirements, scenarios
+from DiDALib.mrml import choices, requirements
 from DiDALib.mrml.controller import DiDAController
 from DiDALib.mrml.layout import BSCAN_VIEW, show_layout, view_node
 from DiDALib.mrml.reader import ALTERNATIVE, CLAIM, file_confidence, xml_root
 from DiDALib.mrml.results import find_runs
+from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.volumes import show_bscan
 from DiDALib.worker.protocol import ModelRequest
 
@@ -105,7 +106,7 @@ def _parameters(volume, **changes):
 
 
 def test_run_choices_from_the_parameter_node(env):
-    volume = scenarios.make_test_volume(env, n_bscans=4)
+    volume = fixtures.make_test_volume(env, n_bscans=4)
     settings, indices = choices.run_choices(_parameters(volume), current=False)
     assert settings == {"grids": [7, 9, 11, 13, 15, 17, 19, 21], "weights": None, "fill": "background",
                         "score": None, "classes": "top3", "device": "auto"}  # the module's defaults
@@ -138,7 +139,7 @@ def test_the_evidence_preset_and_the_default_fill_reach_the_worker(env, worker, 
     12 shifted grids and says it filled with the retina background, which the run records."""
     from DiDALib.mrml.session import ExplainSession
 
-    volume = scenarios.make_test_volume(env, n_bscans=1)
+    volume = fixtures.make_test_volume(env, n_bscans=1)
     settings, indices = choices.run_choices(_parameters(volume, gridPreset="evidence"), current=False)
     session = ExplainSession(env.scene, volume, worker, mrml_package, {**settings, "device": "cpu", "batch_size": 64},
                              classes=settings["classes"])
@@ -152,7 +153,7 @@ def test_model_texts_and_overlay_memory(env, mrml_package, tmp_path):
     assert choices.describe_model(mrml_package).startswith("DiDA test model (random weights): 4 classes")
     assert "not for clinical use" in choices.describe_model(mrml_package)
     assert choices.describe_model(tmp_path).startswith("Model problem:")
-    volume = scenarios.make_test_volume(env, n_bscans=2)
+    volume = fixtures.make_test_volume(env, n_bscans=2)
     assert choices.overlay_memory(volume, "top3", mrml_package) == 2 * 48 * 64 * 5 * 3
     assert choices.overlay_memory(volume, "all", mrml_package) == 2 * 48 * 64 * 5 * 4
     assert choices.describe_volume(volume).startswith("2 B-scan(s) of 48 x 64 pixels")
@@ -164,9 +165,9 @@ def test_controller_continues_a_run_and_forgets_it_with_the_scene(env, worker, m
     shown = []
     controller = DiDAController(lambda: env.layout_node, lambda: (0.5, "both", True), worker_factory=lambda: worker,
                                 process_events=lambda: shown.append(True))
-    volume = scenarios.make_test_volume(env, n_bscans=3)
+    volume = fixtures.make_test_volume(env, n_bscans=3)
     model = ModelRequest(str(mrml_package))
-    session = controller.start(volume, model, scenarios.TEST_SETTINGS, [1], current=True)
+    session = controller.start(volume, model, fixtures.TEST_SETTINGS, [1], current=True)
     assert controller.focus == 1 and controller.running
     while controller.poll():
         pass
@@ -175,12 +176,12 @@ def test_controller_continues_a_run_and_forgets_it_with_the_scene(env, worker, m
     assert run is session.run and controller.newly_shown() is None, "a run is to be shown once per start"
     controller.show(run, bscan=1)
     assert shown and controller.views.attached and controller.views.bscan == 1 and controller.views.opacity == 0.5
-    assert controller.start(volume, model, scenarios.TEST_SETTINGS, [0, 2]) is session, "the run was not continued"
+    assert controller.start(volume, model, fixtures.TEST_SETTINGS, [0, 2]) is session, "the run was not continued"
     assert controller.focus is None
     while controller.poll():
         pass
     assert session.run.finished == [0, 1, 2]
-    other = controller.start(volume, model, {**scenarios.TEST_SETTINGS, "fill": "mean"}, [0])
+    other = controller.start(volume, model, {**fixtures.TEST_SETTINGS, "fill": "mean"}, [0])
     assert other is not session and session.closed, "other settings must make a new run"
     assert session.run is None and len(find_runs(env.scene, volume)) == 1, "the first run left the scene"
     controller.cancel()
@@ -191,3 +192,49 @@ def test_controller_continues_a_run_and_forgets_it_with_the_scene(env, worker, m
     controller.forget()
     assert controller.session is None and controller.views is None and other.closed
     assert controller.worker is worker and worker.alive, "the worker must stay warm after the scene closed"
+
+
+RESOURCES = ROOT / "DiDA" / "Resources"
+
+
+def _installed(monkeypatch, versions: dict[str, str]) -> None:
+    def version(name):
+        if name not in versions:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return versions[name]
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+
+
+def test_reading_and_explaining_are_two_installs(monkeypatch, tmp_path):
+    """Reading OCT asks for eyepy, pydicom and pillow, never for PyTorch; explaining asks for PyTorch (through the
+    PyTorch extension) and timm and the rest. On a fresh Slicer (nothing installed) each says so in one question."""
+    _installed(monkeypatch, {})
+    read = requirements.reading_plan(RESOURCES, OCT / "heyex_synthetic_10x40x50.vol")
+    assert read.torch == [] and {requirements.name_of(r) for r in read.packages} >= {"eyepy", "pydicom", "pillow"}
+    assert not {"torch", "torchvision", "timm"} & {requirements.name_of(r) for r in read.packages}
+    assert "read" in read.question() and "PyTorch" not in read.question()
+    explain = requirements.explaining_plan(RESOURCES)
+    assert explain.torch == ["torch>=2.4", "torchvision>=0.19"] and "timm" in " ".join(explain.packages)
+    assert "PyTorch extension" in explain.question()
+    _installed(monkeypatch, {"eyepy": "0.21.0", "pydicom": "3.0.2", "pillow": "12.2.0", "packaging": "26.2"})
+    assert requirements.reading_plan(RESOURCES, OCT / "heyex_synthetic_10x40x50.vol").empty
+
+
+def test_a_vendor_file_asks_for_oct_converter_once(monkeypatch, tmp_path):
+    """A Topcon, Zeiss, Bioptigen or Optovue file needs OCT-Converter: named in the one question, with what it
+    brings; a Heidelberg file never asks for it, and an installed OCT-Converter is not asked for again."""
+    from DiDALib.io.registry import SUPPORTED_FORMATS
+
+    through = {name for name, info in SUPPORTED_FORMATS.items() if "OCT-Converter" in info.description}
+    assert set(requirements.VENDOR_FORMATS) == through
+    base = {"eyepy": "0.21.0", "pydicom": "3.0.2", "pillow": "12.2.0", "packaging": "26.2"}
+    _installed(monkeypatch, base)
+    for name in ("scan.fda", "scan.fds", "Macular Cube 512x128_z.img", "scan.oct"):
+        (tmp_path / name).write_bytes(b"\0" * 64)
+        plan = requirements.reading_plan(RESOURCES, tmp_path / name)
+        assert plan.packages == [requirements.OCT_CONVERTER] and plan.torch == [], name
+        assert "needs OCT-Converter" in plan.question() and plan.question().count("?") == 1, plan.question()
+    assert requirements.reading_plan(RESOURCES, OCT / "spectralis_linescan_real.vol").empty
+    _installed(monkeypatch, {**base, "oct-converter": "0.7.0"})
+    assert requirements.reading_plan(RESOURCES, tmp_path / "scan.fda").empty

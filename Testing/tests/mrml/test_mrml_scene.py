@@ -1,6 +1,6 @@
 """DiDA in a real Slicer scene (the slicer-core wheel): a real run in the worker process on a small volume with a
-tiny model, then the shared checks of DiDALib.mrml.checks, the same ones DiDATest runs inside Slicer; and the same
-checks on the stored result that DiDATest shows where torch is absent."""
+tiny model, then the shared checks of DiDALib.mrml.selftest.checks, the same ones DiDATest runs inside Slicer; and
+the same checks on the stored result that DiDATest shows where torch is absent."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from DiDALib.io.results import load_results
-from DiDALib.mrml import checks, scenarios
+from DiDALib.mrml.selftest import checks, fixtures, headless, scenarios
 
 
 @pytest.fixture(scope="module")
 def fx(mrml_package, worker):
-    with scenarios.HeadlessEnvironment() as env:
-        fixture = scenarios.explain_volume(env, worker, mrml_package)
+    with headless.HeadlessEnvironment() as env:
+        fixture = fixtures.explain_volume(env, worker, mrml_package)
         yield fixture
         fixture.views.detach()
 
@@ -77,15 +77,15 @@ def test_scene_saved_and_reloaded(fx, tmp_path):
 
 def test_every_scene_check_on_the_stored_result(tmp_path):
     """What DiDATest runs where torch is absent: the stored result through the session's own event path."""
-    scenarios.run_stored(scenarios.HeadlessEnvironment, tmp_path / "scene", log=lambda message: None)
+    scenarios.run_stored(headless.HeadlessEnvironment, tmp_path / "scene", log=lambda message: None)
 
 
 def test_the_stored_result_is_the_test_model_on_the_test_volume():
-    stored = load_results(scenarios.stored_results_path())
-    assert stored.class_names == scenarios.TEST_CLASSES
+    stored = load_results(fixtures.stored_results_path())
+    assert stored.class_names == fixtures.TEST_CLASSES
     assert stored.indices == list(range(5)) and stored.bscan_shape == (48, 64)
     for k in stored.indices:
         result = stored.results[k]
-        assert result.grids == scenarios.TEST_GRIDS and result.image_shape == (32, 32)
+        assert result.grids == fixtures.TEST_GRIDS and result.image_shape == (32, 32)
         assert np.allclose(result.base_scores.sum(), 1.0, atol=1e-5), "scores are not the model's probabilities"
-    assert scenarios.stored_results_path().stat().st_size < 20_000
+    assert fixtures.stored_results_path().stat().st_size < 20_000

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from DiDALib.maps.labels import encode_labels
-from DiDALib.mrml import scenarios as scenarios
 from DiDALib.mrml.results import STATUS, find_runs, read_scores
+from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.session import ExplainSession
 
 
-def _session(env, worker, package, n_bscans=2, settings=scenarios.TEST_SETTINGS, **kw):
-    return ExplainSession(env.scene, scenarios.make_test_volume(env, n_bscans=n_bscans), worker, package, settings,
+def _session(env, worker, package, n_bscans=2, settings=fixtures.TEST_SETTINGS, **kw):
+    return ExplainSession(env.scene, fixtures.make_test_volume(env, n_bscans=n_bscans), worker, package, settings,
                           **kw)
 
 
@@ -34,7 +34,7 @@ def test_named_classes_and_unknown_names(env, worker, mrml_package):
 def test_continuing_a_run_adds_bscans(env, worker, mrml_package):
     session = _session(env, worker, mrml_package, n_bscans=4, classes="all")
     assert session.run_blocking([2], timeout=120) == "complete"
-    assert session.run.finished == [2] and len(session.run.overlays) == len(scenarios.TEST_CLASSES)
+    assert session.run.finished == [2] and len(session.run.overlays) == len(fixtures.TEST_CLASSES)
     assert session.run_blocking([0, 3], timeout=120) == "complete"
     assert session.run.finished == [0, 2, 3] and session.run.unfinished == []
     assert len(find_runs(env.scene, session.volume)) == 1
@@ -49,8 +49,8 @@ def test_continuing_a_run_adds_bscans(env, worker, mrml_package):
 
 
 def test_a_model_that_fails_mid_run_keeps_the_finished_bscans(env, worker, tmp_path):
-    per_bscan = 1 + sum(n * n for n in scenarios.TEST_GRIDS)
-    package = scenarios.make_failing_package(tmp_path / "failing", fail_after=1 + per_bscan)  # + the load check
+    per_bscan = 1 + sum(n * n for n in fixtures.TEST_GRIDS)
+    package = fixtures.make_failing_package(tmp_path / "failing", fail_after=1 + per_bscan)  # + the load check
     session = _session(env, worker, package, n_bscans=3)
     assert session.run_blocking(timeout=120) == "failed", session.summary()
     assert "device-side assert triggered" in session.error and "\n" not in session.error, session.error  # one line
@@ -117,7 +117,7 @@ def test_shifted_grids_run_in_the_worker_and_are_drawn(env, worker, mrml_package
     from DiDALib.engine.schedule import offset_grids
 
     grids = offset_grids((2, 3), 2)
-    settings = {**scenarios.TEST_SETTINGS, "grids": [str(g) for g in grids]}
+    settings = {**fixtures.TEST_SETTINGS, "grids": [str(g) for g in grids]}
     session = _session(env, worker, mrml_package, settings=settings)
     assert session.run_blocking(timeout=120) == "complete", session.error
     exp = session.explanation
@@ -126,3 +126,36 @@ def test_shifted_grids_run_in_the_worker_and_are_drawn(env, worker, mrml_package
         for o in session.run.overlays:
             mixed = exp.mixed(k, o.class_index)
             assert np.array_equal(o.bscan_labels(k), encode_labels(mixed.positive, mixed.negative))
+
+
+def test_starting_writes_no_bscan_on_the_spot(env, worker, mrml_package):
+    """Explain volume on a large volume must not hold Slicer's main thread while the B-scans go to the job folder
+    (bench_submit.py measures it): ``start`` writes none, each timer poll does a share (the smallest: scanning one
+    B-scan for the volume's intensity rule, or writing one), the job reaches the worker once all are written, as
+    the intensities the rule gives; a cancel before that sends nothing and removes the folder."""
+    from DiDALib.mrml.volumes import bscans_from_volume_node, volume_array
+    from DiDALib.worker.protocol import BSCANS_FILE
+
+    session = _session(env, worker, mrml_package, n_bscans=4)
+    session.start([3, 1, 2])
+    job = session.job
+    written = np.load(job.folder / BSCANS_FILE, mmap_mode="r")
+    assert written.shape == (3, 48, 64) and not written.any(), "start wrote B-scans on the spot"
+    counts = []
+    while job._written < 2:
+        assert job.poll(seconds=0) == []
+        counts.append(job._written)
+    assert counts == [0, 0, 0, 0, 1, 2], f"B-scans written after each poll: {counts} (4 to scan the volume first)"
+    session._pending.extend(job.poll(seconds=None))  # the rest written, the job sent
+    expected, _ = bscans_from_volume_node(session.volume)
+    assert job._written == 3 and np.array_equal(np.load(job.folder / BSCANS_FILE), expected[[3, 1, 2]])
+    assert session.wait(timeout=120) == "complete", session.summary()
+    assert session.explanation.indices == [1, 2, 3]
+    session.start([0])
+    early = session.job
+    session.cancel()
+    assert session.wait(timeout=10) == "cancelled" and not early.folder.exists(), "the unsent job left its folder"
+    volume_array(session.volume)[2, 5, 5] = np.nan  # found while the B-scans are written: one sentence, no job
+    session.volume.GetImageData().Modified()
+    session.start([0])
+    assert session.wait(timeout=10) == "failed" and "1 NaN" in session.error and "\n" not in session.error

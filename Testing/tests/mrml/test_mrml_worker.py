@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from DiDALib.engine.result import DiDAResult
-from DiDALib.mrml import scenarios, worker_checks
+from DiDALib.mrml.selftest import fixtures, worker_checks
 from DiDALib.mrml.session import ExplainSession
 from DiDALib.worker.protocol import (
     EVENTS_FILE,
@@ -95,8 +95,8 @@ def test_runs_in_the_worker(check, env, worker, mrml_package):
 
 def test_no_thread_is_started_on_the_session_side(env, worker, mrml_package):
     before = set(threading.enumerate())
-    session = ExplainSession(env.scene, scenarios.make_test_volume(env, n_bscans=3), worker, mrml_package,
-                             scenarios.TEST_SETTINGS)
+    session = ExplainSession(env.scene, fixtures.make_test_volume(env, n_bscans=3), worker, mrml_package,
+                             fixtures.TEST_SETTINGS)
     session.start()
     while session.poll():
         assert set(threading.enumerate()) <= before, "the session started a thread"
@@ -108,9 +108,9 @@ def test_a_broken_package_fails_in_the_worker_with_its_reason(env, worker, mrml_
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model.json").write_text((Path(mrml_package) / "model.json").read_text())  # no weights file
-    volume = scenarios.make_test_volume(env, n_bscans=1)
+    volume = fixtures.make_test_volume(env, n_bscans=1)
     before = env.scene.GetNumberOfNodes()
-    session = ExplainSession(env.scene, volume, worker, broken, scenarios.TEST_SETTINGS)
+    session = ExplainSession(env.scene, volume, worker, broken, fixtures.TEST_SETTINGS)
     assert session.run_blocking(timeout=120) == "failed"
     assert "weights file" in session.error and "missing" in session.error, session.error
     assert session.run is None and env.scene.GetNumberOfNodes() == before, "a failed load left nodes behind"
@@ -122,8 +122,8 @@ def test_a_device_the_computer_lacks_is_a_device_error(env, worker, mrml_package
 
     if torch.cuda.is_available():
         pytest.skip("this computer has a CUDA GPU: asking for one is no error here")
-    session = ExplainSession(env.scene, scenarios.make_test_volume(env, n_bscans=1), worker, mrml_package,
-                             {**scenarios.TEST_SETTINGS, "device": "cuda"})
+    session = ExplainSession(env.scene, fixtures.make_test_volume(env, n_bscans=1), worker, mrml_package,
+                             {**fixtures.TEST_SETTINGS, "device": "cuda"})
     assert session.run_blocking(timeout=120) == "failed"
     assert session.error_kind == "device" and "CUDA" in session.error, (session.error_kind, session.error)
 
@@ -151,7 +151,7 @@ def test_a_worker_whose_session_vanished_cleans_up_and_ends(tmp_path, mrml_packa
     """Slicer killed mid-run: its worker sees stdin end, cancels the job, removes the session's folders and ends."""
     home = tmp_path / "session"
     code = CLIENT_THAT_DIES.format(root=str(ROOT), home=str(home), package=str(mrml_package),
-                                   settings=scenarios.SLOW_SETTINGS)
+                                   settings=fixtures.SLOW_SETTINGS)
     client = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         pid = int(client.stdout.readline())
@@ -187,3 +187,77 @@ def test_results_of_shifted_grids_travel_bit_for_bit():
     back = decode_result(json.loads(json.dumps(encode_result(result, 0))))
     assert back.grids == result.grids
     assert all(np.array_equal(back.deltas[g], result.deltas[g]) for g in grids)
+
+
+def test_a_missing_pythonslicer_is_one_sentence(tmp_path, monkeypatch):
+    """Slicer sets sys.executable to QStandardPaths::findExecutable("PythonSlicer"), "" where it finds none
+    (Base/QTCore/qSlicerCoreApplication.cxx): the worker then falls back on PythonSlicer on PATH, and without one
+    the run stops with one sentence naming the problem and the fix, leaving no job folder."""
+    from DiDALib.worker.client import WorkerClient, WorkerUnavailable
+
+    monkeypatch.setattr(sys, "executable", "")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    client = WorkerClient(home=tmp_path / "home")
+    with pytest.raises(WorkerUnavailable, match="PythonSlicer") as info:
+        client.submit(JobRequest(ModelRequest("model")), np.zeros((1, 4, 4), np.float32)[:0])
+    assert "\n" not in str(info.value) and str(info.value).count(". ") == 0, str(info.value)
+    assert not list((tmp_path / "home").glob("job-*")) and client.starts == 0
+    (tmp_path / "bin").mkdir()
+    launcher = tmp_path / "bin" / "PythonSlicer"
+    launcher.write_text("#!/bin/sh\nexit 0\n")
+    launcher.chmod(0o755)
+    assert WorkerClient().python == str(launcher), "PythonSlicer on PATH is not used"
+    client.close()
+
+
+class _Running:
+    """A stand-in for the worker's Popen: running until ``returncode`` is set."""
+
+    returncode = None
+
+    def poll(self):
+        return self.returncode
+
+
+def test_one_poll_reads_a_bounded_share_of_a_backlog(tmp_path):
+    """The module's timer polls every 100 ms: however many events wait (a worker that ran ahead while Slicer was
+    busy), one poll reads and parses at most ``READ_BYTES`` of them (one longer line whole), the rest on the next
+    polls, in order; a worker that died is reported only after everything it wrote was read."""
+    from DiDALib.worker.client import READ_BYTES, Job, WorkerClient
+
+    writer = EventWriter(tmp_path / EVENTS_FILE)
+    blob = "x" * 200_000
+    for i in range(60):
+        writer.write("progress", images_done=i, pad=blob)
+    writer.close()
+    process = _Running()
+    job = Job(WorkerClient(home=tmp_path / "home"), "1", tmp_path, process)
+    kinds, seen, polls = [], [], 0
+    while not job.finished:
+        events = job.poll()
+        polls += 1
+        assert events, "a poll read nothing while events were waiting"
+        assert sum(len(json.dumps(e.data)) for e in events) <= READ_BYTES + 250_000, f"{len(events)} events at once"
+        kinds += [e.kind for e in events]
+        seen += [e.data["images_done"] for e in events if e.kind == "progress"]
+        process.returncode = -9  # the worker died after its first poll: what it wrote still comes first
+    assert seen == list(range(60)) and kinds == ["progress"] * 60 + ["error"], kinds[-3:]
+    assert polls >= 12_000_000 // READ_BYTES, f"{polls} polls for 12 MB of events"
+
+
+def test_close_never_blocks_on_a_worker_that_does_not_stop(tmp_path):
+    """Closing the module (or Slicer) while the worker does not answer (a long batch, a hung driver): close()
+    returns within about half a second, the worker process is gone and its folder removed."""
+    from DiDALib.worker.client import WorkerClient
+
+    stubborn = tmp_path / "stubborn-python"
+    stubborn.write_text("#!/bin/sh\ntrap '' TERM HUP\nexec sleep 60\n")
+    stubborn.chmod(0o755)
+    client = WorkerClient(python=str(stubborn), home=tmp_path / "home")
+    client.submit(JobRequest(ModelRequest("model")))
+    process = client._process
+    started = time.perf_counter()
+    client.close()
+    took = time.perf_counter() - started
+    assert took < 1.0, f"close() blocked for {took:.2f} s"
+    assert process.poll() is not None and not (tmp_path / "home").exists()

@@ -1,5 +1,6 @@
 """Slicer's scene and logics without Slicer's application, on the ``slicer-core`` wheel: for tests, scripted
-checks and the screenshot. Inside Slicer, the application makes all of this; ``DiDA.py`` wraps that instead.
+checks and the screenshot. Inside Slicer, the application makes all of this (``DiDASlicer.app.SlicerEnvironment``
+wraps that instead); ``HeadlessEnvironment`` is the self-test scenarios' environment here.
 
 ``HeadlessSlicer`` gives what DiDA's MRML code meets in Slicer: an application logic (with its slice link logic),
 colour and layout logics, the "default" crosshair node, and a ``vtkMRMLSliceLogic`` per slice view of the layout
@@ -14,8 +15,8 @@ from pathlib import Path
 import slicer
 import vtk
 
-from .layout import ENFACE_VIEW, VIEW_NAMES, register_layout, show_layout, view_node
-from .volumes import nodes_of_class
+from ..layout import ENFACE_VIEW, VIEW_NAMES, register_layout, show_layout, view_node
+from ..volumes import nodes_of_class
 
 #: Slice view size in pixels for headless rendering (a wide B-scan panel).
 VIEW_SIZE = (384, 200)
@@ -125,3 +126,18 @@ def _has_data(node) -> bool:
     if node.IsA("vtkMRMLColorTableNode"):
         return node.GetType() == node.User
     return True
+
+
+class HeadlessEnvironment(HeadlessSlicer):
+    """The scenarios' environment on ``slicer-core`` (``fixtures`` says what an environment has)."""
+
+    def __init__(self, scene=None):
+        super().__init__(scene)
+        self._renderers: dict[str, vtk.vtkRenderer] = {}
+
+    def renderer(self, name: str):
+        """A renderer for each view (Slicer's slice views have one each), made on first use."""
+        return self._renderers.setdefault(name, vtk.vtkRenderer())
+
+    def save_and_reload(self, folder) -> HeadlessEnvironment:
+        return HeadlessEnvironment.load(self.save(folder))

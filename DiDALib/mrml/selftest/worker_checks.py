@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..maps.labels import encode_labels
-from ..worker.protocol import DIED, Event
-from .overlays import ROLE
-from .results import FINISHED, STATUS, UNFINISHED, read_scores
-from .scenarios import SLOW_SETTINGS, TEST_GRIDS, TEST_SETTINGS, make_test_volume
-from .session import ExplainSession
-from .volumes import nodes_of_class
+from ...maps.labels import encode_labels
+from ...worker.protocol import DIED, Event
+from ..overlays import ROLE
+from ..results import FINISHED, STATUS, UNFINISHED, read_scores
+from ..session import ExplainSession
+from ..volumes import nodes_of_class
+from .fixtures import SLOW_SETTINGS, TEST_GRIDS, TEST_SETTINGS, make_test_volume
 
 #: B-scans of the runs that are cancelled, closed or killed while they go (with ``SLOW_SETTINGS``).
 SLOW_BSCANS = 10
@@ -193,34 +193,5 @@ def check_worker_killed(env, worker, package_dir: str | Path) -> None:
 
 
 #: The checks of runs in the worker, in the order ``scenarios.run_all`` runs them (each on a fresh environment).
-def check_export(env, worker, package_dir: str | Path) -> None:
-    """Export results: a run's folder as dida explain writes it; a foreign folder refused and left as it was."""
-    import json
-    import tempfile
-
-    from .export import export_session
-    from .scenarios import explain_volume
-
-    fx = explain_volume(env, worker, package_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / "export"
-        assert export_session(target, fx.session) == target
-        files = json.loads((target / "run.json").read_text())["files"]
-        listed = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
-        assert sorted([*files, "run.json"]) == listed, f"run.json lists {files}, the folder holds {listed}"
-        for name in ("dida_results.npz", "scores.csv", "report.html", "volume.nrrd"):
-            assert name in files, f"the export lacks {name}"
-        foreign = Path(tmp) / "notes"
-        foreign.mkdir()
-        (foreign / "mine.txt").write_text("keep me")
-        try:
-            export_session(foreign, fx.session, force=True)
-        except ValueError as exc:
-            assert "not a DiDA result" in str(exc) and "\n" not in str(exc), str(exc)
-        else:
-            raise AssertionError("a folder of other files was replaced by the export")
-        assert [p.name for p in foreign.iterdir()] == ["mine.txt"], "the refused folder was changed"
-
-
 WORKER_CHECKS = (check_preview_then_refined, check_finished_bscans, check_warm_second_job, check_cancel,
-                 check_scene_closed_while_running, check_worker_killed, check_export)
+                 check_scene_closed_while_running, check_worker_killed)

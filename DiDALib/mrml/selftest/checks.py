@@ -1,21 +1,20 @@
 """Checks of DiDA in a scene, shared by the CI tests (``slicer-core``) and ``DiDATest`` (inside Slicer).
 
 Each ``check_*`` function raises ``AssertionError`` with a message saying what is wrong. Most work on a
-``Fixture``: a finished run on a small volume, shown in the DiDA View, in an *environment* (see ``scenarios``).
+``Fixture``: a finished run on a small volume, shown in the DiDA View, in an *environment* (see ``fixtures``).
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import vtk
 
-from ..io.volume import OCTVolume
-from ..maps.labels import LEVELS, label_color
-from .layout import (
+from ...io.volume import OCTVolume
+from ...maps.labels import LEVELS, label_color
+from ..layout import (
     BSCAN_VIEW,
     CLASS_VIEWS,
     ENFACE_VIEW,
@@ -31,11 +30,10 @@ from .layout import (
     view_node,
     view_rgba,
 )
-from .overlays import ROLE, dida_volume_ids, display_mode, find_color_table, input_candidates, mode_entries
-from .results import BSCAN_COLUMN, DiDARun, find_runs, plot_series, read_scores, scene_hierarchy
-from .session import ExplainSession
-from .views import DiDAViews, ViewLabels
-from .volumes import (
+from ..overlays import ROLE, dida_volume_ids, display_mode, find_color_table, input_candidates, mode_entries
+from ..results import BSCAN_COLUMN, find_runs, plot_series, read_scores, scene_hierarchy
+from ..views import DiDAViews, ViewLabels
+from ..volumes import (
     add_oct_volume,
     oct_from_volume_node,
     remove_node,
@@ -44,20 +42,7 @@ from .volumes import (
     show_volume,
     volume_array,
 )
-
-
-@dataclass
-class Fixture:
-    """A finished run on a small volume, shown in the DiDA View."""
-
-    env: object
-    volume: object
-    session: ExplainSession
-    views: DiDAViews
-
-    @property
-    def run(self) -> DiDARun:
-        return self.session.run
+from .fixtures import Fixture
 
 
 def check_volume_round_trip(env) -> None:
@@ -110,7 +95,7 @@ def check_overlay_colours(fx: Fixture) -> None:
 
 
 def _encode(mixed) -> np.ndarray:
-    from ..maps.labels import encode_labels
+    from ...maps.labels import encode_labels
 
     return encode_labels(mixed.positive, mixed.negative)
 
@@ -394,3 +379,30 @@ def check_leaving_the_layout(fx: Fixture) -> None:
     fx.views = DiDAViews(scene)
     fx.views.set_opacity(1.0)
     fx.views.show(fx.run, bscan=fx.run.finished[0])
+
+
+def check_export(fx: Fixture) -> None:
+    """Export results: the run's folder as dida explain writes it; a foreign folder refused and left as it was."""
+    import json
+    import tempfile
+
+    from ..export import export_session
+
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "export"
+        assert export_session(target, fx.session) == target
+        files = json.loads((target / "run.json").read_text())["files"]
+        listed = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+        assert sorted([*files, "run.json"]) == listed, f"run.json lists {files}, the folder holds {listed}"
+        for name in ("dida_results.npz", "scores.csv", "report.html", "volume.nrrd"):
+            assert name in files, f"the export lacks {name}"
+        foreign = Path(tmp) / "notes"
+        foreign.mkdir()
+        (foreign / "mine.txt").write_text("keep me")
+        try:
+            export_session(foreign, fx.session, force=True)
+        except ValueError as exc:
+            assert "not a DiDA result" in str(exc) and "\n" not in str(exc), str(exc)
+        else:
+            raise AssertionError("a folder of other files was replaced by the export")
+        assert [p.name for p in foreign.iterdir()] == ["mine.txt"], "the refused folder was changed"

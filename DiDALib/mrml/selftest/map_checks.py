@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..maps.labels import LEVELS
-from ..maps.mixing import cell_values
-from .checks import Fixture, _labels_under_pixels
-from .compare import check_pair, compare
-from .layout import CLASS_VIEWS, VIEW_TEXT, composite_node, view_node, view_rgba
+from ...maps.labels import LEVELS
+from ...maps.mixing import cell_values
+from ..compare import check_pair, compare
+from ..layout import CLASS_VIEWS, VIEW_TEXT, composite_node, view_node, view_rgba
+from .checks import _labels_under_pixels
+from .fixtures import Fixture
 
 
 def _signed_contrast(fx: Fixture, k: int, a: int, b: int) -> np.ndarray:
@@ -92,11 +93,11 @@ def check_enface(fx: Fixture) -> None:
     plane, and a point in it moves the B-scan views to that B-scan and the crosshair to that A-scan."""
     import vtk
 
-    from ..maps.enface import enface_map
-    from ..maps.labels import decode_labels
-    from .enface import find_enface, jump_to, show_enface
-    from .layout import VIEW_NAMES, crosshair_node
-    from .volumes import bscan_shown, volume_array
+    from ...maps.enface import enface_map
+    from ...maps.labels import decode_labels
+    from ..enface import find_enface, jump_to, show_enface
+    from ..layout import VIEW_NAMES, crosshair_node
+    from ..volumes import bscan_shown, volume_array
 
     scene, volume, explanation, run = fx.env.scene, fx.volume, fx.session.explanation, fx.run
     k = run.overlays[0].class_index
