@@ -25,10 +25,9 @@ def announcing_runtime(explainer, progress: Callable | None, bar=None) -> Callab
         choice = explainer.runtime_choice
         if not said[0] and choice is not None:
             said[0] = True
-            line = f"dida: note: {choice.describe()}"
-            if bar is not None:
-                bar.write(line, file=bar.fp)
-            else:
+            if choice.say and bar is not None:
+                bar.write(f"dida: note: {choice.describe()}", file=bar.fp)
+            elif choice.say:
                 note(choice.describe())
         if progress is not None:
             progress(p)

@@ -47,7 +47,8 @@ class RuntimeChoice:
 
     ``forward`` is its callable on (B, C, H, W) batches (``None``: the engine's own torch path); ``batch_size`` a
     batch size it needs (``None``: the engine chooses); ``timings`` the images/s each candidate reached on the
-    probe; ``exactness`` the largest |d difference| / largest |d| of each candidate that ran the probe."""
+    probe; ``exactness`` the largest |d difference| / largest |d| of each candidate that ran the probe; ``say``
+    whether the console should say it (not for torch asked for by name, nor for a run too short to choose)."""
 
     name: str
     reason: str
@@ -57,6 +58,7 @@ class RuntimeChoice:
     timings: dict[str, float] = field(default_factory=dict)
     exactness: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    say: bool = True
 
     def describe(self) -> str:
         """One line: the runtime and why."""

@@ -19,6 +19,7 @@ import torch
 
 from . import RuntimeChoice, RuntimeRequest
 from .context import BuildContext, RuntimeUnavailable
+from .export import first_line
 from .probe import EXACTNESS_BOUND, exact_enough, exactness
 from .registry import AUTO_CANDIDATES, build
 from .threads import physical_cores
@@ -50,15 +51,10 @@ class Guarded:
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 -- any failure of the runtime: the model itself takes over
-            message = f"{self.choice.name} failed on a batch ({_first_line(exc)}): the run goes on with torch"
+            message = f"{self.choice.name} failed on a batch ({first_line(exc, 160)}): the run goes on with torch"
             warnings.warn(message, stacklevel=2)
             self.forward, self.choice.name, self.choice.reason = None, "torch", message
             return self.fallback(x)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return f"{type(exc).__name__}: {lines[0][:160]}" if lines else type(exc).__name__
 
 
 def _unsupported(model, device: torch.device, dtype: torch.dtype) -> str | None:
@@ -144,7 +140,7 @@ def choose_runtime(request: RuntimeRequest, model, reference: Callable[[torch.Te
     started = time.perf_counter()
     name = request.name
     if name == "torch":
-        return RuntimeChoice("torch", "asked for (eager PyTorch, as before)")
+        return RuntimeChoice("torch", "asked for (eager PyTorch, as before)", say=False)
     auto = name == "auto"
     why_not = _unsupported(model, device, dtype)
     if why_not is not None:
@@ -153,7 +149,7 @@ def choose_runtime(request: RuntimeRequest, model, reference: Callable[[torch.Te
         raise RuntimeUnavailable(f"runtime {name!r} cannot be used: {why_not}; choose the runtime torch or auto")
     if auto and passes < MIN_PASSES:
         return RuntimeChoice("torch", f"the run makes {passes} model passes, too few to repay choosing a runtime "
-                                      f"(it pays from {MIN_PASSES})")
+                                      f"(it pays from {MIN_PASSES})", say=False)
     context = BuildContext(model, probe[:1], request.package, physical_cores(), batch_size)
     try:
         ref = _Reference(reference, model, probe)
@@ -165,7 +161,7 @@ def choose_runtime(request: RuntimeRequest, model, reference: Callable[[torch.Te
                 reasons[candidate] = str(exc)
                 continue
             except Exception as exc:  # noqa: BLE001 -- a runtime that fails on the probe is not used
-                reasons[candidate] = f"{candidate} failed on the probe ({_first_line(exc)})"
+                reasons[candidate] = f"{candidate} failed on the probe ({first_line(exc, 160)})"
                 continue
             if accepted:
                 forwards[candidate] = forward
@@ -185,7 +181,7 @@ def choose_runtime(request: RuntimeRequest, model, reference: Callable[[torch.Te
             choice.reason += f"; {_exactness_note(exact[chosen], ref, score)}{context.describe_source()}"
             choice.forward = Guarded(forwards[chosen], model, choice)
             choice.batch_size = getattr(forwards[chosen], "fixed_batch_size", None)
-        choice.reason += "".join(f"; {reason}" for reason in reasons.values())
+        choice.reason += "".join(f"; {reason}" for reason in dict.fromkeys(reasons.values()))  # each reason once
         choice.seconds = time.perf_counter() - started
         return choice
     finally:

@@ -15,8 +15,9 @@ from .cache import OnnxCache, entry_key, package_digest
 from .export import ExportFailed, export_onnx
 
 
-class RuntimeUnavailable(RuntimeError):
-    """A runtime cannot run this model here; the message says why in one sentence."""
+class RuntimeUnavailable(ValueError):
+    """A runtime cannot run this model here; the message says why in one sentence (a ValueError: a bad choice,
+    which the command line reports as such)."""
 
 
 def onnx_package_file(model) -> Path | None:

@@ -14,7 +14,9 @@ Either way the graph is only a candidate: the probe (``probe.py``) compares its 
 
 from __future__ import annotations
 
+import contextlib
 import io
+import re
 import warnings
 
 import torch
@@ -24,9 +26,13 @@ class ExportFailed(RuntimeError):
     """The model cannot be exported to ONNX; the message says why, in one line."""
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception in one line: its type and the first line of its message (terminal colours removed)."""
+    lines = [ln.strip() for ln in _ANSI.sub("", str(exc)).splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0][:limit]}" if lines else type(exc).__name__
 
 
 def _traced(model: torch.nn.Module, example: torch.Tensor) -> bytes:
@@ -45,7 +51,8 @@ def _traced(model: torch.nn.Module, example: torch.Tensor) -> bytes:
 
 def _exported(model: torch.nn.Module, example: torch.Tensor) -> bytes:
     batch = torch.export.Dim("batch", min=1, max=4096)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):  # it prints its steps and, on failure, the whole graph
         warnings.simplefilter("ignore")
         program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=({0: batch},),
                                     input_names=["x"], output_names=["y"], optimize=True, verbose=False)
@@ -67,5 +74,5 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor) -> tuple[bytes, s
         except ImportError as exc:
             reasons.append(f"{name} exporter: needs a package that is not installed ({exc.name or exc})")
         except Exception as exc:  # noqa: BLE001 -- any exporter failure means: not this way
-            reasons.append(f"{name} exporter: {_first_line(exc)}")
+            reasons.append(f"{name} exporter: {first_line(exc)}")
     raise ExportFailed("; ".join(reasons))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from importlib import import_module
 
 from .context import BuildContext, RuntimeUnavailable
+from .export import first_line
 
 #: runtime name -> "module:function" of its builder, relative to this package.
 BUILDERS: dict[str, str] = {
@@ -30,6 +31,4 @@ def build(name: str, context: BuildContext) -> Callable:
     except RuntimeUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 -- a runtime that cannot load this model: say why, in one line
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        raise RuntimeUnavailable(f"{name} cannot load the model ({type(exc).__name__}: "
-                                 f"{lines[0][:200] if lines else 'no message'})") from None
+        raise RuntimeUnavailable(f"{name} cannot load the model ({first_line(exc)})") from None
