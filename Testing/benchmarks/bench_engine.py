@@ -57,12 +57,13 @@ def model_throughput(engine: DiDAEngine, image: torch.Tensor, bs: int, seconds: 
             return n / (time.perf_counter() - t0)
 
 
-def settle_runtime(engine: DiDAEngine, image: torch.Tensor, grids) -> None:
-    """Let the engine choose its runtime on the whole schedule's first image (the run is stopped after one batch)."""
+def settle_runtime(engine: DiDAEngine, image: torch.Tensor) -> None:
+    """Let the engine choose its runtime as it would for a B-scan on the paper's grids (the run is stopped after
+    one batch), whatever grids are timed: ``auto`` keeps torch for runs too short to repay the choice."""
     from DiDALib.engine.core import DiDACancelled
 
     try:
-        engine.explain(image, grids=grids, cancel=lambda: engine.runtime_choice is not None)
+        engine.explain(image, grids=DEFAULT_GRIDS, cancel=lambda: engine.runtime_choice is not None)
     except DiDACancelled:
         pass
 
@@ -158,7 +159,7 @@ def main(argv=None) -> dict:
         engines[r] = DiDAEngine(model, device=device, fill=0.0, batch_size=args.batch_size, precision=args.precision,
                                 compile=args.compile if r == "torch" else False, runtime=RuntimeRequest(r, package))
         _log(f"{r}: choosing and warming up on {describe_device(device)}: {name} {shape}, grids {grids}")
-        settle_runtime(engines[r], image, grids)
+        settle_runtime(engines[r], image)
         engines[r].explain(image, grids=grids[:4])  # warm-up: allocator, kernels, the engine's batch-size choice
         _log(f"{r}: {engines[r].runtime_choice.describe()}")
     candidates = [1, 2, 4, 8, 16, 32, 64] if device.type == "cpu" else [64, 128, 256, 512, 1024, 2048]
