@@ -116,3 +116,32 @@ def test_physical_cores_reads_cpuinfo():
     assert physical_cores(two_cores_four_threads, {0, 1, 2, 3}) == 2
     assert physical_cores(two_cores_four_threads, {0}) == 1
     assert physical_cores("", {0, 1, 2}) == 3  # nothing known: the usable CPUs
+
+
+def test_an_onnx_package_gets_the_same_tuning_without_an_export(tmp_path):
+    """An ONNX package already runs on onnxruntime (its default session is the reference): auto tries a tuned
+    session and OpenVINO on the package's own file, exports nothing, and torch.compile cannot take a graph."""
+    import io
+    import warnings
+
+    import onnxruntime as ort
+
+    from DiDALib.models.onnx_model import OnnxModel
+
+    model = trained(SmallCNN()).eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.rand(1, 1, 32, 32),), buf, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "b"}, "y": {0: "b"}}, dynamo=False)
+    path = tmp_path / "model.onnx"
+    path.write_bytes(buf.getvalue())
+    graph = OnnxModel(path, ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]), None)
+    engine, result = _runs(graph, "auto")
+    choice = engine.runtime_choice
+    assert "onnxruntime" in choice.exactness and choice.exactness["onnxruntime"] <= 1e-4, choice.reason
+    assert "exported" not in choice.reason and "cache" not in choice.reason
+    reference = _runs(model, "torch")[1]
+    np.testing.assert_allclose(result.deltas[5], reference.deltas[5], rtol=0, atol=1e-5)
+    with pytest.raises(RuntimeUnavailable, match="torch.compile needs a torch model"):
+        _runs(graph, "compile")
