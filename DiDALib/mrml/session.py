@@ -321,8 +321,9 @@ class ExplainSession:
         return min(1.0, p["passes_done"] / (p["passes_per_image"] * p["images_total"]))
 
     def _runtime_text(self) -> str:
-        """The runtime and the first part of why, for the status line ("" until the worker said)."""
-        if not self.runtime:
+        """The runtime and the first part of why, for the status line ("" until the worker said, and for torch
+        asked for by name or kept for a run too short to choose)."""
+        if not self.runtime or not self.runtime.get("say", True):
             return ""
         return f" (runtime {self.runtime['runtime']}: {str(self.runtime.get('runtime_reason', '')).split('; ')[0]})"
 
