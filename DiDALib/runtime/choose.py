@@ -110,7 +110,9 @@ class _Reference:
     def noise(self, score: str) -> str:
         """Torch's own distance from float64, in words (for a candidate measured against it)."""
         truth = self.truth()
-        return "" if truth is None else f"; torch's own d are {exactness(truth, self.outputs, score):.2g} from float64's"
+        if truth is None:
+            return ""
+        return f"; torch's own d are {exactness(truth, self.outputs, score):.2g} from float64's"
 
 
 def _probe(name: str, context: BuildContext, reference: _Reference, score: str):
