@@ -140,7 +140,7 @@ def settings_from_args(args) -> ExplainSettings:
     fill: str | float = args.fill
     s = ExplainSettings(grids=grids, weights=weights, fill=fill, score=args.score, classes=classes,
                         device=args.device, precision=args.precision, batch_size=args.batch_size,
-                        runtime=args.runtime)
+                        runtime=getattr(args, "runtime", "auto"))
     s.check()
     return s
 
@@ -192,7 +192,8 @@ def _explain(explainer: VolumeExplainer, volume: OCTVolume, indices: Sequence[in
             done[0] = p.passes_done
 
     try:
-        return explainer.explain_all(volume.bscans, indices, progress=announcing_runtime(explainer, progress, bar))
+        return explainer.explain_all(volume.bscans, indices,
+                                     progress=announcing_runtime(explainer, progress, bar, quiet))
     finally:
         if bar is not None:
             bar.close()

@@ -17,17 +17,18 @@ def add_runtime_option(parser) -> None:
                         "openvino or compile (torch.compile)")
 
 
-def announcing_runtime(explainer, progress: Callable | None, bar=None) -> Callable:
-    """``progress`` that also says, once, which runtime the run chose and why (on stderr, above a progress bar)."""
+def announcing_runtime(explainer, progress: Callable | None, bar=None, quiet: bool = False) -> Callable:
+    """``progress`` that also says, once, which runtime the run chose and why (on stderr, above a progress bar;
+    not with ``--quiet``, whose stderr holds nothing but a failure's one line: ``run.json`` has it)."""
     said = [False]
 
     def call(p) -> None:
         choice = explainer.runtime_choice
         if not said[0] and choice is not None:
             said[0] = True
-            if choice.say and bar is not None:
+            if choice.say and not quiet and bar is not None:
                 bar.write(f"dida: note: {choice.describe()}", file=bar.fp)
-            elif choice.say:
+            elif choice.say and not quiet:
                 note(choice.describe())
         if progress is not None:
             progress(p)

@@ -22,12 +22,16 @@ def package(tmp_path_factory):
 
 def test_explain_records_the_runtime(tmp_path, capsys, package):
     volume = write_volume(tmp_path / "v.nrrd", n=2)
-    code, _, err = run(capsys, "explain", volume, "--model", package, "--out", tmp_path / "ort", *FAST,
+    talking = [option for option in FAST if option != "--quiet"]
+    code, _, err = run(capsys, "explain", volume, "--model", package, "--out", tmp_path / "ort", *talking,
                        "--runtime", "onnxruntime")
     assert code == 0, err
     record = json.loads((tmp_path / "ort" / "run.json").read_text())
     assert record["runtime"] == "onnxruntime" and "asked for" in record["runtime_reason"]
     assert "dida: note: runtime onnxruntime: asked for; d within" in err
+    code, out, err = run(capsys, "explain", volume, "--model", package, "--out", tmp_path / "quiet", *FAST,
+                         "--runtime", "onnxruntime")
+    assert code == 0 and err == "" and "on cpu (onnxruntime)" in out, err  # --quiet: run.json and stdout say it
     code, out, err = run(capsys, "explain", volume, "--model", package, "--out", tmp_path / "torch", *FAST,
                          "--runtime", "torch")
     assert code == 0 and "runtime" not in err, err
