@@ -5,7 +5,7 @@ depends on (the package's content, the input shape, torch's version, the exporte
 SHA-256 of the ONNX file as it was written. An entry is used only when its record names this key and the file's
 hash matches: a truncated, corrupt or foreign file is never opened, and is rebuilt. Both files are written to a
 temporary name and renamed (atomic on one file system), the ONNX file first, so a killed run leaves no entry half
-written. Nothing in the folder is code: an ONNX graph holds standard operators only, and the probe (``probe.py``)
+written (its temporary file goes with the next export, once an hour old). Nothing in the folder is code: an ONNX graph holds standard operators only, and the probe (``probe.py``)
 checks every graph against torch on every run before it is used.
 
 The folder is ``DIDA_CACHE_DIR`` when set (the tests point it at a temporary folder), else
@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 CACHE_ENV = "DIDA_CACHE_DIR"
@@ -84,12 +85,24 @@ class OnnxCache:
         """Write the ONNX bytes of ``key`` and their record, each atomically; returns the ONNX file. Raises OSError
         when the folder cannot be written (the caller then runs the export from memory)."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._sweep()
         onnx_path, record_path = self._paths(key)
         _write_atomic(onnx_path, data)
         record = {"format": ENTRY_FORMAT, "key": key, "sha256": hashlib.sha256(data).hexdigest(),
                   "bytes": len(data), **(about or {})}
         _write_atomic(record_path, (json.dumps(record, indent=1) + "\n").encode())
         return onnx_path
+
+
+    def _sweep(self, age: float = 3600.0) -> None:
+        """Remove this cache's temporary files that a killed run left (an hour old: no run still writes them)."""
+        now = time.time()
+        for tmp in self.folder.glob(".*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime > age:
+                    tmp.unlink()
+            except OSError:
+                pass
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

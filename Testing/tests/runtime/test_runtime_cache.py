@@ -5,6 +5,7 @@ and never a reason for a run to fail."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -60,6 +61,13 @@ def test_entries_round_trip_and_damage_is_never_trusted(tmp_path):
     record.write_text("{not json")
     assert cache.get("k1") is None
     assert cache.get("missing") is None
+    left = cache.folder / ".k3.onnx.abc.tmp"  # what a run killed mid-write leaves
+    left.write_bytes(b"half")
+    os.utime(left, (0, 0))
+    fresh = cache.folder / ".k4.onnx.def.tmp"  # another run's, being written now
+    fresh.write_bytes(b"half")
+    cache.put("k5", b"graph")
+    assert not left.exists() and fresh.exists()
 
 
 def test_the_package_digest_follows_every_file(tmp_path):
