@@ -16,15 +16,8 @@ import qt
 import slicer
 import vtk
 from DiDASlicer.app import layout_node
-from DiDASlicer.parameters import (
-    ClassChoice,
-    DeviceChoice,
-    DisplayChoice,
-    FillChoice,
-    GridPreset,
-    ScopeChoice,
-    ScoreChoice,
-)
+from DiDASlicer.parameters import (ClassChoice, DeviceChoice, DisplayChoice, FillChoice, GridPreset, RuntimeOption,
+                                   ScopeChoice, ScoreChoice)
 from DiDASlicer.widgets import (device_text, enface_click_ras, enface_interactor, export_results, fill_combos,
                                 show_failure)
 from slicer import vtkMRMLScalarVolumeNode
@@ -139,6 +132,7 @@ class DiDAParameterNode:
     customWeights: str = ""
     fill: FillChoice = FillChoice.background
     scoreMode: ScoreChoice = ScoreChoice.model
+    runtime: RuntimeOption = RuntimeOption.auto
     classChoice: ClassChoice = ClassChoice.top3
     classNames: str = ""
     scope: ScopeChoice = ScopeChoice.all

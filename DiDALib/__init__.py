@@ -3,6 +3,7 @@
 The library is laid out by job:
 
 - ``engine``: the grid partition, on-device masks, devices, the engine (``DiDAEngine``) and its result type;
+- ``runtime``: what runs the model's passes on a CPU (``auto``: the fastest runtime whose d equal torch's);
 - ``maps``: Grid and Mixed Images, the evidence map, colours and the label encoding of overlays;
 - ``io``: the OCT volume type, one reader module per source, the format registry, and the results files;
 - ``models``: model packages (``model.json``), their architectures, loading, validation and preprocessing;

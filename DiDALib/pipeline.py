@@ -19,6 +19,7 @@ from .engine.scores import AUTO, check_score_mode, choose_auto
 from .explanation import VolumeExplanation, chosen_bscans, class_indices, parse_top  # noqa: F401 (re-export)
 from .models.package import ModelPackage
 from .models.preprocess import input_region, preprocess_bscan
+from .runtime import RuntimeRequest, check_runtime
 
 
 @dataclass
@@ -27,7 +28,8 @@ class ExplainSettings:
     explainer choose from the model's outputs on the explained B-scans (``engine.scores.choose_auto``). The default
     fill is the B-scan's own lateral median (``"background"``): the faithfulness benchmark found that black, the
     paper's fill, looks like fluid to an OCT classifier (README, "Faithfulness"); ``fill="black"`` gives the
-    paper's."""
+    paper's. ``runtime`` is what runs the model's passes on a CPU (``DiDALib.runtime``): ``auto`` the fastest
+    exact one, ``torch`` eager PyTorch as before."""
 
     grids: tuple[GridKey, ...] = DEFAULT_GRIDS
     weights: tuple[float, ...] | None = None
@@ -38,6 +40,7 @@ class ExplainSettings:
     precision: str = "auto"
     batch_size: int | None = None
     compile: bool | str = False
+    runtime: str = "auto"
 
     def check(self) -> None:
         """Validate what can be checked before a volume is read."""
@@ -50,6 +53,7 @@ class ExplainSettings:
             parse_top(self.classes)
         if self.score is not None:
             check_score_mode(self.score, allow_auto=True)
+        check_runtime(self.runtime)
 
 
 def engine_fill(fill: str | float, package: ModelPackage):
@@ -94,11 +98,18 @@ class VolumeExplainer:
             precision=self.settings.precision,
             compile=self.settings.compile,
             class_names=spec.classes,
+            # torch.compile asked for by its own setting (CUDA graphs on a GPU) is the torch path's business
+            runtime=RuntimeRequest("torch" if self.settings.compile else self.settings.runtime, package.path),
         )
 
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.package.spec.classes
+
+    @property
+    def runtime_choice(self):
+        """The runtime the passes run on and why (``runtime.RuntimeChoice``), once the first B-scan settled it."""
+        return self.engine.runtime_choice
 
     def _checked(self, bscans: np.ndarray) -> np.ndarray:
         b = np.asarray(bscans)

@@ -15,6 +15,18 @@ class DeviceChoice(enum.Enum):
         return {"auto": _("Automatic"), "cpu": _("CPU"), "cuda": _("CUDA GPU")}[self.value]
 
 
+class RuntimeOption(enum.Enum):
+    auto = "auto"
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+    openvino = "openvino"
+    compile = "compile"
+
+    def label(self):
+        return {"auto": _("Automatic (fastest exact)"), "torch": _("PyTorch"), "onnxruntime": _("onnxruntime"),
+                "openvino": _("OpenVINO"), "compile": _("torch.compile")}[self.value]
+
+
 class GridPreset(enum.Enum):
     paper = "paper"
     evidence = "evidence"

@@ -36,7 +36,9 @@ def progress_bar(total: int, quiet: bool, desc: str):
 def print_written(out_dir: Path, summary: dict) -> None:
     out = Path(out_dir).resolve()
     files = sorted(p for p in out.rglob("*") if p.is_file())
-    print(f"DiDA explained {len(summary['bscans'])} B-scan(s) in {summary['seconds']} s on {summary['device']}; "
+    runtime = f" ({summary['runtime']})" if summary.get("runtime") else ""
+    print(f"DiDA explained {len(summary['bscans'])} B-scan(s) in {summary['seconds']} s on {summary['device']}"
+          f"{runtime}; "
           f"classes shown: {', '.join(summary['classes_shown'])}")
     print(f"wrote {len(files)} file(s) to {out}:")
     for p in files:

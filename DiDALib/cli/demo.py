@@ -10,6 +10,7 @@ from ..models.package import demo_model_path, load_model_package
 from ..pipeline import ExplainSettings
 from .common import print_written
 from .explain import run_explain
+from .runtime import add_runtime_option
 
 
 def add_parser(sub) -> None:
@@ -18,6 +19,7 @@ def add_parser(sub) -> None:
     d.add_argument("--out", default="dida-demo", help="output folder (default: %(default)s)")
     d.add_argument("--bscans", type=int, default=9, help="number of synthetic B-scans (default: %(default)s)")
     d.add_argument("--device", default="auto")
+    add_runtime_option(d)
     d.add_argument("--force", action="store_true", help="replace an earlier DiDA result in --out (never other files)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_demo)
@@ -38,7 +40,8 @@ def cmd_demo(args) -> int:
     check_output(args.out, args.force, (), "--out")  # before anything is loaded
     package = load_model_package(demo_model_path())
     volume, truths = demo_volume(args.bscans)
-    settings = ExplainSettings(device=args.device, classes="all")  # the demo volume shows every class somewhere
+    # the demo volume shows every class somewhere
+    settings = ExplainSettings(device=args.device, classes="all", runtime=args.runtime)
     print(f"DiDA demo: {volume.n_bscans} synthetic B-scans, model '{package.spec.name}' "
           "(a demonstration model trained on synthetic phantoms, not for clinical use)")
     summary = run_explain(volume, package, settings, list(range(volume.n_bscans)), Path(args.out),

@@ -24,6 +24,7 @@ from ..pipeline import ExplainSettings, VolumeExplainer, VolumeExplanation, pars
 from .common import UsageError, note, parse_ints, print_written, progress_bar
 from .maps import check_pairs, map_choices
 from .preflight import check_loading, plan_run
+from .runtime import add_runtime_option, announcing_runtime
 
 
 def add_parser(sub) -> None:
@@ -51,6 +52,7 @@ def add_parser(sub) -> None:
     e.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu or cuda")
     e.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
     e.add_argument("--batch-size", type=int, help="masked images per model call (default: chosen for the device)")
+    add_runtime_option(e)
     e.add_argument("--point", help="ROW,COL (B-scan pixels) of the square in the figures (default: strongest)")
     e.add_argument("--bscan-distance", type=float, help="B-scan distance (mm) where the file has none")
     e.add_argument("--contrast", action="append", metavar="A:B", help="a contrast map 'A rather than B' (class names; "
@@ -137,7 +139,8 @@ def settings_from_args(args) -> ExplainSettings:
         classes = [c.strip() for c in args.classes.split(",") if c.strip()]
     fill: str | float = args.fill
     s = ExplainSettings(grids=grids, weights=weights, fill=fill, score=args.score, classes=classes,
-                        device=args.device, precision=args.precision, batch_size=args.batch_size)
+                        device=args.device, precision=args.precision, batch_size=args.batch_size,
+                        runtime=getattr(args, "runtime", "auto"))
     s.check()
     return s
 
@@ -189,7 +192,8 @@ def _explain(explainer: VolumeExplainer, volume: OCTVolume, indices: Sequence[in
             done[0] = p.passes_done
 
     try:
-        return explainer.explain_all(volume.bscans, indices, progress=progress)
+        return explainer.explain_all(volume.bscans, indices,
+                                     progress=announcing_runtime(explainer, progress, bar, quiet))
     finally:
         if bar is not None:
             bar.close()
@@ -210,6 +214,7 @@ def _summary(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings
         "precision": str(explainer.engine.dtype).removeprefix("torch."),
         "score": explainer.engine.score,
         **({"score_choice": explainer.score_note} if explainer.score_note else {}),
+        **(explainer.runtime_choice.to_json() if explainer.runtime_choice else {}),
         "fill": settings.fill,
         "grids": [g if isinstance(g, int) else str(g) for g in settings.grids],
         "grid_schedule": format_grids(settings.grids),

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..runtime import RuntimeChoice, RuntimeRequest
 from .devices import MAX_CUDA_BATCH_SIZE, BatchSizeTuner, resolve_device, resolve_precision
 from .grid import DEFAULT_GRIDS, GridKey, cell_boxes, grid_shape, validate_grids
 from .masks import FILL_NAMES, Fill, fill_image, mask_batch
@@ -143,7 +144,9 @@ class DiDAEngine:
     error halves it and retries; on the CPU the fastest of a few sizes, timed on the first batches of real work).
     ``precision`` is the model's compute dtype (``"auto"``: float16 on CUDA, float32 elsewhere); scores are always
     compared in float32. ``compile`` wraps the model in ``torch.compile`` (``True`` or a mode such as
-    ``"reduce-overhead"`` for CUDA graphs), falling back to eager if that fails.
+    ``"reduce-overhead"`` for CUDA graphs), falling back to eager if that fails. ``runtime`` runs the model's passes
+    on another exact runtime (``DiDALib.runtime``: ``"auto"`` picks the fastest on the first image, ``"torch"``, the
+    default, is the model as it is); ``runtime_choice`` then says which and why.
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class DiDAEngine:
         channels_last: bool = True,
         compile: bool | str = False,
         class_names: Sequence[str] | None = None,
+        runtime: str | RuntimeRequest = "torch",
     ):
         if not callable(model):
             raise TypeError(f"model is a {type(model).__name__}, not a callable taking (B, C, H, W) images")
@@ -192,6 +196,11 @@ class DiDAEngine:
         self._batch_size = int(batch_size) if batch_size is not None else None
         self._tuner: BatchSizeTuner | None = None
         self._plans: dict[tuple, _Plan] = {}
+        self.runtime_request = runtime if isinstance(runtime, RuntimeRequest) else RuntimeRequest(runtime)
+        if compile and self.runtime_request.name != "torch":
+            raise ValueError("compile=True and a runtime were both given: use runtime='compile' alone")
+        #: the runtime the passes run on and why (``RuntimeChoice``), settled on the first image
+        self.runtime_choice: RuntimeChoice | None = None
 
     # -- model calls ---------------------------------------------------------------------------------------------
 
@@ -255,6 +264,20 @@ class DiDAEngine:
                 "it must return (B, K), one row of K class scores per image"
             )
         return out[:b].float()
+
+    def _settle_runtime(self, item: _Item, images: int | None) -> None:
+        """Choose the runtime once, on the first image's own masked images (``runtime/choose.py``)."""
+        from ..runtime.choose import choose_runtime
+        from ..runtime.probe import probe_jobs
+
+        torch_path = self.runtime_request.name == "torch"  # nothing to probe: the engine's own path
+        probe = None if torch_path else self._masked([(item, j, j + 1) for j in probe_jobs(item.plan.num_jobs)])
+        choice = choose_runtime(self.runtime_request, self.model, self.outputs, probe, self.score, self.device,
+                                self.dtype, item.plan.num_jobs * (images or 1), self._batch_size)
+        if choice.forward is not None:
+            self._forward_fn, self._static_batch = choice.forward, False
+            self._batch_size = choice.batch_size or self._batch_size
+        self.runtime_choice = choice
 
     def _choose_batch_size(self, item: _Item) -> int:
         if self.device.type != "cuda":
@@ -364,6 +387,8 @@ class DiDAEngine:
                 started += 1
                 active.append(item)
                 pending += item.plan.num_jobs
+                if self.runtime_choice is None:
+                    self._settle_runtime(item, total)
                 if self._batch_size is None:
                     self._batch_size = self._choose_batch_size(item)
             if not active:

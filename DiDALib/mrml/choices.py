@@ -13,6 +13,7 @@ from ..explanation import parse_top
 from ..io.volume import geometry_note
 from ..models.python_code import code_to_trust
 from ..models.spec import read_spec
+from ..runtime import check_runtime
 from .layout import BSCAN_VIEW, shows_dida_layout, view_node
 from .overlays import overlay_bytes
 from .volumes import bscan_count, bscan_shown, scan_geometry
@@ -27,7 +28,7 @@ def numbers(text: str, what: str) -> list[float]:
 
 
 def run_settings(grid_preset: str, custom_grids: str, custom_weights: str, fill: str, score: str,
-                 classes: str | Sequence[str], device: str) -> dict:
+                 classes: str | Sequence[str], device: str, runtime: str = "auto") -> dict:
     """``ExplainSettings`` fields as plain values for the worker (``score="model"`` takes the package's own); a
     preset other than ``"custom"`` is a named schedule (``engine.schedule.SCHEDULES``: ``"paper"``, ``"evidence"``),
     its grids in their JSON form (``grid_json``: a shifted grid as text). Grid sizes and weights are checked here,
@@ -46,7 +47,8 @@ def run_settings(grid_preset: str, custom_grids: str, custom_weights: str, fill:
             check_weights(weights, sorted(grids))
     return {"grids": [grid_json(g) for g in grids], "weights": list(weights) if weights is not None else None,
             "fill": fill, "score": None if score == "model" else score,
-            "classes": classes if isinstance(classes, str) else list(classes), "device": device}
+            "classes": classes if isinstance(classes, str) else list(classes), "device": device,
+            "runtime": check_runtime(runtime)}
 
 
 def class_rule(choice: str, names: str) -> str | tuple[str, ...]:
@@ -138,7 +140,7 @@ def run_choices(p, current: bool) -> tuple[dict, list[int]]:
     ``.value`` and plain fields)."""
     rule = class_rule(p.classChoice.value, p.classNames)
     settings = run_settings(p.gridPreset.value, p.customGrids, p.customWeights, p.fill.value, p.scoreMode.value,
-                            rule, p.device.value)
+                            rule, p.device.value, p.runtime.value)
     volume = p.inputVolume
     indices = bscan_indices(volume, p.scope.value, int(p.firstBScan), int(p.lastBScan), current) if volume else []
     return settings, indices

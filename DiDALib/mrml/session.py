@@ -66,6 +66,7 @@ class ExplainSession:
         self.error: str | None = None
         self.error_kind: str | None = None  # "device", "died", or the worker's exception type
         self.progress: dict | None = None
+        self.runtime: dict | None = None  # the worker's "runtime" event: what runs the model's passes, and why
         self.ended: dict | None = None  # the fields of the last job's final event
         self.requested: set[int] = set()
         self.job: Job | None = None
@@ -194,6 +195,8 @@ class ExplainSession:
             self._on_ready(data)
         elif kind == "progress":
             self.progress = data
+        elif kind == "runtime":
+            self.runtime = data
         elif kind == "grid":
             self.info["score"] = data.get("score", self.info["score"])  # the mode in use, once a run settled it
             self._on_grid(int(data["index"]), grid_key(data["n"]), decode_array(data["deltas"]),
@@ -338,6 +341,13 @@ class ExplainSession:
             return 0.0
         return min(1.0, p["passes_done"] / (p["passes_per_image"] * p["images_total"]))
 
+    def _runtime_text(self) -> str:
+        """The runtime and the first part of why, for the status line ("" until the worker said, and for torch
+        asked for by name or kept for a run too short to choose)."""
+        if not self.runtime or not self.runtime.get("say", True):
+            return ""
+        return f" (runtime {self.runtime['runtime']}: {str(self.runtime.get('runtime_reason', '')).split('; ')[0]})"
+
     def summary(self) -> str:
         """One line on where the run stands, for the status label."""
         done = len(self.explanation.results) if self.explanation is not None else 0
@@ -346,9 +356,9 @@ class ExplainSession:
                 return "Starting: loading the model in DiDA's worker process (the first run takes longest)..."
             p = self.progress or {}
             total = p.get("images_total") or len(self.requested)
-            return f"Explaining: {p.get('images_done', 0)} of {total} B-scan(s) done"
+            return f"Explaining: {p.get('images_done', 0)} of {total} B-scan(s) done{self._runtime_text()}"
         if self.state == "complete":
-            return f"Done: {done} B-scan(s) explained"
+            return f"Done: {done} B-scan(s) explained{self._runtime_text()}"
         if self.state == "cancelled":
             return f"Cancelled: {done} finished B-scan(s) kept, the rest marked unfinished"
         if self.state == "failed":

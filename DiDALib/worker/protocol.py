@@ -17,6 +17,8 @@ object per line, in the order they happened (``seq`` counts them):
 ``ready``      the model is loaded (or was still loaded: ``warm``): classes, score mode (as set: a mode chosen on
                the B-scans themselves is in their ``grid`` and ``result`` events), device, grids, weights, fill,
                the model-input size and the region the B-scans cover there
+``runtime``    which runtime runs the model's passes and why (``runtime.RuntimeChoice.to_json``; ``say``: whether to
+               show it), once per job, after its first batch (the first B-scan of a new explainer settles it)
 ``progress``   images_done, images_total, passes_done, passes_per_image
 ``grid``       a preview (when the job asks for them): grid ``n`` of B-scan ``index`` with its deltas and score mode
 ``result``     a finished B-scan: its base scores and the deltas of every grid

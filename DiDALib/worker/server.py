@@ -176,10 +176,14 @@ class Worker:
             if bscans is None:
                 return
             indices = request.indices
-            last = {"time": 0.0, "done": -1}
+            last = {"time": 0.0, "done": -1, "runtime": False}
 
             def progress(p) -> None:
                 self._passes = p.passes_done
+                choice = explainer.runtime_choice
+                if not last["runtime"] and choice is not None:  # once per job, as soon as the first B-scan chose it
+                    last["runtime"] = True
+                    events.write("runtime", **choice.to_json(), say=choice.say)
                 now = time.monotonic()
                 if p.images_done != last["done"] or now - last["time"] >= PROGRESS_INTERVAL:
                     last.update(time=now, done=p.images_done)

@@ -1,9 +1,16 @@
-"""Benchmark: DiDA against the model's own best batched throughput and against captum's FeatureAblation.
+"""Benchmark: DiDA against the model's own best batched throughput and against captum's FeatureAblation, on each
+CPU runtime (``DiDALib.runtime``).
 
     python Testing/benchmarks/bench_engine.py --json
-    python Testing/benchmarks/bench_engine.py --device cuda --precision auto --volume 128 --json
+    python Testing/benchmarks/bench_engine.py --model resnet18 --runtimes torch,onnxruntime,openvino,auto --json
+    python Testing/benchmarks/bench_engine.py --package Resources/DemoModel --json
+    python Testing/benchmarks/bench_engine.py --device cuda --precision auto --runtimes torch --volume 128 --json
 
-Every ratio is against a baseline measured in the same run, on the same model object, device and precision.
+Every ratio is against a baseline measured in the same run, on the same model object, device and precision, the
+runtimes' rounds interleaved. Per runtime: the model's own best throughput through that runtime (``model``), and
+DiDA's on it; ``efficiency`` is DiDA on the last runtime listed (``auto`` by default: the one it chose) over that
+runtime's own best, ``speedup_vs_torch`` DiDA on it over eager torch's own best, ``speedup_vs_captum`` captum's
+seconds over DiDA's on it.
 """
 
 from __future__ import annotations
@@ -50,6 +57,17 @@ def model_throughput(engine: DiDAEngine, image: torch.Tensor, bs: int, seconds: 
             return n / (time.perf_counter() - t0)
 
 
+def settle_runtime(engine: DiDAEngine, image: torch.Tensor) -> None:
+    """Let the engine choose its runtime as it would for a B-scan on the paper's grids (the run is stopped after
+    one batch), whatever grids are timed: ``auto`` keeps torch for runs too short to repay the choice."""
+    from DiDALib.engine.core import DiDACancelled
+
+    try:
+        engine.explain(image, grids=DEFAULT_GRIDS, cancel=lambda: engine.runtime_choice is not None)
+    except DiDACancelled:
+        pass
+
+
 def time_dida(engine: DiDAEngine, image: torch.Tensor, grids) -> float:
     _sync(engine.device)
     t0 = time.perf_counter()
@@ -87,16 +105,38 @@ def time_volume(engine: DiDAEngine, shape, grids, n: int) -> dict:
     return out
 
 
+def load_model(args):
+    """The model, its input image and its name: a timm architecture with random weights on a random image, or a
+    model package on a phantom B-scan made into its input."""
+    if args.package:
+        from DiDALib.models.package import load_model_package
+        from DiDALib.models.preprocess import preprocess_bscan
+        from DiDALib.phantom import make_volume
+
+        package = load_model_package(args.package, trust_code=args.trust_code)
+        bscans, _, _ = make_volume(n_bscans=1, seed=4)
+        return package.model, preprocess_bscan(bscans[0], package.spec)[0], package.spec.name, Path(args.package)
+    import timm
+
+    model = timm.create_model(args.model, pretrained=False, num_classes=args.classes, in_chans=args.channels)
+    return model, torch.rand((args.channels, args.input_size, args.input_size)), args.model, None
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--model", default="efficientnet_b0", help="timm architecture (random weights)")
+    p.add_argument("--package", help="a model package instead (e.g. Resources/DemoModel), on a phantom B-scan")
+    p.add_argument("--trust-code", action="store_true", help="run a python: package's own code")
     p.add_argument("--input-size", type=int, default=224)
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--classes", type=int, default=5)
     p.add_argument("--grids", default=",".join(map(str, DEFAULT_GRIDS)), help="comma-separated grid sizes")
     p.add_argument("--precision", default="float32", help="float32, bfloat16, float16 or auto")
-    p.add_argument("--compile", nargs="?", const=True, default=False, help="torch.compile (optionally a mode)")
+    p.add_argument("--runtimes", default="torch,auto", help="comma-separated runtimes, each timed (torch is always "
+                   "among them: the baseline); the last is the one efficiency and the speed-ups are of")
+    p.add_argument("--compile", nargs="?", const=True, default=False, help="torch.compile (optionally a mode) on "
+                   "the torch runtime's engine (CUDA graphs with reduce-overhead)")
     p.add_argument("--batch-size", type=int, default=None, help="DiDA batch size (default: the engine's choice)")
     p.add_argument("--rounds", type=int, default=2, help="rounds of DiDA and model timings; the best of each counts")
     p.add_argument("--seconds", type=float, default=2.0, help="time per batch size in the model's batch-size sweep")
@@ -105,64 +145,91 @@ def main(argv=None) -> dict:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
 
-    import timm
+    from DiDALib.runtime import RuntimeRequest, check_runtime
 
     torch.manual_seed(0)
     device = resolve_device(args.device)
     grids = tuple(int(g) for g in args.grids.split(","))
-    shape = (args.channels, args.input_size, args.input_size)
-    model = timm.create_model(args.model, pretrained=False, num_classes=args.classes, in_chans=args.channels)
-    engine = DiDAEngine(model, device=device, fill=0.0, batch_size=args.batch_size, precision=args.precision,
-                        compile=args.compile)
-    image = torch.rand(shape)
-    _log(f"DiDA on {describe_device(device)}: {args.model} {shape}, grids {grids}")
-    engine.explain(image, grids=grids[:4])  # warm-up: allocator, kernels, the engine's batch-size choice
+    runtimes = list(dict.fromkeys(["torch", *(check_runtime(r.strip()) for r in args.runtimes.split(","))]))
+    main_runtime = runtimes[-1]
+    model, image, name, package = load_model(args)
+    shape = tuple(image.shape)
+    engines = {}
+    for r in runtimes:
+        engines[r] = DiDAEngine(model, device=device, fill=0.0, batch_size=args.batch_size, precision=args.precision,
+                                compile=args.compile if r == "torch" else False, runtime=RuntimeRequest(r, package))
+        _log(f"{r}: choosing and warming up on {describe_device(device)}: {name} {shape}, grids {grids}")
+        settle_runtime(engines[r], image)
+        engines[r].explain(image, grids=grids[:4])  # warm-up: allocator, kernels, the engine's batch-size choice
+        _log(f"{r}: {engines[r].runtime_choice.describe()}")
     candidates = [1, 2, 4, 8, 16, 32, 64] if device.type == "cpu" else [64, 128, 256, 512, 1024, 2048]
-    candidates = sorted(set(candidates) | {engine.batch_size})
-    # Each round: a short sweep finds the model's best batch size, DiDA runs once, then the model alone runs at
-    # that batch size for as long as DiDA took, so both figures come from windows of the same length (short windows
-    # catch the machine's fast moments and would flatter the baseline). Rounds interleave the two against drift;
-    # each keeps its best.
-    dida_seconds, model_ips, per_bs, best_bs = float("inf"), 0.0, {}, None
-    for r in range(args.rounds):
-        for bs in candidates:
-            try:
-                per_bs[bs] = max(per_bs.get(bs, 0.0), model_throughput(engine, image, bs, args.seconds))
-            except torch.OutOfMemoryError:
-                break
-        best_bs = max(per_bs, key=per_bs.get)
-        seconds = time_dida(engine, image, grids)
-        dida_seconds = min(dida_seconds, seconds)
-        model_ips = max(model_ips, model_throughput(engine, image, best_bs, seconds))
-        _log(f"round {r + 1}: DiDA {seconds:.2f} s; model at batch {best_bs}: {model_ips:.1f} images/s (best so far)")
+    # Each round, for each runtime: a short sweep finds the model's best batch size on that runtime, DiDA runs once,
+    # then the model alone runs at that batch size for as long as DiDA took, so both figures come from windows of the
+    # same length (short windows catch the machine's fast moments and would flatter the baseline). Rounds and
+    # runtimes interleave against drift; each keeps its best.
+    figures = {r: {"dida_seconds": float("inf"), "model_ips": 0.0, "per_bs": {}} for r in runtimes}
+    for rnd in range(args.rounds):
+        for r, engine in engines.items():
+            f = figures[r]
+            for bs in sorted(set(candidates) | {engine.batch_size}):
+                try:
+                    f["per_bs"][bs] = max(f["per_bs"].get(bs, 0.0), model_throughput(engine, image, bs, args.seconds))
+                except torch.OutOfMemoryError:
+                    break
+            f["best_bs"] = max(f["per_bs"], key=f["per_bs"].get)
+            seconds = time_dida(engine, image, grids)
+            f["dida_seconds"] = min(f["dida_seconds"], seconds)
+            f["model_ips"] = max(f["model_ips"], model_throughput(engine, image, f["best_bs"], seconds))
+            _log(f"round {rnd + 1}, {r}: DiDA {seconds:.2f} s; model at batch {f['best_bs']}: {f['model_ips']:.1f} "
+                 "images/s (best so far)")
     passes = passes_per_image(grids)
+    per_runtime = {}
+    for r, f in figures.items():
+        choice = engines[r].runtime_choice
+        per_runtime[r] = {
+            "runs_on": choice.name,
+            "reason": choice.reason,
+            "model_images_per_s": round(f["model_ips"], 2),
+            "model_best_batch_size": f["best_bs"],
+            "model_images_per_s_by_batch": {str(k): round(v, 2) for k, v in f["per_bs"].items()},  # short windows
+            "dida_seconds": round(f["dida_seconds"], 3),
+            "dida_images_per_s": round(passes / f["dida_seconds"], 2),
+            "dida_batch_size": engines[r].batch_size,
+            "efficiency": round(passes / f["dida_seconds"] / f["model_ips"], 4),
+        }
+    main = per_runtime[main_runtime]
+    torch_model_ips = figures["torch"]["model_ips"]
     out = {
         "device": describe_device(device),
-        "model": args.model,
+        "model": name,
         "input": list(shape),
         "grids": list(grids),
-        "precision": str(engine.dtype).removeprefix("torch."),
+        "precision": str(engines["torch"].dtype).removeprefix("torch."),
         "compile": args.compile,
         "masked_images": passes - 1,
-        "dida_batch_size": engine.batch_size,
-        "model_images_per_s": round(model_ips, 2),
-        "model_best_batch_size": best_bs,
-        "model_images_per_s_by_batch": {str(k): round(v, 2) for k, v in per_bs.items()},  # short sweep windows
-        "dida_seconds": round(dida_seconds, 3),
-        "dida_images_per_s": round(passes / dida_seconds, 2),
-        "efficiency": round(passes / dida_seconds / model_ips, 4),
+        "runtime": main_runtime,
+        "runs_on": main["runs_on"],
+        "dida_batch_size": main["dida_batch_size"],
+        "model_images_per_s": main["model_images_per_s"],
+        "model_best_batch_size": main["model_best_batch_size"],
+        "dida_seconds": main["dida_seconds"],
+        "dida_images_per_s": main["dida_images_per_s"],
+        "efficiency": main["efficiency"],
+        "torch_model_images_per_s": round(torch_model_ips, 2),
+        "speedup_vs_torch": round(passes / figures[main_runtime]["dida_seconds"] / torch_model_ips, 3),
+        "runtimes": per_runtime,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }
     if not args.skip_captum:
         _log("captum FeatureAblation")
-        captum_seconds = time_captum(engine.model, image, grids, device, 0.0)
+        captum_seconds = time_captum(engines["torch"].model, image, grids, device, 0.0)
         out["captum_seconds"] = round(captum_seconds, 3)
-        out["speedup_vs_captum"] = round(captum_seconds / dida_seconds, 3)
+        out["speedup_vs_captum"] = round(captum_seconds / figures[main_runtime]["dida_seconds"], 3)
     if args.volume:
         _log(f"volume of {args.volume} B-scans")
-        out.update(time_volume(engine, shape, grids, args.volume))
+        out.update(time_volume(engines[main_runtime], shape, grids, args.volume))
     if args.json:
         print(json.dumps(out))
     else:

@@ -2,6 +2,7 @@
 
     python Testing/benchmarks/bench_worker.py --json
     python Testing/benchmarks/bench_worker.py --device cuda --json
+    python Testing/benchmarks/bench_worker.py --runtime torch --json   (the default, auto: the runtime it chooses)
 
 Jobs in one fresh worker, as "Explain this B-scan" and then "Explain volume" with Cancel:
 
@@ -46,11 +47,13 @@ def run_job(worker: WorkerClient, request: JobRequest, bscans, poll: float, canc
     start = time.perf_counter()
     job = worker.submit(request, bscans)
     times: dict[str, float] = {}
-    cancelled_at, ended = None, None
+    cancelled_at, ended, runtime = None, None, None
     while not job.finished:
         for event in job.poll():
             now = time.perf_counter() - start
             times.setdefault(event.kind, now)
+            if event.kind == "runtime":
+                runtime = {k: event.data.get(k) for k in ("runtime", "runtime_reason")}
             if event.kind == cancel_after and cancelled_at is None:
                 cancelled_at = now
                 job.cancel()
@@ -63,6 +66,8 @@ def run_job(worker: WorkerClient, request: JobRequest, bscans, poll: float, canc
     job.release()
     out = {f"{kind}_s": round(t, 3) for kind, t in times.items()}
     out["end"] = ended.kind
+    if runtime is not None:
+        out.update(runtime)
     if cancelled_at is not None:
         out["cancel_latency_s"] = round(times[ended.kind] - cancelled_at, 3)
         out.update({k: ended.data.get(k) for k in ("passes_at_request", "passes_done", "batch_size")})
@@ -77,7 +82,8 @@ def warmed_explainer(model: ModelRequest, settings: dict, bscans):
     from DiDALib.pipeline import ExplainSettings, VolumeExplainer
 
     explainer = VolumeExplainer(load_model_package(model.path),
-                                ExplainSettings(grids=tuple(settings["grids"]), device=settings["device"]))
+                                ExplainSettings(grids=tuple(settings["grids"]), device=settings["device"],
+                                                runtime=settings["runtime"]))
     for _ in explainer.explain(bscans, [0]):
         pass
     return explainer
@@ -101,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="model package (default: the bundled demo model)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--runtime", default="auto", help="the worker's and the in-process twin's runtime")
     parser.add_argument("--grids", default="7,9,11,13,15,17,19,21", help="grid sizes (default: the paper's)")
     parser.add_argument("--volume", type=int, default=4, help="B-scans of the cancelled volume job")
     parser.add_argument("--poll", type=float, default=0.005, help="seconds between polls (the module: 0.1)")
@@ -108,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     model = ModelRequest(str(args.model or demo_model_path()))
-    settings = {"grids": [int(n) for n in args.grids.split(",")], "device": args.device}
+    settings = {"grids": [int(n) for n in args.grids.split(",")], "device": args.device, "runtime": args.runtime}
     bscans, _labels, _masks = make_volume(n_bscans=max(2, args.volume), seed=4)
     report = {"model": model.path, "settings": settings, "bscan_shape": list(bscans.shape[1:]),
               "python": platform.python_version(), "machine": platform.machine(), "poll_s": args.poll}
@@ -127,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "batch_size": job.get("batch_size"), "in_process_grid_s": alone_s,
                                 "in_process_median_grid_s": statistics.median(alone_s),
                                 "in_process_batch_size": explainer.engine.batch_size,
+                                "in_process_runtime": explainer.runtime_choice.name,
                                 "ratio_to_in_process": round(statistics.median(worker_s) / statistics.median(alone_s),
                                                              2)}
         _log(f"job 3: {args.volume} B-scans, cancelled after the first one")
@@ -139,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         first, second, cancel = report["first_job"], report["second_job"], report["cancel_job"]
         print(f"first job:  ready {first.get('ready_s')} s, first grid {first.get('grid_s')} s, "
-              f"B-scan done {first.get('done_s')} s")
+              f"B-scan done {first.get('done_s')} s; runtime {first.get('runtime')}: {first.get('runtime_reason')}")
         print(f"second job: first grid {second['median_grid_s']} s (median; warm worker), the model alone in this "
               f"process {second['in_process_median_grid_s']} s (ratio {second['ratio_to_in_process']})")
         print(f"cancel:     {cancel.get('cancel_latency_s')} s from the request to 'cancelled' "

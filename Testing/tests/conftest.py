@@ -4,6 +4,7 @@ share."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,20 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dida_cache(tmp_path_factory):
+    """DiDA's cache (the ONNX exports of runtime 'auto') in a folder of this test session, never the user's own;
+    the command-line and worker processes the tests start inherit it."""
+    folder = tmp_path_factory.mktemp("dida-cache")
+    before = os.environ.get("DIDA_CACHE_DIR")
+    os.environ["DIDA_CACHE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("DIDA_CACHE_DIR", None)
+    else:
+        os.environ["DIDA_CACHE_DIR"] = before
 
 
 @pytest.fixture(autouse=True)

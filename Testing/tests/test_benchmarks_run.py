@@ -29,13 +29,17 @@ def _run(script: str, *args: str) -> dict:
 
 def test_engine_benchmark_runs():
     out = _run("bench_engine.py", "--device", "cpu", "--model", "test_efficientnet", "--input-size", "32",
-               "--channels", "1", "--grids", "2,3", "--rounds", "1", "--seconds", "0.2", "--skip-captum")
+               "--channels", "1", "--grids", "2,3", "--rounds", "1", "--seconds", "0.2", "--skip-captum",
+               "--runtimes", "onnxruntime,auto")
     assert out["masked_images"] == 4 + 9 and out["efficiency"] > 0 and out["model_images_per_s"] > 0
+    assert set(out["runtimes"]) == {"torch", "onnxruntime", "auto"} and out["speedup_vs_torch"] > 0
+    assert out["runtimes"]["onnxruntime"]["runs_on"] == "onnxruntime"
 
 
 def test_worker_benchmark_runs():
     out = _run("bench_worker.py", "--grids", "2,3", "--rounds", "1", "--volume", "2")
     assert out["first_job"]["end"] == "done" and out["second_job"]["median_grid_s"] > 0
+    assert out["first_job"]["runtime"] == "torch"  # auto on so tiny a run: torch, and the worker said so
     assert out["cancel_job"]["end"] in ("cancelled", "done")  # a tiny job may finish before the cancel reaches it
 
 

@@ -189,13 +189,14 @@ def test_requirements_cover_the_library_imports():
     """What DiDALib imports and Slicer does not ship is in a requirements file (torch comes from the PyTorch
     extension; numpy, SimpleITK, vtk and slicer are Slicer's own). DiDALib/cli/ serves only the command line (tqdm,
     onnx for dida package) and DiDALib/evaluation/ the faithfulness benchmark and tests (captum, grad-cam: the
-    'test' extra); OCT-Converter is the optional 'vendors' extra, whose reader says how to install it."""
+    'test' extra); OCT-Converter is the optional 'vendors' extra, whose reader says how to install it, and OpenVINO
+    a runtime of the optional 'fast' extra that runtime 'auto' skips, saying so, where it is missing."""
     from packaging.requirements import Requirement
 
     reqs = {Requirement(line).name.lower() for path in REQUIREMENTS for line in path.read_text().splitlines()
             if line.strip() and not line.startswith("#")}
     provided = {"torch", "torchvision", "numpy", "simpleitk", "vtk", "vtkmodules", "slicer"}
-    optional = {"oct_converter"}
+    optional = {"oct_converter", "openvino"}  # OpenVINO: a runtime that 'auto' tries where it is installed
     distribution = {"pil": "pillow", "yaml": "pyyaml"}
     imported = set()
     for path in (ROOT / "DiDALib").rglob("*.py"):

@@ -78,7 +78,7 @@ def test_torch_floors_match_the_project_dependencies():
     assert f'"torch{requirements.TORCH_VERSION}"' in text and f'"torchvision{requirements.TORCHVISION_VERSION}"' in text
 
 
-ENUM_FIELDS = ("classChoice", "gridPreset", "fill", "scoreMode", "device", "scope")
+ENUM_FIELDS = ("classChoice", "gridPreset", "fill", "scoreMode", "device", "scope", "runtime")
 
 
 def module_defaults() -> dict:
@@ -109,7 +109,7 @@ def test_run_choices_from_the_parameter_node(env):
     volume = fixtures.make_test_volume(env, n_bscans=4)
     settings, indices = choices.run_choices(_parameters(volume), current=False)
     assert settings == {"grids": [7, 9, 11, 13, 15, 17, 19, 21], "weights": None, "fill": "background",
-                        "score": None, "classes": "top3", "device": "auto"}  # the module's defaults
+                        "score": None, "classes": "top3", "device": "auto", "runtime": "auto"}  # the module's defaults
     assert indices == [0, 1, 2, 3]
     settings, indices = choices.run_choices(_parameters(volume, gridPreset="custom", customGrids="3; 5",
                                                         customWeights="1, 2", classChoice="named",
