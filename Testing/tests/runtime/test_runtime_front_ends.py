@@ -9,7 +9,7 @@ import sys
 import pytest
 from cli_helpers import FAST, make_package, run, write_volume
 
-from DiDALib.mrml import scenarios
+from DiDALib.mrml.selftest import fixtures
 from DiDALib.mrml.session import ExplainSession
 
 pytest.importorskip("onnxruntime")
@@ -50,9 +50,9 @@ def test_a_runtime_that_cannot_run_is_exit_code_2_in_one_line(tmp_path, capsys, 
 
 
 def test_the_worker_says_the_runtime_and_the_session_shows_it(env, worker, mrml_package):
-    volume = scenarios.make_test_volume(env, n_bscans=1)
+    volume = fixtures.make_test_volume(env, n_bscans=1)
     session = ExplainSession(env.scene, volume, worker, mrml_package,
-                             {**scenarios.TEST_SETTINGS, "runtime": "onnxruntime"})
+                             {**fixtures.TEST_SETTINGS, "runtime": "onnxruntime"})
     assert session.run_blocking(timeout=300) == "complete", session.error
     assert session.runtime["runtime"] == "onnxruntime", session.runtime
     assert "(runtime onnxruntime: asked for)" in session.summary()
