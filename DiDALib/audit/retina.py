@@ -3,7 +3,8 @@ the retinal pigment epithelium (RPE), per A-scan (column).
 
 The method, in the order it runs (all sizes relative to the B-scan, so it works at any resolution):
 
-1. Speckle is averaged out by a box blur of ``BLUR_AXIAL`` of the depth by ``BLUR_LATERAL`` of the width.
+1. A flat saturated fill (the white wedges of a rotated export) is set to the background level, then speckle is
+   averaged out by a box blur of ``BLUR_AXIAL`` of the depth by ``BLUR_LATERAL`` of the width.
 2. The RPE is the brightest layer of an OCT B-scan, and the deepest bright one: per column, the deepest row whose
    blurred brightness reaches ``RPE_LEVEL`` of the column's maximum (the nerve fibre layer can be as bright where
    a detachment thins and tilts the RPE).
@@ -15,11 +16,12 @@ The method, in the order it runs (all sizes relative to the B-scan, so it works 
    RPE.
 5. Both curves are median-filtered across ``SMOOTH_LATERAL`` of the width, which removes single columns that
    vessel shadows or speckle threw off.
-6. Drusen and pigment epithelial detachments lift the RPE off Bruch's membrane, and atrophy can make the choroid
-   below brighter than the RPE. Bruch's membrane is smooth, so a quadratic is fitted to the RPE curve by
-   iteratively dropping points more than 2 robust deviations above it (lifted) or 3 below (not RPE); the band's
-   floor follows the RPE where it lies on that fit or up to 3 deviations below it, and the fit elsewhere: a lifted
-   RPE keeps what lies under it (drusen, a PED) inside the band.
+6. Drusen and pigment epithelial detachments lift the RPE off Bruch's membrane. Bruch's membrane is smooth, so a
+   quadratic is fitted to the RPE curve by iteratively dropping points more than 2 robust deviations above it
+   (lifted) or 3 below it; the band's floor is the deeper of the RPE and that fit, so a lifted RPE keeps what lies
+   under it (drusen, a PED) inside the band, and the band never ends above the RPE found. Where the fit lies more
+   than ``MAX_LIFT`` of the depth below the RPE, it is no membrane (a fit thrown off by a strongly curved retina):
+   the RPE is the floor.
 7. The band ends ``BELOW_RPE`` of the depth under that floor (about 4 pixels of a 256-pixel phantom, 7 of a
    496-pixel Spectralis B-scan: Bruch's membrane and the choriocapillaris).
 
@@ -41,6 +43,9 @@ ILM_LEVEL = 0.35
 RPE_LEVEL = 0.85
 SMOOTH_LATERAL = 0.04
 BELOW_RPE = 0.015
+PAD_RUN = 4
+PAD_TOLERANCE = 0.04
+MAX_LIFT = 0.15
 
 
 @dataclass(frozen=True)
@@ -90,9 +95,19 @@ def _running_median(v: np.ndarray, radius: int) -> np.ndarray:
     return np.median(np.lib.stride_tricks.sliding_window_view(p, 2 * radius + 1), axis=1)
 
 
-def _membrane(rpe: np.ndarray) -> np.ndarray:
-    """Bruch's membrane under the RPE curve: a quadratic fitted to the RPE rows that are neither lifted nor too
-    deep (step 6), followed by the RPE where it lies on the fit or just below it."""
+def _padding(b: np.ndarray) -> np.ndarray:
+    """Pixels of a flat saturated fill (the white wedges and lines that rotated or registered exports pad with): at
+    the image's maximum along a run of ``2 PAD_RUN + 1`` pixels across or down. Speckled tissue is never flat."""
+    full = b >= b.max() - PAD_TOLERANCE
+    if not full.any():
+        return full
+    f = full.astype(np.float64)
+    return full & ((_box(f, PAD_RUN, 1) > 1 - 1e-9) | (_box(f, PAD_RUN, 0) > 1 - 1e-9))
+
+
+def _membrane(rpe: np.ndarray, limit: float) -> np.ndarray:
+    """The band's floor under the RPE curve (step 6): the deeper of the RPE and a quadratic fitted to its rows that
+    are neither lifted nor too deep, the fit used only within ``limit`` rows below the RPE."""
     x = (np.arange(rpe.size) + 0.5) / rpe.size - 0.5
     keep = np.ones(rpe.size, bool)
     fit = np.full(rpe.size, float(np.median(rpe)))
@@ -107,7 +122,9 @@ def _membrane(rpe: np.ndarray) -> np.ndarray:
         if np.array_equal(new, keep):
             break
         keep = new
-    return fit + np.clip(rpe - fit, 0.0, 3.0 * spread)
+    # The fit only ever lowers the floor (under a lifted RPE), never raises it above the RPE found; a fit far below
+    # the RPE is no membrane (thrown off by a strongly curved retina): there the RPE is kept.
+    return np.maximum(rpe, np.where(fit - rpe <= limit, fit, rpe))
 
 
 def find_retina_band(bscan: np.ndarray) -> RetinaBand | None:
@@ -117,6 +134,9 @@ def find_retina_band(bscan: np.ndarray) -> RetinaBand | None:
     if b.ndim != 2 or min(b.shape) < 8:
         return None
     depth, width = b.shape
+    pad = _padding(b)
+    if pad.any():
+        b = np.where(pad, np.percentile(b[~pad], BACKGROUND_PERCENTILE) if (~pad).any() else 0.0, b)
     s = _box(_box(b, max(1, round(BLUR_AXIAL * depth)), 0), max(1, round(BLUR_LATERAL * width)), 1)
     cols = np.arange(width)
     strong = s >= RPE_LEVEL * s.max(axis=0, keepdims=True)
@@ -131,5 +151,5 @@ def find_retina_band(bscan: np.ndarray) -> RetinaBand | None:
     radius = max(1, round(SMOOTH_LATERAL * width / 2))
     rpe_row = _running_median(rpe.astype(np.float64) + 0.5, radius)
     top = np.minimum(_running_median(ilm, radius), rpe_row)
-    bottom = np.minimum(_membrane(rpe_row) + BELOW_RPE * depth, depth)
+    bottom = np.minimum(_membrane(rpe_row, MAX_LIFT * depth) + BELOW_RPE * depth, depth)
     return RetinaBand(np.clip(top, 0, depth), np.clip(rpe_row, 0, depth), np.maximum(bottom, top), depth)
