@@ -122,21 +122,25 @@ class AuditWorker:
         return record, time.perf_counter() - started, self.name
 
 
-def start_ray(plan: WorkerPlan) -> dict:
-    """Start a local Ray (or join ``plan.address``); the cluster's resources."""
+def start_ray(plan: WorkerPlan) -> tuple[dict, bool]:
+    """Start a local Ray (or join ``plan.address``): the cluster's resources, and whether this call started the
+    session (a session the caller had started already, e.g. a test module's, is used as it is and left running)."""
     os.environ.update(RAY_ENVIRONMENT)
     import ray
 
+    if ray.is_initialized():
+        return dict(ray.cluster_resources()), False
     if plan.address:
         try:
             ray.init(address=plan.address, logging_level="ERROR", log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ExecutorError(f"--address {plan.address}: no Ray cluster could be joined ({' '.join(str(exc).split())[:200]}): "
-                                "start one with 'ray start --head', or leave out --address for a local one") from None
+            raise ExecutorError(f"--address {plan.address}: no Ray cluster could be joined "
+                                f"({' '.join(str(exc).split())[:200]}): start one with 'ray start --head', or leave "
+                                "out --address for a local one") from None
     else:
         ray.init(num_cpus=max(1, int(np.ceil(plan.workers * plan.cpus))), num_gpus=int(plan.workers * plan.gpus),
                  include_dashboard=False, _node_ip_address="127.0.0.1", logging_level="ERROR", log_to_driver=False)
-    return dict(ray.cluster_resources())
+    return dict(ray.cluster_resources()), True
 
 
 def stop_ray() -> None:

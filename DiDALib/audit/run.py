@@ -218,9 +218,10 @@ def run_audit(request: AuditRequest, note: Callable[[str], None], progress=None)
             note(f"resuming: {len(finished)} item(s) recorded before are kept, {len(todo)} to go")
         bar = progress(len(todo)) if progress and todo else None
         commit = _Committer(store, bar)
+        owned = False
         try:
             if todo:
-                resources = start_ray(WorkerPlan(0, 1, 0, 1, request.address) if request.address else
+                resources, owned = start_ray(WorkerPlan(0, 1, 0, 1, request.address) if request.address else
                                       _local_plan(request))
                 plan, device = worker_plan(request, resources)
                 workers_text = (f"{plan.workers} worker(s) x {plan.cpus:g} CPU" + (f", {plan.gpus:g} GPU" if plan.gpus
@@ -234,7 +235,7 @@ def run_audit(request: AuditRequest, note: Callable[[str], None], progress=None)
             finally:
                 if bar is not None:
                     bar.close()
-                if todo:
+                if owned:
                     stop_ray()
         outcome = finish(out, store, settings)
     outcome.workers, outcome.seconds, outcome.new_records = workers_text, time.perf_counter() - started, commit.added

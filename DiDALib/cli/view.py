@@ -19,7 +19,9 @@ def add_parser(sub) -> None:
     """Register ``dida view`` on the subcommand parsers ``sub``."""
     v = sub.add_parser("view", help="write report.html, the interactive DiDA View page, for an existing result "
                        "(no model needed)")
-    v.add_argument("results", help="a folder written by dida explain")
+    v.add_argument("results", help="a folder written by dida explain, or an audit folder (with --item)")
+    v.add_argument("--item", help="with an audit folder (dida audit): the item to open, by its id (the first column "
+                   "of results.csv); writes its DiDA View page to --out")
     v.add_argument("--out", help=f"write the page to this new file instead of {REPORT_FILE} in the results folder")
     v.add_argument("--point", help="ROW,COL (B-scan pixels) where the square starts on every B-scan (default: "
                    "each B-scan's strongest evidence, as in the figures)")
@@ -77,6 +79,12 @@ def cmd_view(args) -> int:
     point = parse_ints(args.point, "--point") if args.point else None
     if point is not None and len(point) != 2:
         raise UsageError("--point needs ROW,COL in B-scan pixels")
+    from ..audit.folder import read_audit
+
+    if args.item is not None or read_audit(folder) is not None:
+        from .view_item import cmd_view_item
+
+        return cmd_view_item(args, folder)
     read_run(folder)  # before anything is read: is it a result at all?
     src, fundus = read_source(folder)
     if point is not None:

@@ -97,7 +97,7 @@ SCRIPT = r"""
 
   function choose(id) {
     state.chosen = id;
-    $("command").textContent = `dida view ${D.folder} --item ${JSON.stringify(id)} --out item.html`;
+    $("command").textContent = `dida view ${D.folder} --item ${JSON.stringify(id)}`;
     for (const tr of $("table").tBodies[0].rows) tr.className = tr.dataset.id === id ? "chosen" : "";
   }
 
