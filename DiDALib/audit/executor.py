@@ -103,7 +103,7 @@ class AuditWorker:
         settings = ExplainSettings(**{**model.settings, "device": device})
         self.explainer = VolumeExplainer(package, settings)
         self.classes = package.spec.classes
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.name = f"{socket.gethostname()}:{os.getpid()}/{torch.get_num_threads()}t"
 
     def ready(self) -> str:
         return self.name

@@ -127,12 +127,11 @@ def worker_plan(request: AuditRequest, resources: dict) -> tuple[WorkerPlan, str
             ("cuda" if device == "auto" else device)
     if device not in ("auto", "cpu"):
         raise OutputFolderError(f"--device {device}: the Ray cluster has no GPU: use --device cpu or auto")
-    if request.workers:
-        per_cpu = request.cpus_per_worker or max(1.0, float(int(cpus // request.workers)))
-        workers = request.workers
-    else:
-        per_cpu = request.cpus_per_worker or min(2.0, cpus)
-        workers = max(1, int(cpus // per_cpu))
+    # One core (one torch thread) per worker unless asked otherwise: images are independent, so processes scale
+    # better than threads, and a result's bits depend on its worker's thread count (checked by the tests and the
+    # benchmark), so the same command gives the same bits with any number of workers.
+    per_cpu = request.cpus_per_worker or 1.0
+    workers = request.workers or max(1, int(cpus // per_cpu))
     return WorkerPlan(workers, per_cpu, 0.0, max(1, int(per_cpu)), request.address), "cpu"
 
 

@@ -46,9 +46,9 @@ def add_parser(sub) -> None:
     a.add_argument("--batch-size", type=int, help="masked images per model call (default: 16 on the CPU, from "
                    "free memory on a GPU)")
     a.add_argument("--workers", type=int, help="workers (Ray actors), each loading the model once (default: one per "
-                   "GPU, else one per --cpus-per-worker cores)")
-    a.add_argument("--cpus-per-worker", type=float, help="CPU cores each worker uses (default: 2 without --workers, "
-                   "else the cores shared out)")
+                   "GPU, else one per --cpus-per-worker cores of the machine or cluster)")
+    a.add_argument("--cpus-per-worker", type=float, help="CPU cores (torch threads) of each worker (default: 1; an "
+                   "item's bits depend on it, not on the number of workers)")
     a.add_argument("--address", help="join a running Ray cluster: auto, or ray://HOST:PORT (default: start a local "
                    "Ray on this machine)")
     a.add_argument("--resume", action="store_true", help="continue the audit in --out (nothing finished is "
