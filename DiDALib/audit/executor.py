@@ -16,8 +16,11 @@ the records as they finish.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.signals import STOP_SIGNALS
 from .dataset import Item
 from .explain import ItemRecord, failed_record
 
@@ -130,6 +134,27 @@ def start_ray(plan: WorkerPlan) -> tuple[dict, bool]:
 
     if ray.is_initialized():
         return dict(ray.cluster_resources()), False
+    with _signal_handlers_kept():
+        _init(ray, plan)
+    return dict(ray.cluster_resources()), True
+
+
+@contextlib.contextmanager
+def _signal_handlers_kept():
+    """Ray's core installs its own SIGTERM handler (a stack dump and exit 1): put the caller's back, so that a stop
+    signal ends the audit as any dida run ends (the finished records committed, one line, 128 + the signal)."""
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        saved = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            if handler is not None:
+                signal.signal(s, handler)
+
+
+def _init(ray, plan: WorkerPlan) -> None:
     if plan.address:
         try:
             ray.init(address=plan.address, logging_level="ERROR", log_to_driver=False)
@@ -140,7 +165,6 @@ def start_ray(plan: WorkerPlan) -> tuple[dict, bool]:
     else:
         ray.init(num_cpus=max(1, int(np.ceil(plan.workers * plan.cpus))), num_gpus=int(plan.workers * plan.gpus),
                  include_dashboard=False, _node_ip_address="127.0.0.1", logging_level="ERROR", log_to_driver=False)
-    return dict(ray.cluster_resources()), True
 
 
 def stop_ray() -> None:

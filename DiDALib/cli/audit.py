@@ -4,12 +4,15 @@ explained on its own, resumable, with an audit page (``DiDALib.audit``)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
-from ..io.signals import Interrupted
+from ..io.signals import STOP_SIGNALS, Interrupted
 from .common import UsageError, note, progress_bar
 
 EPILOG = """DATA is one of:
@@ -94,15 +97,32 @@ def _progress(quiet: bool):
 
 
 def cmd_audit(args) -> int:
+    from ..audit.executor import ExecutorError
     from ..audit.run import run_audit
 
     request = request_from_args(args)
     try:
-        outcome = run_audit(request, note, _progress(args.quiet))
-    except Interrupted as exc:
-        return _stopped(request.out, exc.signum)
-    except KeyboardInterrupt:
-        return _stopped(request.out, signal.SIGINT)
+        import ray  # noqa: F401 -- checked before anything is loaded or written
+    except ImportError:
+        raise UsageError("dida audit runs on Ray, which is not installed: pip install \"dida-slicer[audit]\"") from None
+    received: list[int] = []
+    try:
+        with _remembered(received):
+            outcome = run_audit(request, note, _progress(args.quiet))
+    except ExecutorError as exc:
+        print(f"dida: error: {exc}; every B-scan finished so far is kept in {request.out} (--resume continues)",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        return _stopped(request.out, received[-1] if received else _signum(exc))
+    except OSError as exc:
+        if not (request.out / "audit.sqlite").is_file():
+            raise  # before the audit began: reported as any dida command reports it
+        full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+        fix = "the disk is full: free some space" if full else "check the disk and the folder"
+        print(f"dida: error: cannot write {exc.filename or request.out} ({exc.strerror or exc}): {fix}, then run the "
+              f"same command with --resume; every B-scan finished so far is kept in {request.out}", file=sys.stderr)
+        return 2
     c = outcome.counts
     failed = outcome.summary["failures"]
     acc = outcome.summary["accuracy"]
@@ -119,6 +139,42 @@ def cmd_audit(args) -> int:
     print(f"wrote {', '.join(outcome.files)} and run.json in {outcome.folder}: open {outcome.folder / 'audit.html'} "
           "in a web browser")
     return 0
+
+
+@contextlib.contextmanager
+def _remembered(received: list[int]):
+    """Note every stop signal before the handler in place (``io.signals``) raises it: Ray's calls turn that
+    exception into a plain KeyboardInterrupt, which would lose which signal it was."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+
+    def remember(signum, frame):
+        received.append(signum)
+        handler = previous.get(signum)
+        if callable(handler):
+            handler(signum, frame)
+        else:
+            raise Interrupted(signum)
+
+    for s in previous:
+        signal.signal(s, remember)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+
+def _signum(exc: BaseException) -> int:
+    """The stop signal behind an interruption, where it was not noted (``_remembered``)."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, Interrupted):
+            return seen.signum
+        seen = seen.__context__ or seen.__cause__
+    return signal.SIGINT
 
 
 def _stopped(out: Path, signum: int) -> int:

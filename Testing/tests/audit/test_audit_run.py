@@ -190,6 +190,15 @@ def test_bad_inputs_end_in_one_sentence(ray_session, dataset, package, tmp_path,
     assert not (tmp_path / "a").exists() and not (tmp_path / "d").exists()
 
 
+def test_without_ray_the_audit_says_how_to_install_it(dataset, package, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    code, _, err = run(capsys, "audit", dataset, "--model", package, "--out", tmp_path / "a", *GRIDS)
+    assert code == 2 and one_line(err) and "dida-slicer[audit]" in err
+    assert not (tmp_path / "a").exists()
+
+
 def test_view_item_opens_a_row_as_a_dida_view(audit, tmp_path, capsys):
     from DiDALib.cli.view_item import item_source
 
