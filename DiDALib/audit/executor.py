@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.signals import STOP_SIGNALS
+from ..io.signals import STOP_SIGNALS, Interrupted
 from .dataset import Item
 from .explain import ItemRecord, failed_record
 
@@ -148,6 +148,10 @@ def _signal_handlers_kept():
         saved = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     try:
         yield
+    except SystemExit as exc:  # Ray's own handler, while it starts, ends the process with the signal's number
+        if exc.code in STOP_SIGNALS:
+            raise Interrupted(int(exc.code)) from None
+        raise
     finally:
         for s, handler in saved.items():
             if handler is not None:
