@@ -126,7 +126,7 @@ def worker_plan(request: AuditRequest, resources: dict) -> tuple[WorkerPlan, str
         return WorkerPlan(workers, per_cpu, min(1.0, gpus / workers), threads, request.address), \
             ("cuda" if device == "auto" else device)
     if device not in ("auto", "cpu"):
-        raise OutputFolderError(f"--device {device}: the Ray cluster has no GPU: use --device cpu or auto")
+        raise ValueError(f"--device {device}: the Ray cluster has no GPU: use --device cpu or auto")
     # One core (one torch thread) per worker unless asked otherwise: images are independent, so processes scale
     # better than threads, and a result's bits depend on its worker's thread count (checked by the tests and the
     # benchmark), so the same command gives the same bits with any number of workers.
