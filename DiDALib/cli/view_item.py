@@ -4,11 +4,10 @@ the audit's records (the d of every grid, the scores) and the B-scan read again 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
-from .common import UsageError, note
+from .common import UsageError
 
 
 def item_file(item_id: str) -> str:
@@ -63,11 +62,9 @@ def item_source(folder: Path, item_id: str):
                       [item.label] if item.label else None)
 
 
-def cmd_view_item(args, folder: Path) -> int:
+def cmd_view_item(args, folder: Path, point: tuple[int, ...] | None) -> int:
     from ..audit.folder import read_audit
-    from ..io.output_dir import new_file
-    from ..io.result_files import add_result_file
-    from ..reports.html import write_report
+    from .view import write_page
 
     if read_audit(folder) is None:
         raise UsageError(f"--item: {folder} is not an audit folder (one that dida audit wrote): give the audit's "
@@ -75,29 +72,8 @@ def cmd_view_item(args, folder: Path) -> int:
     if args.item is None:
         raise UsageError(f"{folder} is an audit: add --item ID to open one of its B-scans (the ids are the first "
                          "column of results.csv and of the audit page's table)")
-    if args.panel_width < 16 or args.panel_width > 4096:
-        raise UsageError(f"--panel-width {args.panel_width} must be within 16..4096 pixels")
     src = item_source(folder, args.item)
-    if args.point:
-        from .common import parse_ints
-
-        point = parse_ints(args.point, "--point")
-        depth, width = src.explanation.bscan_shape
-        if len(point) != 2 or not (0 <= point[0] < depth and 0 <= point[1] < width):
-            raise UsageError(f"--point {args.point}: give ROW,COL inside the {depth} x {width} B-scan")
-        src.point = point
-    if args.out:
-        out = Path(os.path.abspath(args.out))
-        if folder == out.parent or folder in out.parents:
-            raise UsageError(f"--out {args.out} lies inside the audit folder, where dida writes only its own files: "
-                             "leave out --out to write the page there, or choose a path outside it")
-        with new_file(out) as tmp:
-            write_report(tmp, src, None, args.panel_width)
-        written = out
-    else:
-        written = add_result_file(folder, item_file(args.item), lambda tmp: write_report(tmp, src, None,
-                                                                                          args.panel_width), note,
-                                  "the audit folder")
+    written = write_page(args, folder, src, None, point, item_file(args.item), "the audit folder")
     print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB): the DiDA View of {args.item}; open it in a web "
           "browser")
     return 0

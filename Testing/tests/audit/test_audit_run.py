@@ -17,7 +17,7 @@ from browser import chromium, console, need_browser, requests
 from cli_helpers import make_package, one_line, run
 from PIL import Image
 
-from DiDALib.audit.store import STORE_FILE, AuditStore, unpack
+from DiDALib.audit.store import STORE_FILE, AuditStore
 from DiDALib.io.output_dir import foreign_files
 from DiDALib.phantom import make_bscan
 
