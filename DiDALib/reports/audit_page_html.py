@@ -3,6 +3,8 @@ script inserted as values). Colours of shaded cells are classes (the page's poli
 
 from string import Template
 
+from .html_page import HEAD
+
 STYLE = """
 :root { color-scheme: dark; }
 body { margin: 0; padding: 12px 16px; background: #181818; color: #e6e6e6;
@@ -48,17 +50,7 @@ svg text { fill: #aaa; font-size: 10px; }
 footer { margin-top: 22px; color: #888; font-size: 12px; }
 """
 
-PAGE = Template("""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="$policy">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>$title</title>
-<style>$style</style>
-</head>
-<body>
-<h1>DiDA audit</h1>
+PAGE = Template(HEAD + """<h1>DiDA audit</h1>
 <p class="run">$run</p>
 $notice
 $unfinished
