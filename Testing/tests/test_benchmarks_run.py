@@ -49,3 +49,18 @@ def test_view_benchmark_runs():
     need_browser()
     out = _run("bench_view.py", "--bscans", "2")
     assert out["bscans"] == 2 and out["page_mb"] > 0 and out["open_first_s"] > 0
+
+
+def test_audit_benchmark_runs(tmp_path):
+    # The local part only, on phantoms (the cluster parts start and stop Ray nodes on the machine: too heavy here).
+    out = _run("bench_audit.py", "--parts", "workers", "--sample", "3", "--grids", "2", "--data",
+               str(_phantom_folder(tmp_path)))
+    same = out["workers"]["same_records"]
+    assert same["items"] == 3 and same["identical"] == 3 and out["workers"]["ratio"] > 0
+
+
+def _phantom_folder(tmp_path: Path) -> Path:
+    sys.path.insert(0, str(BENCH))
+    from bench_audit import phantom_dataset
+
+    return phantom_dataset(tmp_path / "data", 3)
