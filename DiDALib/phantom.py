@@ -374,12 +374,23 @@ def _speckle(mean: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> np.nd
 
 def render(label: str, anatomy: Anatomy, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A B-scan of ``anatomy`` with the findings of ``label``: (image float32 in [0, 1], lesion mask bool)."""
+    image, mask, _ = render_layers(label, anatomy, rng)
+    return image, mask
+
+
+def render_layers(label: str, anatomy: Anatomy, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """``render``, and the drawn layer boundaries per column as row coordinates (the ground truth of the audit's
+    retina band): ``ilm``, ``rpe_top``, ``rpe_bottom`` (the RPE layer, lifted by drusen or a PED) and ``bruch``
+    (Bruch's membrane)."""
     if label not in CLASSES:
         raise ValueError(f"label {label!r} is not one of {CLASSES}")
     scene = _healthy(anatomy, rng)
     findings = _FINDINGS[label](scene, rng) if label in _FINDINGS else []
     mean = _intensity(scene, rng, findings)
-    return _speckle(mean, anatomy, rng), scene.mask.copy()
+    b = scene.boundaries()
+    layers = {"ilm": b[0], "rpe_top": b[_INDEX["rpe"]], "rpe_bottom": b[_INDEX["rpe"] + 1], "bruch": b[-1]}
+    return _speckle(mean, anatomy, rng), scene.mask.copy(), layers
 
 
 def make_bscan(label: str, rng: np.random.Generator, depth: int = 256, width: int = 384) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from .common import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED, UsageError
 __all__ = ["EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_FAILED", "UsageError", "build_parser", "main", "parse_bscans",
            "run_explain"]
 _LAZY = {"parse_bscans": "explain", "run_explain": "explain"}
-_COMMANDS = ("explain", "package", "demo", "view")
+_COMMANDS = ("explain", "package", "demo", "view", "audit")
 
 
 def __getattr__(name: str):

@@ -19,7 +19,9 @@ def add_parser(sub) -> None:
     """Register ``dida view`` on the subcommand parsers ``sub``."""
     v = sub.add_parser("view", help="write report.html, the interactive DiDA View page, for an existing result "
                        "(no model needed)")
-    v.add_argument("results", help="a folder written by dida explain")
+    v.add_argument("results", help="a folder written by dida explain, or an audit folder (with --item)")
+    v.add_argument("--item", help="with an audit folder (dida audit): the item to open, by its id (the first column "
+                   "of results.csv); writes its DiDA View page to --out")
     v.add_argument("--out", help=f"write the page to this new file instead of {REPORT_FILE} in the results folder")
     v.add_argument("--point", help="ROW,COL (B-scan pixels) where the square starts on every B-scan (default: "
                    "each B-scan's strongest evidence, as in the figures)")
@@ -69,16 +71,31 @@ def read_source(folder: Path) -> tuple[PageSource, bytes | None]:
 
 
 def cmd_view(args) -> int:
-    from ..reports.html import write_report
-
     folder = Path(os.path.abspath(args.results))
     if args.panel_width < 16 or args.panel_width > 4096:
         raise UsageError(f"--panel-width {args.panel_width} must be within 16..4096 pixels")
     point = parse_ints(args.point, "--point") if args.point else None
     if point is not None and len(point) != 2:
         raise UsageError("--point needs ROW,COL in B-scan pixels")
+    from ..audit.folder import read_audit
+
+    if args.item is not None or read_audit(folder) is not None:
+        from .view_item import cmd_view_item
+
+        return cmd_view_item(args, folder, point)
     read_run(folder)  # before anything is read: is it a result at all?
     src, fundus = read_source(folder)
+    written = write_page(args, folder, src, fundus, point, REPORT_FILE, "the results folder")
+    size = written.stat().st_size
+    print(f"wrote {written} ({size / 1e6:.1f} MB): open it in a web browser; it needs no network")
+    return 0
+
+
+def write_page(args, folder: Path, src: PageSource, fundus: bytes | None, point, name: str, what: str) -> Path:
+    """The page of ``src`` (its square at ``point`` where given) written to ``--out``, a new file outside
+    ``folder``, or else as ``name`` into the result ``folder`` (replacing only a page DiDA wrote there)."""
+    from ..reports.html import write_report
+
     if point is not None:
         depth, width = src.explanation.bscan_shape
         if not (0 <= point[0] < depth and 0 <= point[1] < width):
@@ -87,14 +104,9 @@ def cmd_view(args) -> int:
     if args.out:
         out = Path(os.path.abspath(args.out))
         if folder == out.parent or folder in out.parents:
-            raise UsageError(f"--out {args.out} lies inside the results folder, where dida writes only its own "
-                             f"files: leave out --out to write {REPORT_FILE} there, or choose a path outside it")
+            raise UsageError(f"--out {args.out} lies inside {what}, where dida writes only its own files: leave "
+                             f"out --out to write {name} there, or choose a path outside it")
         with new_file(out) as tmp:
             write_report(tmp, src, fundus, args.panel_width)
-        written = out
-    else:
-        written = add_result_file(folder, REPORT_FILE, lambda tmp: write_report(tmp, src, fundus, args.panel_width),
-                                  note)
-    size = written.stat().st_size
-    print(f"wrote {written} ({size / 1e6:.1f} MB): open it in a web browser; it needs no network")
-    return 0
+        return out
+    return add_result_file(folder, name, lambda tmp: write_report(tmp, src, fundus, args.panel_width), note, what)

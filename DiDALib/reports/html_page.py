@@ -41,7 +41,8 @@ button, select { background: #2a2a2a; color: #eee; border: 1px solid #555; paddi
 footer { margin-top: 18px; color: #888; font-size: 12px; }
 """
 
-PAGE = Template("""<!DOCTYPE html>
+#: The head of every DiDA page (the DiDA View, the audit page): its security policy first, then title and style.
+HEAD = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -51,7 +52,9 @@ PAGE = Template("""<!DOCTYPE html>
 <style>$style</style>
 </head>
 <body>
-<h1>DiDA View</h1>
+"""
+
+PAGE = Template(HEAD + """<h1>DiDA View</h1>
 <p class="run">$run</p>
 $notice
 <div class="controls">

@@ -59,3 +59,18 @@ def test_submit_benchmark_runs():
     out = _run("bench_submit.py", "--shape", "3", "32", "48")
     assert out["state"] == "cancelled" and out["longest_block_s"] > 0
     assert {"session", "start", "poll applying the first result", "worker close"} <= set(out["longest_by_call_s"])
+
+
+def test_audit_benchmark_runs(tmp_path):
+    # The local part only, on phantoms (the cluster parts start and stop Ray nodes on the machine: too heavy here).
+    out = _run("bench_audit.py", "--parts", "workers", "--sample", "3", "--grids", "2", "--data",
+               str(_phantom_folder(tmp_path)))
+    same = out["workers"]["same_records"]
+    assert same["items"] == 3 and same["identical"] == 3 and out["workers"]["ratio"] > 0
+
+
+def _phantom_folder(tmp_path: Path) -> Path:
+    sys.path.insert(0, str(BENCH))
+    from bench_audit import phantom_dataset
+
+    return phantom_dataset(tmp_path / "data", 3)
