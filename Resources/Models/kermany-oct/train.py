@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -132,12 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--make-split", action="store_true", help="write split.csv afresh from the manifest")
     parser.add_argument("--split-seed", type=int, default=23)
     parser.add_argument("--architecture", default="timm:resnet10t")
-    parser.add_argument("--channels", default="24,48,96,192", help="widths of the four ResNet stages")
+    parser.add_argument("--channels", default="16,32,64,128", help="widths of the four ResNet stages")
     parser.add_argument("--size", default="224,224", help="model input height,width")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--weight-decay", type=float, default=0.05)
+    parser.add_argument("--ema", type=float, default=0.98, help="keep an exponential moving average of the weights "
+                        "with this decay per step, and ship it (0: the last weights)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (fixed: results depend on it)")
     parser.add_argument("--seed", type=int, default=0, help="torch seed (init, shuffling, augmentation)")
     parser.add_argument("--no-write", action="store_true", help="train and report, but write no package")
@@ -175,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{len({r['patient'] for r in rows})} patients; mean {mean} std {std}; {data_s:.0f} s", flush=True)
 
     model = build_timm(spec)
+    ema = None
+    if args.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema), use_buffers=True)
     params = sum(p.numel() for p in model.parameters())
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = len(train_rows) // args.batch  # the last partial batch is dropped (BatchNorm needs company)
@@ -197,21 +205,29 @@ def main(argv: list[str] | None = None) -> int:
             loss.backward()
             optimiser.step()
             schedule.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total += loss.item() * len(idx)
         if (epoch + 1) % 5 == 0 or epoch + 1 == args.epochs:
             acc = float((predict(model, x_val).argmax(1) == y_val).float().mean())
+            acc_ema = f", EMA {100 * float((predict(ema.module, x_val).argmax(1) == y_val).float().mean()):.1f} %" \
+                if ema is not None else ""
             print(f"epoch {epoch + 1:3d}/{args.epochs}: loss {total / (steps_per_epoch * args.batch):.3f}, "
-                  f"validation accuracy {100 * acc:.1f} % ({time.perf_counter() - t1:.0f} s)", flush=True)
+                  f"validation accuracy {100 * acc:.1f} %{acc_ema} ({time.perf_counter() - t1:.0f} s, "
+                  f"{time.process_time() - cpu0:.0f} CPU-s)", flush=True)
     train_s = time.perf_counter() - t1
+    if ema is not None:
+        model = ema.module
 
     logits = predict(model, x_val)
     report = validation_report(logits, y_val, CLASSES, [r["path"] for r in val_rows])
     report.update({"train_s": round(train_s, 1), "data_s": round(data_s, 1), "params": params,
                    "cpu_s": round(time.process_time() - cpu0, 1), "wall_s": round(time.perf_counter() - t0, 1),
                    "n_train": len(train_rows), "n_val": len(val_rows), "threads": args.threads,
-                   "args": {k: str(v) for k, v in vars(args).items()}})
+                   "args": {k: str(v) for k, v in vars(args).items() if k not in ("data", "out", "no_write")}})
     print(json.dumps({k: v for k, v in report.items() if k != "predictions"}, indent=1))
     report["ips"] = round(throughput(model, spec), 1)
+    report["load"] = "load average {:.1f} / {:.1f} / {:.1f} over 1 / 5 / 15 minutes at the end".format(*os.getloadavg())
     print(f"speed: {report['ips']:.0f} images/s at batch 8, {args.threads} thread(s)")
     if not args.no_write:
         out = save_model_package(args.out, spec, model)
