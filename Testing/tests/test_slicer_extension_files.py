@@ -155,11 +155,11 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
         assert shipped[tgt].read_bytes() == original.read_bytes(), f"{tgt} is not a copy of {original}"
     assert f"UNITTEST {ROOT / 'DiDA' / 'DiDA.py'}" in lines
     # The demo model lands beside DiDALib, where DiDALib.models.demo_model_path() looks.
-    package = ROOT / "Resources" / "DemoModel" / "model.json"
+    package = ROOT / "Resources" / "Models" / "kermany-oct" / "model.json"
     demo = ["model.json", json.loads(package.read_text()).get("weights", "model.safetensors")] \
         if package.exists() else []
     demo = sorted(demo + (["MODEL_CARD.md"] if demo and (package.parent / "MODEL_CARD.md").exists() else []))
-    copied = build / "lib/Slicer-5.10/qt-scripted-modules/Resources/DemoModel"
+    copied = build / "lib/Slicer-5.10/qt-scripted-modules/Resources/Models/kermany-oct"
     assert sorted(p.name for p in copied.glob("*")) == demo
     for name in demo:
         assert (copied / name).read_bytes() == (package.parent / name).read_bytes()
@@ -169,7 +169,7 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
     for tgt, src in shipped.items():
         (installed / tgt).parent.mkdir(parents=True, exist_ok=True)
         (installed / tgt).write_bytes(src.read_bytes())
-    shutil.copytree(copied, installed / "Resources" / "DemoModel")
+    shutil.copytree(copied, installed / "Resources" / "Models" / "kermany-oct")
     # The stored result DiDATest shows without torch: in the build tree only, where DiDALib looks for it.
     stored = build / "lib/Slicer-5.10/qt-scripted-modules/Resources/Testing/dida_results.npz"
     assert stored.read_bytes() == (ROOT / "Testing" / "Data" / "dida_results.npz").read_bytes()
@@ -186,5 +186,5 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
     assert run.returncode == 0, run.stderr
     where, demo_path, stored_path = run.stdout.split()
     assert Path(where) == installed / "DiDALib" / "__init__.py"
-    assert Path(demo_path) == installed / "Resources" / "DemoModel"
+    assert Path(demo_path) == installed / "Resources" / "Models" / "kermany-oct"
     assert Path(stored_path) == installed / "Resources" / "Testing" / "dida_results.npz"
