@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -53,26 +52,6 @@ def validation_report(logits: torch.Tensor, y: torch.Tensor, classes: tuple[str,
                          "probabilities": [round(float(v), 4) for v in pr]}
                         for p, t, q, pr in zip(paths, yy, pred, probs)],
     }
-
-
-def throughput(model: torch.nn.Module, spec: ModelSpec, batch: int = 8, rounds: int = 10,
-               seconds: float = 0.3) -> float:
-    """Images/s of the model alone at DiDA's CPU batch size (channels-last, float32): the best of ``rounds`` short
-    runs, which on a shared machine comes closest to the unloaded speed."""
-    model = model.eval().to(memory_format=torch.channels_last)
-    x = torch.zeros((batch, spec.channels, *spec.input_size)).contiguous(memory_format=torch.channels_last)
-    best = 0.0
-    with torch.inference_mode():
-        for _ in range(3):
-            model(x)
-        for _ in range(rounds):
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < seconds:
-                model(x)
-                n += batch
-            best = max(best, n / (time.perf_counter() - t0))
-    model.to(memory_format=torch.contiguous_format)
-    return best
 
 
 def confusion_table(cm: list[list[int]], classes: tuple[str, ...]) -> str:

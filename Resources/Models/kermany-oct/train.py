@@ -35,12 +35,13 @@ for p in (ROOT, HERE):
         sys.path.insert(0, str(p))
 
 from augment import Augmenter, crop_bscan  # noqa: E402
-from report import throughput, validation_report, write_model_card  # noqa: E402
+from report import validation_report, write_model_card  # noqa: E402
 
 from DiDALib.io.registry import load_oct  # noqa: E402
 from DiDALib.models.package import save_model_package  # noqa: E402
 from DiDALib.models.preprocess import preprocess_bscan  # noqa: E402
 from DiDALib.models.spec import ModelSpec  # noqa: E402
+from DiDALib.models.speed import images_per_second  # noqa: E402
 from DiDALib.models.timm_models import build_timm  # noqa: E402
 
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                    "n_train": len(train_rows), "n_val": len(val_rows), "threads": args.threads,
                    "args": {k: str(v) for k, v in vars(args).items() if k not in ("data", "out", "no_write")}})
     print(json.dumps({k: v for k, v in report.items() if k != "predictions"}, indent=1))
-    report["ips"] = round(throughput(model, spec), 1)
+    report["ips"] = round(images_per_second(model, spec, rounds=10, seconds=0.3), 1)
     report["load"] = "load average {:.1f} / {:.1f} / {:.1f} over 1 / 5 / 15 minutes at the end".format(*os.getloadavg())
     print(f"speed: {report['ips']:.0f} images/s at batch 8, {args.threads} thread(s)")
     if not args.no_write:

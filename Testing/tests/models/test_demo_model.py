@@ -106,3 +106,15 @@ def test_dida_demo_without_its_bscans_says_how_to_go_on(tmp_path, capsys, monkey
     code, _, err = run(capsys, "demo", "--out", tmp_path / "out", "--quiet")
     assert code == 2 and one_line(err) and "--phantom" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_images_per_second_times_the_model_in_eval_mode(tmp_path):
+    from DiDALib.models.speed import images_per_second
+
+    package = load_model_package(make_package(tmp_path / "tiny", CLASSES))
+    package.model.train()
+    calls = []
+    package.model.register_forward_hook(lambda module, args, out: calls.append(args[0].shape))
+    ips = images_per_second(package.model, package.spec, rounds=2, seconds=0.05)
+    assert ips > 0 and not package.model.training
+    assert calls and all(shape == (8, 1, 32, 32) for shape in calls)
