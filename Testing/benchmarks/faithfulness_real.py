@@ -230,10 +230,24 @@ def run_real(args) -> dict:
 
 
 def markdown(out: dict) -> str:
-    """The table README quotes: each explainer's passes and metrics, mean [95 % interval]."""
+    """The tables README quotes: each explainer's passes and metrics, mean [95 % interval]; the first explainer
+    minus each other over the same B-scans; and ABPC per class."""
+    def cell(v: list[float]) -> str:
+        return f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
+
     lines = ["| explainer | passes | deletion (lower better) | insertion | ABPC |", "|---|---|---|---|---|"]
     for key, e in out["main"].items():
-        cells = [f"{e[m][0]:.3f} [{e[m][1]:.3f}, {e[m][2]:.3f}]" for m in ("deletion", "insertion", "abpc")]
-        lines.append(f"| {key.split('|')[0]} | {e['passes']:,} | " + " | ".join(cells) + " |")
+        lines.append(f"| {key.split('|')[0]} | {e['passes']:,} | "
+                     + " | ".join(cell(e[m]) for m in ("deletion", "insertion", "abpc")) + " |")
+    key, pairs = next((k, v) for k, v in out.items() if k.startswith("paired_"))
+    first = key.removeprefix("paired_").removesuffix("_minus")
+    lines += ["", f"| {first} minus | deletion (negative: better) | insertion | ABPC |", "|---|---|---|---|"]
+    for name, d in pairs.items():
+        lines.append(f"| {name.removeprefix('vs_')} | " + " | ".join(cell(d[m]) for m in ("deletion", "insertion",
+                                                                                         "abpc")) + " |")
+    classes = list(out["bscans"])
+    lines += ["", "| explainer (ABPC) | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+    for key, e in out["main"].items():
+        lines.append(f"| {key.split('|')[0]} | " + " | ".join(f"{e['per_class'][c]['abpc']:.3f}" for c in classes)
+                     + " |")
     return "\n".join(lines)
-

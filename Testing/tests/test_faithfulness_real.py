@@ -85,3 +85,19 @@ def test_every_explainer_maps_a_real_bscan_at_its_cost(tiny_run):
         elif method.name in ("rise", "occlusion", "shapley_7x7"):  # occlusion_map asks once more for the classes
             assert 0 < passes <= ctx.scorer.images - before <= passes + 1, method.name
     assert len({m.name for m in FR.METHODS}) == len(FR.METHODS)
+
+
+def test_the_tables_come_from_the_rows():
+    """The summary and the README tables of made-up rows: means, paired differences and ABPC per class."""
+    rows = [{"case": i, "label": CLASSES[i % 4], "explainer": name, "score": "probabilities", "passes": passes,
+             "deletion": 0.1 * k, "lerf": 0.5, "abpc": 0.5 - 0.1 * k, "insertion": 0.9}
+            for i in range(8) for k, (name, passes) in enumerate((("dida_evidence_evidence", 1716), ("rise", 1737)))]
+    table = FR.summarise(rows, 0, FR.METRICS, CLASSES)
+    pairs = {"vs_rise": FR.paired(rows, "dida_evidence_evidence|probabilities", "rise|probabilities", 0, FR.METRICS)}
+    assert table["rise|probabilities"]["abpc"][0] == pytest.approx(0.4)
+    assert pairs["vs_rise"]["abpc"] == pytest.approx([0.1, 0.1, 0.1])
+    text = FR.markdown({"main": table, "paired_dida_evidence_evidence_minus": pairs,
+                        "bscans": dict.fromkeys(CLASSES, 2)})
+    assert "| rise | 1,737 | 0.100 [0.100, 0.100] | 0.900 [0.900, 0.900] | 0.400 [0.400, 0.400] |" in text
+    assert "| dida_evidence_evidence minus |" in text and "| rise | -0.100" in text
+    assert "| dida_evidence_evidence | 0.500 | 0.500 | 0.500 | 0.500 |" in text
