@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from DiDALib.engine.scores import SCORE_MODES, choose_auto  # noqa: E402
-from DiDALib.models.package import ModelPackage, demo_model_path, load_model_package  # noqa: E402
+from DiDALib.models.package import ModelPackage, load_model_package, phantom_model_path  # noqa: E402
 from DiDALib.models.preprocess import preprocess_bscan  # noqa: E402
 from DiDALib.phantom import make_bscan  # noqa: E402
 from DiDALib.pipeline import ExplainSettings, VolumeExplainer  # noqa: E402
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "Resources" / "Screenshots" / "score-modes.png")
     args = parser.parse_args()
 
-    demo = load_model_package(demo_model_path())
+    demo = load_model_package(phantom_model_path())
     package = overconfident(demo, args.sharpen)
     bscan, _ = make_bscan(args.label, np.random.default_rng(args.seed))
     rows, font = [], load_font(16)

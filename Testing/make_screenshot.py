@@ -1,7 +1,7 @@
 """Render the DiDA View as Slicer draws it (the four slice views' blended vtkMRMLSliceLogic outputs, on the
 slicer-core wheel) into Resources/Screenshots/DiDA-View.png, the extension's catalog screenshot.
 
-The demo model explains a phantom volume; the view labels, the crosshair (drawn by Slicer's crosshair displayable
+The phantom model (``Resources/DemoModel``) explains a phantom volume; the view labels, the crosshair (drawn by Slicer's crosshair displayable
 manager, which a headless render lacks) and the score plot are added from the same scene nodes Slicer shows.
 
     python Testing/make_screenshot.py [--model FOLDER] [--bscans 7] [--explain 2 3 4] [--out PATH]
@@ -135,7 +135,7 @@ def _plot(draw, box, indices, names, scores, plotted, shown, font) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="model package (default: the bundled demo model)")
+    parser.add_argument("--model", type=Path, default=None, help="model package (default: the phantom model)")
     parser.add_argument("--out", type=Path, default=ROOT / "Resources" / "Screenshots" / "DiDA-View.png")
     parser.add_argument("--bscans", type=int, default=7, help="B-scans in the phantom volume")
     parser.add_argument("--explain", type=int, nargs="*", default=None, help="B-scans to explain (default: all)")
@@ -144,11 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = args.model
     if model is None:
-        from DiDALib.models.package import demo_model_path
+        from DiDALib.models.package import phantom_model_path
         from DiDALib.models.spec import ModelPackageError
 
         try:
-            model = demo_model_path()
+            model = phantom_model_path()
         except ModelPackageError:
             from DiDALib.mrml.selftest.fixtures import make_test_package
 

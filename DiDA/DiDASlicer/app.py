@@ -18,7 +18,8 @@ grids is masked in turn and the change of each class's score is shown, <span sty
 the region speaks <b>for</b> the class and <span style="color:#00c">blue</span> where it speaks <b>against</b> it.
 The DiDA View shows the B-scan and the three top classes side by side, scrolling together; Compare shows two
 classes and, in view 3, where the image speaks for one <i>rather than</i> the other.
-The bundled demo model is trained on synthetic phantoms and is not for clinical use.
+The bundled demo model (CNV, DME, drusen, normal) is trained on 600 real B-scans of the Kermany 2018 OCT data set
+(CC BY 4.0: Kermany, Zhang, Goldbaum 2018): a research demonstration, not for clinical use.
 """)
     thanks = _("""
 DiDA was proposed by Ayatsuka et al. ("DiDA: analysing and visualising the decision points of machine-learning image

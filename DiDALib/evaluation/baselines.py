@@ -1,9 +1,11 @@
 """The maps DiDA is measured against: Grad-CAM (pytorch-grad-cam), RISE, single-scale sliding occlusion (captum),
-and three sanity maps (random, centre, oracle) that check the metrics themselves.
+Shapley value sampling over a grid's cells (captum), and three sanity maps (random, centre, oracle) that check the
+metrics themselves.
 
 Every perturbation baseline fills what it hides with the same fill image as DiDA, and reports the model passes it
 used, so that explainers are compared at a known cost. Perturbation maps come back as (K, H, W) float32 arrays, one
-per class from the same passes, on the model input's pixels. captum and pytorch-grad-cam are test dependencies, imported only here.
+per class from the same passes (Shapley values: one class's (H, W) map), on the model input's pixels. captum and
+pytorch-grad-cam are test dependencies, imported only here.
 """
 
 from __future__ import annotations
@@ -77,6 +79,26 @@ def gradcam_map(model: torch.nn.Module, image: torch.Tensor, class_index: int, l
     with GradCAM(model=model, target_layers=[layer]) as cam:
         x = image[None].clone().requires_grad_(True)
         return cam(input_tensor=x, targets=[ClassifierOutputTarget(int(class_index))])[0].astype(np.float32), 1
+
+
+def shapley_cells_map(score: ScoreFn, image: torch.Tensor, fill: torch.Tensor, cells: np.ndarray, class_index: int,
+                      n_samples: int, seed: int = 0, batch_size: int = 64) -> tuple[np.ndarray, int]:
+    """captum's ``ShapleyValueSampling`` of one class over given cells (``cells``: the (H, W) cell number of every
+    pixel, e.g. DiDA's 7 x 7 grid): each cell's sampled Shapley value, signed, painted on its pixels; a hidden cell
+    shows ``fill``. ``n_samples`` permutations cost ``n_samples * cells + 1`` passes. Returns the (H, W) map and
+    the passes used. The permutations come from a torch generator seeded with ``seed``, the caller's left as it was."""
+    from captum.attr import ShapleyValueSampling
+
+    c, h, w = image.shape
+    mask = torch.from_numpy(np.asarray(cells, dtype=np.int64)).to(image.device)[None, None].expand(1, c, h, w)
+    x = image[None]
+    baseline = fill.expand_as(image)[None].contiguous()
+    n_cells = int(np.unique(cells).size)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():  # captum draws its permutations from torch's generator
+        torch.manual_seed(seed)
+        attr = ShapleyValueSampling(score).attribute(x, baselines=baseline, target=int(class_index), feature_mask=mask,
+                                                     n_samples=n_samples, perturbations_per_eval=batch_size)
+    return attr[0].sum(dim=0).float().cpu().numpy() / c, n_samples * n_cells + 1
 
 
 def random_map(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # torch is imported where a model is loaded or saved: Slicer'
     import torch
 
 __all__ = ["ModelPackage", "ModelPackageError", "UntrustedCodeError", "code_to_trust", "demo_model_path",
-           "load_model_package", "save_model_package"]
+           "load_model_package", "phantom_model_path", "save_model_package"]
 
 
 @dataclass
@@ -92,20 +92,33 @@ def save_model_package(folder: str | Path, spec: ModelSpec, model: torch.nn.Modu
     return out
 
 
-def demo_model_path() -> Path:
-    """The bundled demo model package (``Resources/DemoModel``): beside the package in a source checkout, or the
-    folder named by ``DIDA_DEMO_MODEL``. It is a demonstration model trained on synthetic phantoms, not for
-    clinical use."""
+def _bundled(env_name: str, relative: tuple[str, ...], what: str) -> Path:
+    """A model package shipped in ``Resources/``: the folder named by ``env_name`` if set, else ``relative`` beside
+    DiDALib (a source checkout) or inside it (the Slicer extension's layout)."""
     import os
 
-    env = os.environ.get("DIDA_DEMO_MODEL")
+    env = os.environ.get(env_name)
     library = Path(__file__).resolve().parents[1]  # DiDALib, beside Resources/ in a checkout and in Slicer
-    candidates = ([Path(env)] if env else []) + [library.parent / "Resources" / "DemoModel",
-                                                   library / "Resources" / "DemoModel"]
+    candidates = ([Path(env)] if env else []) + [library.parent.joinpath("Resources", *relative),
+                                                   library.joinpath("Resources", *relative)]
     for c in candidates:
         if (c / "model.json").is_file():
             return c
     raise ModelPackageError(
-        "the bundled demo model was not found (looked in " + ", ".join(str(c) for c in candidates) + "); "
-        "reinstall DiDA from a complete checkout or set DIDA_DEMO_MODEL to the package folder"
+        f"the bundled {what} was not found (looked in " + ", ".join(str(c) for c in candidates) + "); "
+        f"reinstall DiDA from a complete checkout or set {env_name} to the package folder"
     )
+
+
+def demo_model_path() -> Path:
+    """The default model package (``Resources/Models/kermany-oct``, or the folder named by ``DIDA_DEMO_MODEL``): a
+    research demonstration trained on real Kermany 2018 OCT B-scans (CNV, DME, drusen, normal), not for clinical
+    use."""
+    return _bundled("DIDA_DEMO_MODEL", ("Models", "kermany-oct"), "demo model")
+
+
+def phantom_model_path() -> Path:
+    """The phantom model package (``Resources/DemoModel``, or the folder named by ``DIDA_PHANTOM_MODEL``), trained
+    on synthetic phantoms whose lesions are known pixel by pixel: for tests, benchmarks and ``dida demo
+    --phantom``; its outputs on real B-scans mean nothing."""
+    return _bundled("DIDA_PHANTOM_MODEL", ("DemoModel",), "phantom model")

@@ -29,6 +29,7 @@ from DiDALib.engine.grid import DEFAULT_GRIDS, passes_per_image  # noqa: E402
 from DiDALib.models.package import save_model_package  # noqa: E402
 from DiDALib.models.preprocess import preprocess_bscan  # noqa: E402
 from DiDALib.models.spec import ModelSpec  # noqa: E402
+from DiDALib.models.speed import images_per_second  # noqa: E402
 from DiDALib.models.timm_models import build_timm  # noqa: E402
 from DiDALib.phantom import CLASS_TITLES, CLASSES, make_dataset  # noqa: E402
 
@@ -108,23 +109,6 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
     k = len(CLASSES)
     cm = np.bincount(y.numpy() * k + pred.numpy(), minlength=k * k).reshape(k, k)
     return float((pred == y).float().mean()), cm
-
-
-def throughput(model: torch.nn.Module, spec: ModelSpec, batch: int = 8, seconds: float = 3.0) -> float:
-    """Inference images/s at DiDA's CPU batch size, channels-last (best of three runs, to dampen other load)."""
-    model = model.eval().to(memory_format=torch.channels_last)
-    x = torch.zeros((batch, spec.channels, *spec.input_size)).contiguous(memory_format=torch.channels_last)
-    best = 0.0
-    with torch.inference_mode():
-        for _ in range(5):
-            model(x)
-        for _ in range(3):
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < seconds / 3:
-                model(x)
-                n += batch
-            best = max(best, n / (time.perf_counter() - t0))
-    return best
 
 
 def format_confusion(cm: np.ndarray) -> str:
@@ -263,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     model = model.to(memory_format=torch.contiguous_format)
     accuracy, cm = evaluate(model, x_eval, y_eval)
     out = save_model_package(args.out, spec, model)
-    ips = throughput(model, spec)
+    ips = images_per_second(model, spec)
     weights_kb = (out / spec.weights).stat().st_size / 1024
     print(f"\nheld-out accuracy: {100 * accuracy:.1f} % ({int(np.trace(cm))}/{int(cm.sum())})")
     print("confusion matrix (rows true, columns predicted):", ", ".join(CLASSES))

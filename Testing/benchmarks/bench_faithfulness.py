@@ -3,8 +3,9 @@
     python Testing/benchmarks/bench_faithfulness.py --json                       # the defaults (README figures)
     python Testing/benchmarks/bench_faithfulness.py --per-class 2 --fill-per-class 1 --json     # a quick look
     python Testing/benchmarks/bench_faithfulness.py --seed 4099 --per-class 3 --candidates --json  # the selection
+    python Testing/benchmarks/bench_faithfulness.py --real /path/to/kermany2018 --json   # real B-scans (below)
 
-The bundled demo model explains synthetic phantoms whose lesions are known pixel by pixel, drawn from a seed no
+The phantom model (``Resources/DemoModel``) explains synthetic phantoms whose lesions are known pixel by pixel, drawn from a seed no
 test uses (the default 31337), keeping those the model classifies right. Every map is scored for the true class
 with the metrics of ``DiDALib.evaluation.metrics`` (pointing game, relevance mass, deletion AUC most relevant
 first, ABPC = LeRF minus MoRF deletion AUC, insertion AUC from a blurred start), deletion filling pixels as DiDA
@@ -14,6 +15,9 @@ for every fill, or the run fails (exit code 1): that checks the metric code itse
 
 ``--candidates`` adds the grid schedules and readouts the evidence schedule was chosen from; that is run on the
 selection seed 4099 only, so the reported phantoms never took part in the choice.
+
+``--real DATA`` is the real-data mode (``faithfulness_real.py``): the bundled demo model on validation B-scans of
+its split, deletion, insertion and ABPC for DiDA and the other explainers at the same budget (no lesion masks).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # faithfulness_real.py, the real-data mode
 
 from DiDALib import EVIDENCE_GRIDS, PAPER_GRIDS, DiDAEngine, evidence_map, mixed_image  # noqa: E402
 from DiDALib.engine.grid import grid_size, passes_per_image  # noqa: E402
@@ -41,7 +46,7 @@ from DiDALib.evaluation import metrics as M  # noqa: E402
 from DiDALib.evaluation.cases import LESIONS, phantom_cases  # noqa: E402
 from DiDALib.evaluation.dida_runs import part, probability_result  # noqa: E402
 from DiDALib.maps.mixing import cell_map  # noqa: E402
-from DiDALib.models.package import demo_model_path, load_model_package  # noqa: E402
+from DiDALib.models.package import load_model_package, phantom_model_path  # noqa: E402
 from DiDALib.pipeline import ExplainSettings, engine_fill  # noqa: E402
 
 BENCH_SEED = 31337  # phantoms of the report: no test, no training run and no selection uses this seed
@@ -230,27 +235,28 @@ def _interval(values, labels, seed) -> list[float]:
     return [round(v, 4) for v in M.bootstrap_mean(np.asarray(values), np.asarray(labels), seed=seed)]
 
 
-def summarise(rows: list[dict], seed: int) -> dict:
-    """Per explainer and score mode: every metric's mean with its bootstrap interval, and per lesion class."""
+def summarise(rows: list[dict], seed: int, metrics: tuple[str, ...] = METRICS,
+              classes: tuple[str, ...] = LESIONS) -> dict:
+    """Per explainer and score mode: every metric's mean with its bootstrap interval, and per class."""
     out = {}
     for key in dict.fromkeys((r["explainer"], r["score"]) for r in rows):
         rs = sorted(_select(rows, explainer=key[0], score=key[1]), key=lambda r: r["case"])
         labels = [r["label"] for r in rs]
-        entry = {m: _interval([r[m] for r in rs], labels, seed) for m in METRICS}
+        entry = {m: _interval([r[m] for r in rs], labels, seed) for m in metrics}
         entry["passes"] = rs[0]["passes"]
         entry["per_class"] = {c: {m: round(float(np.mean([r[m] for r in rs if r["label"] == c])), 4)
-                                  for m in METRICS} for c in LESIONS if c in labels}
+                                  for m in metrics} for c in classes if c in labels}
         out[f"{key[0]}|{key[1]}"] = entry
     return out
 
 
-def paired(rows: list[dict], a: str, b: str, seed: int) -> dict:
-    """Mean difference a - b per metric over the same phantoms, with its bootstrap interval."""
+def paired(rows: list[dict], a: str, b: str, seed: int, metrics: tuple[str, ...] = METRICS) -> dict:
+    """Mean difference a - b per metric over the same images, with its bootstrap interval."""
     ra = {r["case"]: r for r in rows if f"{r['explainer']}|{r['score']}" == a}
     rb = {r["case"]: r for r in rows if f"{r['explainer']}|{r['score']}" == b}
     common = sorted(set(ra) & set(rb))
     labels = [ra[c]["label"] for c in common]
-    return {m: _interval([ra[c][m] - rb[c][m] for c in common], labels, seed) for m in METRICS}
+    return {m: _interval([ra[c][m] - rb[c][m] for c in common], labels, seed) for m in metrics}
 
 
 def sanity(table: dict) -> list[str]:
@@ -286,7 +292,8 @@ def done_when(table: dict, pairs: dict, budget: int, rise_masks: int) -> dict:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=BENCH_SEED, help="phantom seed (default %(default)s)")
-    p.add_argument("--per-class", type=int, default=6, help="phantoms per lesion class (default %(default)s)")
+    p.add_argument("--per-class", type=int, help="phantoms per lesion class (default 6), or real B-scans per class "
+                   "with --real (default 20)")
     p.add_argument("--fill-per-class", type=int, default=3,
                    help="phantoms per class for the fill study's other fills (default %(default)s)")
     p.add_argument("--fills", default=",".join(FILLS), help="fills to study (default %(default)s)")
@@ -298,14 +305,23 @@ def main(argv=None) -> dict:
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
                    help="run the model through onnxruntime (default, same logits, faster) or eager PyTorch")
     p.add_argument("--bootstrap-seed", type=int, default=0)
+    p.add_argument("--real", metavar="DATA", help="the real-data mode (faithfulness_real.py): labelled B-scans of "
+                   "this folder, e.g. the Kermany 2018 images, the validation part of the model's split")
+    p.add_argument("--model", help="with --real: the model package (default: the bundled demo model)")
+    p.add_argument("--split", help="with --real: the split list (default: split.csv in the model package)")
+    p.add_argument("--methods", help="with --real: only these explainers (comma-separated names)")
+    p.add_argument("--gradcam-layer", default="layer4", help="with --real: the model layer of Grad-CAM")
     p.add_argument("--out", help="also write the JSON here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
+    if args.real:
+        return _real(args, argv)
+    args.per_class = 6 if args.per_class is None else args.per_class
     if args.candidates and args.seed == BENCH_SEED:
         p.error(f"--candidates is for choosing, on the selection seed (--seed {SELECTION_SEED}), never the report's")
     started = time.perf_counter()
     torch.manual_seed(0)
-    package = load_model_package(demo_model_path())
+    package = load_model_package(phantom_model_path())
     cases = phantom_cases(package, args.seed, args.per_class)
     normals = phantom_cases(package, args.seed + 1, args.per_class, labels=("normal",))
     normals += [c for c in cases if c.label not in FLUID]
@@ -379,6 +395,19 @@ def main(argv=None) -> dict:
     if any(failures.values()):
         _log(f"the metric check failed: {failures}")
         raise SystemExit(1)
+    return out
+
+
+def _real(args, argv) -> dict:
+    from faithfulness_real import markdown, run_real
+
+    args.per_class = 20 if args.per_class is None else args.per_class
+    args.argv = list(argv if argv is not None else sys.argv[1:])
+    out = run_real(args)
+    text = json.dumps(out, indent=1)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    print(text if args.json else markdown(out))
     return out
 
 

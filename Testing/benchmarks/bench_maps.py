@@ -37,7 +37,7 @@ from DiDALib.cli import explain as explain_cli  # noqa: E402
 from DiDALib.cli.demo import demo_volume  # noqa: E402
 from DiDALib.io import run_folder  # noqa: E402
 from DiDALib.io.run_maps import MapChoices  # noqa: E402
-from DiDALib.models.package import demo_model_path, load_model_package  # noqa: E402
+from DiDALib.models.package import load_model_package, phantom_model_path  # noqa: E402
 from DiDALib.pipeline import ExplainSettings  # noqa: E402
 
 WITH = MapChoices(contrasts=("top",), views=("classes", "contrast", "scale"))
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
-    package = load_model_package(demo_model_path())
+    package = load_model_package(phantom_model_path())
     package.model = CountingModel(package.model).eval()
     volume, truths = demo_volume(args.bscans)
     indices = list(range(volume.n_bscans))

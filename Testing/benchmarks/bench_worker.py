@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from DiDALib.models.package import demo_model_path  # noqa: E402
+from DiDALib.models.package import phantom_model_path  # noqa: E402
 from DiDALib.phantom import make_volume  # noqa: E402
 from DiDALib.worker.client import WorkerClient  # noqa: E402
 from DiDALib.worker.protocol import JobRequest, ModelRequest  # noqa: E402
@@ -105,7 +105,7 @@ def in_process_first_grid(explainer, bscans) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="model package (default: the bundled demo model)")
+    parser.add_argument("--model", type=Path, default=None, help="model package (default: the phantom model)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runtime", default="auto", help="the worker's and the in-process twin's runtime")
     parser.add_argument("--grids", default="7,9,11,13,15,17,19,21", help="grid sizes (default: the paper's)")
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="warm second jobs (each with its in-process twin)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    model = ModelRequest(str(args.model or demo_model_path()))
+    model = ModelRequest(str(args.model or phantom_model_path()))
     settings = {"grids": [int(n) for n in args.grids.split(",")], "device": args.device, "runtime": args.runtime}
     bscans, _labels, _masks = make_volume(n_bscans=max(2, args.volume), seed=4)
     report = {"model": model.path, "settings": settings, "bscan_shape": list(bscans.shape[1:]),

@@ -38,7 +38,7 @@ from DiDALib.evaluation.cases import LESIONS, Case, phantom_cases
 from DiDALib.evaluation.dida_runs import part
 from DiDALib.maps.contrast import contrast_result
 from DiDALib.maps.enface import enface_map
-from DiDALib.models.package import demo_model_path, load_model_package
+from DiDALib.models.package import load_model_package, phantom_model_path
 from DiDALib.phantom import CLASSES, make_dataset, make_volume
 from DiDALib.pipeline import ExplainSettings, VolumeExplainer, engine_fill
 
@@ -102,7 +102,7 @@ def test_metrics_give_their_known_values_on_hand_made_maps():
 
 @pytest.fixture(scope="module")
 def demo():
-    package = load_model_package(demo_model_path())
+    package = load_model_package(phantom_model_path())
     assert package.spec.demo and list(package.spec.classes) == list(CLASSES)
     return package
 

@@ -159,11 +159,11 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
         assert shipped[tgt].read_bytes() == original.read_bytes(), f"{tgt} is not a copy of {original}"
     assert f"UNITTEST {ROOT / 'DiDA' / 'DiDA.py'}" in lines
     # The demo model lands beside DiDALib, where DiDALib.models.demo_model_path() looks.
-    package = ROOT / "Resources" / "DemoModel" / "model.json"
+    package = ROOT / "Resources" / "Models" / "kermany-oct" / "model.json"
     demo = ["model.json", json.loads(package.read_text()).get("weights", "model.safetensors")] \
         if package.exists() else []
     demo = sorted(demo + (["MODEL_CARD.md"] if demo and (package.parent / "MODEL_CARD.md").exists() else []))
-    copied = build / "lib/Slicer-5.10/qt-scripted-modules/Resources/DemoModel"
+    copied = build / "lib/Slicer-5.10/qt-scripted-modules/Resources/Models/kermany-oct"
     assert sorted(p.name for p in copied.glob("*")) == demo
     for name in demo:
         assert (copied / name).read_bytes() == (package.parent / name).read_bytes()
@@ -173,7 +173,7 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
     for tgt, src in shipped.items():
         (installed / tgt).parent.mkdir(parents=True, exist_ok=True)
         (installed / tgt).write_bytes(src.read_bytes())
-    shutil.copytree(copied, installed / "Resources" / "DemoModel")
+    shutil.copytree(copied, installed / "Resources" / "Models" / "kermany-oct")
     # What CTK installs: the demo model once (it was installed twice), and the stored result DiDATest shows
     # without torch (20 KB: it is packaged, so DiDATest runs in an installed extension too).
     run = subprocess.run([CMAKE, "--install", str(build), "--prefix", str(tmp_path / "prefix")], capture_output=True,
@@ -183,7 +183,7 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
     twice = sorted({p for p in done if done.count(p) > 1})
     assert not twice, f"installed twice: {twice}"
     modules = tmp_path / "prefix" / "lib/Slicer-5.10/qt-scripted-modules"
-    assert sorted(p.name for p in (modules / "Resources" / "DemoModel").iterdir()) == demo
+    assert sorted(p.name for p in (modules / "Resources" / "Models" / "kermany-oct").iterdir()) == demo
     assert (modules / "Resources" / "Testing" / "dida_results.npz").is_file()
     stored = build / "lib/Slicer-5.10/qt-scripted-modules/Resources/Testing/dida_results.npz"
     assert stored.read_bytes() == (ROOT / "Testing" / "Data" / "dida_results.npz").read_bytes()
@@ -200,7 +200,7 @@ def test_configure_with_a_stand_in_slicer_ships_module_and_library(tmp_path):
     assert run.returncode == 0, run.stderr
     where, demo_path, stored_path = run.stdout.split()
     assert Path(where) == installed / "DiDALib" / "__init__.py"
-    assert Path(demo_path) == installed / "Resources" / "DemoModel"
+    assert Path(demo_path) == installed / "Resources" / "Models" / "kermany-oct"
     assert Path(stored_path) == installed / "Resources" / "Testing" / "dida_results.npz"
 
 

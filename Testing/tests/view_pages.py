@@ -1,4 +1,4 @@
-"""Result folders for the page tests and the page benchmark: a real run of the demo model on phantom B-scans, a
+"""Result folders for the page tests and the page benchmark: a real run of the phantom model on phantom B-scans, a
 real run on the Spectralis line scan, and a synthetic result of any size (d values made up, with the demo's shapes)
 written exactly as ``dida explain`` writes its files, so ``dida view`` reads it like any result."""
 
@@ -16,15 +16,15 @@ GRIDS = (3, 5)
 
 
 def demo_result(out: Path, n_bscans: int = 3) -> Path:
-    """The demo model on ``n_bscans`` phantom B-scans (with their diagnoses), every class shown, ``GRIDS``."""
+    """The phantom model on ``n_bscans`` phantom B-scans (with their diagnoses), every class shown, ``GRIDS``."""
     from DiDALib.cli.demo import demo_volume
     from DiDALib.cli.explain import run_explain
-    from DiDALib.models.package import demo_model_path, load_model_package
+    from DiDALib.models.package import load_model_package, phantom_model_path
     from DiDALib.pipeline import ExplainSettings
 
     volume, truths = demo_volume(n_bscans)
     settings = ExplainSettings(grids=GRIDS, device="cpu", classes="all")
-    run_explain(volume, load_model_package(demo_model_path()), settings, list(range(n_bscans)), out, truths=truths,
+    run_explain(volume, load_model_package(phantom_model_path()), settings, list(range(n_bscans)), out, truths=truths,
                 quiet=True)
     return out
 

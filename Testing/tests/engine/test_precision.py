@@ -12,7 +12,7 @@ import torch
 from conftest import probability_deltas
 
 from DiDALib import DiDAEngine
-from DiDALib.models.package import demo_model_path, load_model_package
+from DiDALib.models.package import load_model_package, phantom_model_path
 from DiDALib.models.preprocess import preprocess_bscan
 from DiDALib.phantom import make_bscan
 
@@ -24,7 +24,7 @@ def _probability_deltas(result) -> dict[int, np.ndarray]:
 
 
 def _relative_errors(device: str, precision: str, label: str, grids) -> dict[str, float]:
-    package = load_model_package(demo_model_path())
+    package = load_model_package(phantom_model_path())
     bscan, _ = make_bscan(label, np.random.default_rng(11))
     x, region = preprocess_bscan(bscan, package.spec)
     ref = DiDAEngine(package.model, device=device, score="logits", precision="float32").explain(x, grids, region)
