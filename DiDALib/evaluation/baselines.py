@@ -94,3 +94,30 @@ def centre_map(shape: tuple[int, int]) -> np.ndarray:
 def oracle_map(mask: np.ndarray) -> np.ndarray:
     """Sanity map: the lesion itself (1 on it, 0 elsewhere): what a perfect localiser would show."""
     return np.asarray(mask, dtype=np.float32)
+
+
+def shapley_sampling_map(score: ScoreFn, image: torch.Tensor, fill: torch.Tensor, class_index: int, cells: int = 7,
+                         permutations: int = 35, region: tuple[int, int, int, int] | None = None,
+                         batch_size: int = 64) -> tuple[np.ndarray, int]:
+    """captum's ``ShapleyValueSampling`` over DiDA's ``cells`` x ``cells`` cells of ``region``: ``permutations``
+    random orders, one class per call (captum's scorer must return one number per image). A pixel outside the
+    region is a feature of its own whose baseline is the image itself (it changes nothing; its passes count).
+    Returns the (H, W) map of ``class_index`` and the passes used (per class)."""
+    from captum.attr import ShapleyValueSampling
+
+    from ..engine.grid import cell_index_map
+
+    c, h, w = image.shape
+    top, left, rh, rw = region or (0, 0, h, w)
+    outside = cells * cells
+    mask = np.full((h, w), outside, dtype=np.int64)
+    mask[top : top + rh, left : left + rw] = cell_index_map(rh, rw, cells)
+    features = outside + int((mask == outside).any())
+    inside = torch.from_numpy(mask != outside).to(image.device)
+    baseline = torch.where(inside, fill.expand_as(image), image)[None]
+    feature_mask = torch.from_numpy(mask).to(image.device)[None, None].expand(1, c, h, w)
+    with torch.no_grad():
+        attr = ShapleyValueSampling(lambda x: score(x)[:, class_index]).attribute(
+            image[None], baselines=baseline, feature_mask=feature_mask, n_samples=permutations,
+            perturbations_per_eval=batch_size)
+    return attr[0].sum(dim=0).float().cpu().numpy() / c, permutations * features + 1

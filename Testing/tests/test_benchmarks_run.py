@@ -49,3 +49,11 @@ def test_view_benchmark_runs():
     need_browser()
     out = _run("bench_view.py", "--bscans", "2")
     assert out["bscans"] == 2 and out["page_mb"] > 0 and out["open_first_s"] > 0
+
+
+def test_shapley_benchmark_runs():
+    out = _run("bench_shapley.py", "--device", "cpu", "--model", "test_efficientnet", "--input-size", "32",
+               "--channels", "1", "--grids", "2,3", "--shapley-grids", "2", "--permutations", "2", "--rounds", "1")
+    assert out["passes"]["shapley"] <= out["passes"]["paper"] == 14 and out["shapley_permutations"] == [4]
+    assert out["seconds_per_bscan"]["captum_shapley_one_class"] > 0 and out["speedup_vs_captum_all_classes"] > 0
+
