@@ -108,11 +108,7 @@ def main(argv=None) -> dict:
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }
-    if args.json:
-        print(json.dumps(out))
-    else:
-        for k, v in out.items():
-            print(f"{k:>30}: {v}")
+    print(json.dumps(out) if args.json else "\n".join(f"{k:>30}: {v}" for k, v in out.items()))
     return out
 
 
