@@ -96,28 +96,21 @@ def oracle_map(mask: np.ndarray) -> np.ndarray:
     return np.asarray(mask, dtype=np.float32)
 
 
-def shapley_sampling_map(score: ScoreFn, image: torch.Tensor, fill: torch.Tensor, class_index: int, cells: int = 7,
-                         permutations: int = 35, region: tuple[int, int, int, int] | None = None,
-                         batch_size: int = 64) -> tuple[np.ndarray, int]:
-    """captum's ``ShapleyValueSampling`` over DiDA's ``cells`` x ``cells`` cells of ``region``: ``permutations``
-    random orders, one class per call (captum's scorer must return one number per image). A pixel outside the
-    region is a feature of its own whose baseline is the image itself (it changes nothing; its passes count).
-    Returns the (H, W) map of ``class_index`` and the passes used (per class)."""
+
+def shapley_cells_map(score: ScoreFn, image: torch.Tensor, fill: torch.Tensor, cells: np.ndarray, class_index: int,
+                      n_samples: int, seed: int = 0, batch_size: int = 64) -> tuple[np.ndarray, int]:
+    """captum's ``ShapleyValueSampling`` of one class (captum's scorer returns one number per image, so a class per
+    call) over ``cells``, the (H, W) cell number of every pixel (e.g. DiDA's 7 x 7 grid, ``cell_index_map``): each
+    cell's sampled Shapley value painted on its pixels, a hidden cell showing ``fill``. ``n_samples`` permutations
+    cost ``n_samples * cells + 1`` passes; they are drawn from torch's generator seeded with ``seed`` (the caller's
+    generator is left as it was). Returns the (H, W) map and the passes used."""
     from captum.attr import ShapleyValueSampling
 
-    from ..engine.grid import cell_index_map
-
     c, h, w = image.shape
-    top, left, rh, rw = region or (0, 0, h, w)
-    outside = cells * cells
-    mask = np.full((h, w), outside, dtype=np.int64)
-    mask[top : top + rh, left : left + rw] = cell_index_map(rh, rw, cells)
-    features = outside + int((mask == outside).any())
-    inside = torch.from_numpy(mask != outside).to(image.device)
-    baseline = torch.where(inside, fill.expand_as(image), image)[None]
-    feature_mask = torch.from_numpy(mask).to(image.device)[None, None].expand(1, c, h, w)
-    with torch.no_grad():
-        attr = ShapleyValueSampling(lambda x: score(x)[:, class_index]).attribute(
-            image[None], baselines=baseline, feature_mask=feature_mask, n_samples=permutations,
-            perturbations_per_eval=batch_size)
-    return attr[0].sum(dim=0).float().cpu().numpy() / c, permutations * features + 1
+    feature_mask = torch.from_numpy(np.asarray(cells, dtype=np.int64)).to(image.device)[None, None].expand(1, c, h, w)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        attr = ShapleyValueSampling(score).attribute(
+            image[None], baselines=fill.expand_as(image)[None].contiguous(), target=int(class_index),
+            feature_mask=feature_mask, n_samples=n_samples, perturbations_per_eval=batch_size)
+    return attr[0].sum(dim=0).float().cpu().numpy() / c, n_samples * int(np.unique(cells).size) + 1

@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from DiDALib import EVIDENCE_GRIDS, PAPER_GRIDS, DiDAEngine, evidence_map, mixed_image  # noqa: E402
-from DiDALib.engine.grid import grid_size, passes_per_image  # noqa: E402
+from DiDALib.engine.grid import cell_index_map, grid_size, passes_per_image  # noqa: E402
 from DiDALib.engine.masks import fill_image, gaussian_blur  # noqa: E402
 from DiDALib.engine.schedule import format_grids, offset_grids  # noqa: E402
 from DiDALib.engine.estimators import SHAPLEY_GRIDS, Shapley, estimator_passes  # noqa: E402
@@ -192,10 +192,10 @@ def shapley_maps(ctx: dict, case, value, candidates: bool) -> tuple[dict[str, tu
 def captum_shapley(ctx: dict, case, fill_img) -> tuple[tuple[np.ndarray, int], float]:
     """captum's ShapleyValueSampling over DiDA's 7 x 7 cells, the true class only (one class per call), timed."""
     cells, permutations = CAPTUM_SHAPLEY
+    _, _, h, w = case.region  # the phantoms' region is the whole input
     started = time.perf_counter()
-    torch.manual_seed(ctx["args"].seed)  # captum draws its permutations from torch's generator
-    m = B.shapley_sampling_map(ctx["scorer"].probabilities, case.image, fill_img, case.class_index, cells,
-                               permutations, case.region)
+    m = B.shapley_cells_map(ctx["scorer"].probabilities, case.image, fill_img, cell_index_map(h, w, cells),
+                            case.class_index, permutations, seed=ctx["args"].seed)
     return m, time.perf_counter() - started
 
 

@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from DiDALib import PAPER_GRIDS, DiDAEngine, describe_device, resolve_device  # noqa: E402
+from DiDALib import PAPER_GRIDS, DiDAEngine, cell_index_map, describe_device, resolve_device  # noqa: E402
 from DiDALib.engine.estimators import SHAPLEY_GRIDS, Shapley, estimator_passes  # noqa: E402
-from DiDALib.evaluation.baselines import shapley_sampling_map  # noqa: E402
+from DiDALib.evaluation.baselines import shapley_cells_map  # noqa: E402
 
 
 def _log(message: str) -> None:
@@ -72,6 +72,7 @@ def main(argv=None) -> dict:
     batch = engine.batch_size
     x = image.to(device)
     fill = torch.zeros_like(x)
+    cells = cell_index_map(args.input_size, args.input_size, 7)
 
     def scores(batch: torch.Tensor) -> torch.Tensor:  # captum's batches in the engine's memory format, as DiDA's
         return engine.scores(batch.contiguous(memory_format=engine.memory_format))
@@ -82,8 +83,8 @@ def main(argv=None) -> dict:
         seconds = {
             "paper": _timed(device, lambda: engine.explain(image, grids=grids)),
             "shapley": _timed(device, lambda: engine.explain(image, grids=shapley_grids, estimator=shapley)),
-            "captum": _timed(device, lambda: shapley_sampling_map(scores, x, fill, 0, 7, args.permutations,
-                                                                  batch_size=batch)),
+            "captum": _timed(device, lambda: shapley_cells_map(scores, x, fill, cells, 0, args.permutations,
+                                                               batch_size=batch)),
         }
         best = {k: min(best[k], v) for k, v in seconds.items()}
         _log(f"round {r + 1}: " + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items()))

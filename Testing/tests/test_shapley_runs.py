@@ -32,10 +32,11 @@ def package(tmp_path_factory):
 def test_explain_with_shapley_records_the_estimator_and_view_reads_it(tmp_path, capsys, package):
     source = write_sample("nrrd", tmp_path / "v.nrrd", _bscans(2))
     out = tmp_path / "out"
-    code, _, err = _run(capsys, "explain", source, "--model", package, "--out", out, "--estimator", "shapley",
-                        "--grids", "2,3", "--permutations", "4,6", "--seed", "5", "--device", "cpu", "--quiet",
-                        "--view", "classes,contrast,scale")
+    code, printed, err = _run(capsys, "explain", source, "--model", package, "--out", out, "--estimator", "shapley",
+                              "--grids", "2,3", "--permutations", "4,6", "--seed", "5", "--device", "cpu", "--quiet",
+                              "--view", "classes,contrast,scale")
     assert code == 0, err
+    assert "Shapley values (62 passes per B-scan): standard errors" in printed
     run = json.loads((out / "run.json").read_text())
     assert run["estimator"] == "shapley" and run["grids"] == [2, 3]
     shapley = run["shapley"]
