@@ -31,7 +31,7 @@ class EstimatorChoice(enum.Enum):
 
     def label(self):
         return {"leave-one-out": _("Leave-one-out d (paper)"),
-                "shapley": _("Shapley values (7 and 11 cells, same budget)")}[self.value]
+                "shapley": _("Shapley values (5 x 5 and 9 x 9 grids, same budget)")}[self.value]
 
 
 class FillChoice(enum.Enum):

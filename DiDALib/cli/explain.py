@@ -39,7 +39,7 @@ def add_parser(sub) -> None:
     e.add_argument("--grids", help="a grid schedule: paper (the default: the paper's 8 aligned grids 7-21, whose "
                    "Mixed Image the method shows), evidence (3 sizes at 2 x 2 half-cell offsets, for the most faithful "
                    "leave-one-out evidence map), or grid sizes such as 7,9,11 (N:K puts size N at K x K offsets); "
-                   "with --estimator shapley the default is 7,11")
+                   "with --estimator shapley the default is 5,9")
     e.add_argument("--estimator", choices=ESTIMATORS, default=LEAVE_ONE_OUT, help="what a cell's value is: "
                    "leave-one-out (default: the paper's d, the score change when the cell alone is hidden) or shapley "
                    "(its Shapley value: the average change over random orders of hiding the cells, which shares out "

@@ -66,7 +66,7 @@ CANDIDATE_SCHEDULES = {
 }
 #: DiDA's Shapley estimator: the schedule of the main table, and (``--shapley-candidates``) those it was chosen from, each
 #: (grids, permutations per grid or None for ``split_budget``'s), all within the paper's 1,737 passes.
-SHAPLEY_SCHEDULE = {"7,11": (SHAPLEY_GRIDS, None)}
+SHAPLEY_SCHEDULE = {",".join(map(str, SHAPLEY_GRIDS)): (SHAPLEY_GRIDS, None)}
 SHAPLEY_CANDIDATES = {
     "7": ((7,), None),
     "9": ((9,), None),
