@@ -111,18 +111,19 @@ class JobPlan:
 
 def pixel_cells(image_shape: tuple[int, int], region: tuple[int, int, int, int], key: GridKey,
                 device: torch.device) -> torch.Tensor:
-    """(H * W,) long on ``device``: the cell (``i * columns + j``) of grid ``key`` over ``region`` that holds each
-    pixel of the image, and the cell count for pixels outside the region (a column no job hides)."""
+    """(H * W,) int32 on ``device``: the cell (``i * columns + j``) of grid ``key`` over ``region`` that holds each
+    pixel of the image, and the cell count for pixels outside the region (a column no job hides). int32 halves the
+    plan's device memory against int64 (a plan keeps one map per grid)."""
     top, left, h, w = region
     rows, cols = grid_shape(key)
-    out = np.full(image_shape, rows * cols, dtype=np.int64)
+    out = np.full(image_shape, rows * cols, dtype=np.int32)
     out[top : top + h, left : left + w] = cell_index_map(h, w, key)
     return torch.from_numpy(out.ravel()).to(device)
 
 
 def original(image_shape: tuple[int, int], device: torch.device) -> Fixed:
     """Job 0: the image as it is (a one-cell partition that hides nothing)."""
-    return Fixed(None, (1, 1), 0, 1, torch.ones(image_shape[0] * image_shape[1], dtype=torch.long, device=device),
+    return Fixed(None, (1, 1), 0, 1, torch.ones(image_shape[0] * image_shape[1], dtype=torch.int32, device=device),
                  (False,))
 
 
