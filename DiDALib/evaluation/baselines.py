@@ -107,7 +107,8 @@ def shapley_cells_map(score: ScoreFn, image: torch.Tensor, fill: torch.Tensor, c
     from captum.attr import ShapleyValueSampling
 
     c, h, w = image.shape
-    feature_mask = torch.from_numpy(np.asarray(cells, dtype=np.int64)).to(image.device)[None, None].expand(1, c, h, w)
+    cells_t = torch.from_numpy(np.asarray(cells, dtype=np.int64)).to(image.device)
+    feature_mask = cells_t[None, None].expand(1, c, h, w).contiguous()  # captum flattens it with .view
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
         attr = ShapleyValueSampling(score).attribute(
