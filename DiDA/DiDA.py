@@ -16,10 +16,10 @@ import qt
 import slicer
 import vtk
 from DiDASlicer.app import layout_node
-from DiDASlicer.parameters import (ClassChoice, DeviceChoice, DisplayChoice, FillChoice, GridPreset, RuntimeOption,
-                                   ScopeChoice, ScoreChoice)
-from DiDASlicer.widgets import (device_text, enface_click_ras, enface_interactor, export_results, fill_combos,
-                                show_failure)
+from DiDASlicer.parameters import (ClassChoice, DeviceChoice, DisplayChoice, EstimatorChoice, FillChoice, GridPreset,
+                                   RuntimeOption, ScopeChoice, ScoreChoice)
+from DiDASlicer.widgets import (device_text, enable_grid_rows, enface_click_ras, enface_interactor, export_results,
+                                fill_combos, show_failure)
 from slicer import vtkMRMLScalarVolumeNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -130,6 +130,7 @@ class DiDAParameterNode:
     gridPreset: GridPreset = GridPreset.paper
     customGrids: str = "7, 11, 15"
     customWeights: str = ""
+    estimator: EstimatorChoice = EstimatorChoice.leave_one_out
     fill: FillChoice = FillChoice.background
     scoreMode: ScoreChoice = ScoreChoice.model
     runtime: RuntimeOption = RuntimeOption.auto
@@ -254,8 +255,7 @@ class DiDAWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.firstBScanSpinBox.maximum = last
             self.ui.lastBScanSpinBox.maximum = last
         self.ui.modelFolderPathLineEdit.enabled = not p.useDemoModel
-        self.ui.customGridsLineEdit.enabled = p.gridPreset == GridPreset.custom
-        self.ui.customWeightsLineEdit.enabled = p.gridPreset == GridPreset.custom
+        enable_grid_rows(self.ui, p)
         self.ui.classNamesLineEdit.enabled = p.classChoice == ClassChoice.named
         self.ui.rangeWidget.enabled = p.scope == ScopeChoice.range
         self.ui.explainBScanButton.enabled = bool(volume) and not running

@@ -13,7 +13,8 @@ The library is laid out by job:
 - ``pipeline`` (a volume and a model package to results), ``cli`` (the ``dida`` command), ``phantom``.
 
 The engine masks every cell of several grid sizes and records, for every class, how much the score falls
-(``d > 0``, evidence for) or rises (``d < 0``, evidence against); ``mixed_image`` and the colour functions turn
+(``d > 0``, evidence for) or rises (``d < 0``, evidence against), or each cell's Shapley value from random orders
+of hiding the cells (``explain(..., estimator=Shapley())``, read like d); ``mixed_image`` and the colour functions turn
 those numbers into the paper's Grid and Mixed Images, and ``evidence_map`` into one signed, measurable map per class
 (most faithful on the overlapping grids of ``EVIDENCE_GRIDS``).
 
@@ -34,6 +35,8 @@ _EXPORTS = {
     "Progress": ".engine.core",
     "as_image": ".engine.core",
     "DEFAULT_GRIDS": ".engine.grid",
+    "SHAPLEY_GRIDS": ".engine.estimators",
+    "Shapley": ".engine.estimators",
     "OffsetGrid": ".engine.grid",
     "grid": ".engine.grid",
     "passes_per_image": ".engine.grid",

@@ -16,6 +16,7 @@ from .engine.grid import DEFAULT_GRIDS, GridKey, check_weights, validate_grids
 from .engine.masks import FILL_NAMES
 from .engine.result import DiDAResult
 from .engine.scores import AUTO, check_score_mode, choose_auto
+from .engine.estimators import ESTIMATORS, LEAVE_ONE_OUT, SHAPLEY_GRIDS, Shapley, estimator_passes
 from .explanation import VolumeExplanation, chosen_bscans, class_indices, parse_top  # noqa: F401 (re-export)
 from .models.package import ModelPackage
 from .models.preprocess import input_region, preprocess_bscan
@@ -29,9 +30,12 @@ class ExplainSettings:
     fill is the B-scan's own lateral median (``"background"``): the faithfulness benchmark found that black, the
     paper's fill, looks like fluid to an OCT classifier (README, "Faithfulness"); ``fill="black"`` gives the
     paper's. ``runtime`` is what runs the model's passes on a CPU (``DiDALib.runtime``): ``auto`` the fastest
-    exact one, ``torch`` eager PyTorch as before."""
+    exact one, ``torch`` eager PyTorch as before.
+    ``estimator`` is ``"leave-one-out"`` (the paper's d) or ``"shapley"`` (Shapley values from
+    ``permutations`` per grid, None: the paper's budget split, drawn from ``seed``); ``grids=None`` takes the
+    estimator's own: the paper's for leave-one-out, ``SHAPLEY_GRIDS`` for Shapley."""
 
-    grids: tuple[GridKey, ...] = DEFAULT_GRIDS
+    grids: tuple[GridKey, ...] | None = None
     weights: tuple[float, ...] | None = None
     fill: str | float = "background"
     score: str | None = None
@@ -41,6 +45,27 @@ class ExplainSettings:
     batch_size: int | None = None
     compile: bool | str = False
     runtime: str = "auto"
+    estimator: str = LEAVE_ONE_OUT
+    permutations: tuple[int, ...] | int | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.grids is None:
+            self.grids = SHAPLEY_GRIDS if self.estimator == "shapley" else DEFAULT_GRIDS
+
+    def engine_estimator(self) -> str | Shapley:
+        """The estimator as the engine takes it (``engine.shapley.as_estimator``)."""
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator {self.estimator!r} is not known: use {', '.join(ESTIMATORS)}")
+        if self.estimator == LEAVE_ONE_OUT:
+            if self.permutations is not None:
+                raise ValueError("permutations are for the Shapley estimator: leave-one-out hides each cell once")
+            return LEAVE_ONE_OUT
+        return Shapley(self.permutations, self.seed)
+
+    def passes_per_image(self) -> int:
+        """Model passes per B-scan of these grids with this estimator."""
+        return estimator_passes(validate_grids(self.grids, 1 << 20, 1 << 20), self.engine_estimator())
 
     def check(self) -> None:
         """Validate what can be checked before a volume is read."""
@@ -54,6 +79,7 @@ class ExplainSettings:
         if self.score is not None:
             check_score_mode(self.score, allow_auto=True)
         check_runtime(self.runtime)
+        self.passes_per_image()  # the estimator, and Shapley's permutations for these grids
 
 
 def engine_fill(fill: str | float, package: ModelPackage):
@@ -143,7 +169,8 @@ class VolumeExplainer:
         self.resolve_score(np.asarray(bscan)[None])
         x, region = preprocess_bscan(bscan, self.package.spec)
         call = None if on_grid is None else (lambda _i, n, d, base: on_grid(index, n, d, base))
-        result = self.engine.explain(x, grids=self.settings.grids, region=region, on_grid=call, cancel=cancel)
+        result = self.engine.explain(x, grids=self.settings.grids, region=region, on_grid=call, cancel=cancel,
+                                     estimator=self.settings.engine_estimator())
         result.index = index
         return result
 
@@ -164,7 +191,8 @@ class VolumeExplainer:
         inputs = (preprocess_bscan(b[i], self.package.spec)[0] for i in chosen)
         call = None if on_grid is None else (lambda j, n, d, base: on_grid(chosen[j], n, d, base))
         for result in self.engine.explain_volume(inputs, grids=self.settings.grids, region=region, progress=progress,
-                                                 cancel=cancel, on_grid=call, total=len(chosen)):
+                                                 cancel=cancel, on_grid=call, total=len(chosen),
+                                                 estimator=self.settings.engine_estimator()):
             result.index = chosen[result.index]
             yield result
 

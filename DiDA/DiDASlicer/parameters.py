@@ -37,6 +37,15 @@ class GridPreset(enum.Enum):
                 "custom": _("Custom")}[self.value]
 
 
+class EstimatorChoice(enum.Enum):
+    leave_one_out = "leave-one-out"
+    shapley = "shapley"
+
+    def label(self):
+        return {"leave-one-out": _("Leave-one-out d (paper)"),
+                "shapley": _("Shapley values (5 x 5 and 9 x 9 grids, same budget)")}[self.value]
+
+
 class FillChoice(enum.Enum):
     background = "background"
     black = "black"

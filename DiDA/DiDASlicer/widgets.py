@@ -21,6 +21,14 @@ def fill_combos(boxes, items, currents) -> None:
         fill_combo(box, items, current)
 
 
+def enable_grid_rows(ui, p) -> None:
+    """The Method group's grid rows: Shapley values run on grids of their own, so the grid choice is off for them;
+    custom sizes and weights only with Custom."""
+    own = p.estimator.value == "leave-one-out"
+    ui.gridPresetComboBox.enabled = own
+    ui.customGridsLineEdit.enabled = ui.customWeightsLineEdit.enabled = own and p.gridPreset.value == "custom"
+
+
 def export_results(controller, volume) -> None:
     """Export results: ask for a folder, ask before replacing an earlier DiDA result there, and write the shown
     run's folder (``DiDALib.mrml.export``); a refusal or failure is one sentence in an error dialog."""

@@ -40,6 +40,11 @@ def print_written(out_dir: Path, summary: dict) -> None:
     print(f"DiDA explained {len(summary['bscans'])} B-scan(s) in {summary['seconds']} s on {summary['device']}"
           f"{runtime}; "
           f"classes shown: {', '.join(summary['classes_shown'])}")
+    errors = summary.get("shapley", {}).get("stderr")
+    if errors:  # how exact the sampled values are: each one's own standard error is in dida_results.npz
+        print(f"Shapley values ({summary['shapley']['passes_per_image']} passes per B-scan): standard errors "
+              f"{errors['median']:.2g} (median) to {errors['largest']:.2g}, largest |value| "
+              f"{errors['largest_abs_value']:.2g}")
     print(f"wrote {len(files)} file(s) to {out}:")
     for p in files:
         print(f"  {p.relative_to(out)}")

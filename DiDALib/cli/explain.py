@@ -10,13 +10,14 @@ from pathlib import Path
 
 from .. import __version__
 from ..engine.devices import describe_device
-from ..engine.grid import grid_size, passes_per_image
+from ..engine.grid import grid_size
 from ..engine.schedule import SCHEDULES, format_grids, parse_grids
 from ..engine.scores import AUTO, SCORE_MODES
+from ..engine.estimators import ESTIMATORS, LEAVE_ONE_OUT, SHAPLEY_GRIDS, describe
 from ..footprint import parse_size
 from ..io.output_dir import RUN_FORMAT, check_output, staged_output
 from ..io.registry import describe_formats, load_oct
-from ..io.run_folder import seal_run, spacing_field, volume_fields, write_run_files
+from ..io.run_folder import estimator_fields, seal_run, spacing_field, volume_fields, write_run_files
 from ..io.run_maps import MapChoices
 from ..io.volume import OCTVolume
 from ..models.package import ModelPackage, demo_model_path, load_model_package
@@ -36,9 +37,18 @@ def add_parser(sub) -> None:
     e.add_argument("--model", help="model package folder (default: the bundled demo model)")
     e.add_argument("--out", required=True, help="output folder (must be new or empty, unless --force)")
     e.add_argument("--bscans", default="all", help="all (default), center, or indices/ranges such as 0,3,5-9")
-    e.add_argument("--grids", default="paper", help="a grid schedule: paper (default: the paper's 8 aligned grids "
-                   "7-21, whose Mixed Image the method shows), evidence (3 sizes at 2 x 2 half-cell offsets, for the "
-                   "most faithful evidence map), or grid sizes such as 7,9,11 (N:K puts size N at K x K offsets)")
+    e.add_argument("--grids", help="a grid schedule: paper (the default: the paper's 8 aligned grids 7-21, whose "
+                   "Mixed Image the method shows), evidence (3 sizes at 2 x 2 half-cell offsets, for the most faithful "
+                   "leave-one-out evidence map), or grid sizes such as 7,9,11 (N:K puts size N at K x K offsets); "
+                   "with --estimator shapley the default is 5,9")
+    e.add_argument("--estimator", choices=ESTIMATORS, default=LEAVE_ONE_OUT, help="what a cell's value is: "
+                   "leave-one-out (default: the paper's d, the score change when the cell alone is hidden) or shapley "
+                   "(its Shapley value: the average change over random orders of hiding the cells, which shares out "
+                   "evidence a model sees in several cells; at most the paper's 1,737 passes per B-scan by default)")
+    e.add_argument("--permutations", help="with --estimator shapley: permutations per grid, one number for all or "
+                   "one per grid coarse to fine, even (antithetic pairs); default: the paper's budget shared out")
+    e.add_argument("--seed", type=int, default=0, help="with --estimator shapley: seed of the permutations "
+                   "(default 0; the same for every B-scan)")
     e.add_argument("--weights", help="one weight per grid size (default: finer grids slightly heavier)")
     e.add_argument("--fill", default="background", help="masked cells show: background (default: the B-scan's "
                    "lateral median, retina without the finding), black (the paper's; black looks like fluid to an "
@@ -116,7 +126,20 @@ def _typed_sizes(text: str, grids) -> list[int]:
     return sizes
 
 
+def shapley_options(args) -> dict:
+    """``--estimator``, ``--permutations`` and ``--seed`` as ``ExplainSettings`` fields."""
+    permutations = None
+    if args.permutations is not None:
+        if args.estimator != "shapley":
+            raise UsageError("--permutations is for --estimator shapley: leave-one-out hides each cell once")
+        counts = parse_ints(args.permutations, "--permutations")
+        permutations = counts[0] if len(counts) == 1 else tuple(counts)
+    return {"estimator": args.estimator, "permutations": permutations, "seed": args.seed}
+
+
 def settings_from_args(args) -> ExplainSettings:
+    if args.grids is None:
+        args.grids = ",".join(map(str, SHAPLEY_GRIDS)) if args.estimator == "shapley" else "paper"
     grids = parse_grid_option(args.grids)
     smallest = min(grid_size(g) for g in grids)
     if smallest < 1:
@@ -140,7 +163,11 @@ def settings_from_args(args) -> ExplainSettings:
     fill: str | float = args.fill
     s = ExplainSettings(grids=grids, weights=weights, fill=fill, score=args.score, classes=classes,
                         device=args.device, precision=args.precision, batch_size=args.batch_size,
-                        runtime=getattr(args, "runtime", "auto"))
+                        runtime=getattr(args, "runtime", "auto"), **shapley_options(args))
+    try:
+        s.passes_per_image()
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"--estimator shapley: {exc}") from None
     s.check()
     return s
 
@@ -172,7 +199,7 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
     check_pairs(maps, package.spec.classes)
     with staged_output(out_dir, force, protect, footprint.disk, "--out", note) as stage:
         started = time.perf_counter()
-        explanation = _explain(explainer, volume, indices, passes_per_image(settings.grids), quiet)
+        explanation = _explain(explainer, volume, indices, settings.passes_per_image(), quiet)
         seconds = time.perf_counter() - started
         classes = explanation.select_classes(settings.classes)
         summary = _summary(volume, package, settings, explainer, explanation, classes, seconds)
@@ -202,7 +229,7 @@ def _explain(explainer: VolumeExplainer, volume: OCTVolume, indices: Sequence[in
 def _summary(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings, explainer: VolumeExplainer,
              explanation: VolumeExplanation, classes: Sequence[int], seconds: float) -> dict:
     """What ``run.json`` says about a run (the files it wrote are added once they are written)."""
-    passes = passes_per_image(settings.grids)
+    passes = settings.passes_per_image()
     return {
         "format": RUN_FORMAT,
         "dida_version": __version__,
@@ -224,6 +251,7 @@ def _summary(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings
         "saturation_scale": explanation.scale(),
         "seconds": round(seconds, 2),
         "masked_images_per_bscan": passes - 1,
+        **estimator_fields(explanation, describe(settings.grids, settings.engine_estimator())),
         **spacing_field(volume),
     }
 

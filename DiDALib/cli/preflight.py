@@ -8,7 +8,6 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..engine.grid import passes_per_image
 from ..footprint import Footprint, available_memory, fitting_batch, loading_footprint, run_footprint
 from ..models.spec import ModelSpec, read_spec
 from ..pipeline import ExplainSettings, parse_top
@@ -41,7 +40,7 @@ def plan_run(n_bscans: int, bscan_shape: Sequence[int], spec: ModelSpec, setting
     batches up to 32 images: where those would not fit, the largest batch that does is fixed instead."""
     from ..engine.devices import CPU_BATCH_CANDIDATES, resolve_device
 
-    passes = passes_per_image(settings.grids)
+    passes = settings.passes_per_image()
     shown = shown_classes(settings.classes, len(spec.classes))
 
     def footprint(batch: int) -> Footprint:

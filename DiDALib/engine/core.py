@@ -12,10 +12,16 @@ import torch
 
 from ..runtime import RuntimeChoice, RuntimeRequest
 from .devices import MAX_CUDA_BATCH_SIZE, BatchSizeTuner, resolve_device, resolve_precision
-from .grid import DEFAULT_GRIDS, GridKey, cell_boxes, grid_shape, validate_grids
+from .estimators import LEAVE_ONE_OUT, Shapley, as_estimator
+from .grid import DEFAULT_GRIDS, GridKey, validate_grids
+from .inputs import as_image, cancel_requested, check_region, same_shape
 from .masks import FILL_NAMES, Fill, fill_image, mask_batch
+from .plan import JobPlan, leave_one_out_plan
 from .result import DiDAResult
 from .scores import check_score_mode, transform_scores
+from .shapley import shapley_plan
+
+__all__ = ["DiDACancelled", "DiDAEngine", "GridCallback", "ModelCallError", "Progress", "as_image"]
 
 ScoreMode = str  # one of scores.SCORE_MODES: "probabilities", "logits", "log-odds"
 GridCallback = Callable[[int, GridKey, np.ndarray, np.ndarray], None]
@@ -43,92 +49,16 @@ class Progress:
     passes_per_image: int
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """The jobs of one image: job 0 is the original (an empty box), then every cell of every grid, coarse first."""
-
-    grids: tuple[GridKey, ...]
-    boxes: torch.Tensor  # (J, 4) on the device
-    starts: tuple[int, ...]  # first job of each grid
-    shapes: tuple[tuple[int, int], ...]  # (rows, columns) of cells of each grid
-
-    @property
-    def num_jobs(self) -> int:
-        return int(self.boxes.shape[0])
-
-
 @dataclass
 class _Item:
     index: int
     image: torch.Tensor
     fill: torch.Tensor
-    plan: _Plan
+    plan: JobPlan
     region: tuple[int, int, int, int]
     scores: torch.Tensor | None = None
     cursor: int = 0
     reported: int = 0  # grids already passed to on_grid
-
-
-def _cancel_requested(cancel) -> bool:
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
-
-
-def as_image(image, name: str = "image") -> torch.Tensor:
-    """Check one model-input image and return it as a float32 (C, H, W) tensor (never a view the caller owns)."""
-    if isinstance(image, np.ndarray):
-        if image.dtype == bool or not (np.issubdtype(image.dtype, np.number)) or np.iscomplexobj(image):
-            raise TypeError(f"{name} has dtype {image.dtype}: DiDA needs real-valued pixels")
-        t = torch.from_numpy(np.array(image, dtype=np.float32, copy=True))
-    elif isinstance(image, torch.Tensor):
-        if image.dtype == torch.bool or image.is_complex():
-            raise TypeError(f"{name} has dtype {image.dtype}: DiDA needs real-valued pixels")
-        t = image.detach().to(torch.float32, copy=True)
-    else:
-        raise TypeError(f"{name} is a {type(image).__name__}: give a (C, H, W) numpy array or torch tensor")
-    if t.ndim != 3:
-        hint = " (a grey 2D image needs a channel axis: image[None])" if t.ndim == 2 else ""
-        raise ValueError(
-            f"{name} has {t.ndim} dimension(s), shape {tuple(t.shape)}: DiDA explains one (C, H, W) image "
-            f"in model-input form{hint}"
-        )
-    if min(t.shape) < 1:
-        raise ValueError(f"{name} is empty, shape {tuple(t.shape)}")
-    bad = int((~torch.isfinite(t)).sum())
-    if bad:
-        raise ValueError(
-            f"{name} has {bad} non-finite pixel(s) (NaN or inf): repair or replace them (e.g. numpy.nan_to_num) "
-            "before explaining"
-        )
-    return t
-
-
-def _same_shape(item: _Item, first: tuple[int, ...] | None) -> tuple[int, ...]:
-    """The shape every image of a volume must share (the first one's); a clear error for one that differs, before
-    images of different shapes meet in one batch."""
-    shape = tuple(item.image.shape[1:])
-    if first is not None and shape != first:
-        what = "their number of channels" if shape[0] != first[0] else "height x width"
-        raise ValueError(
-            f"image {item.index} has shape {shape} (C, H, W) but image 0 has {first}: they differ in {what}; "
-            "every image of a volume must have the same shape"
-        )
-    return shape
-
-
-def _check_region(region, height: int, width: int) -> tuple[int, int, int, int]:
-    if region is None:
-        return (0, 0, height, width)
-    try:
-        top, left, h, w = (int(v) for v in region)
-    except (TypeError, ValueError):
-        raise ValueError(f"region {region!r} must be (top, left, height, width)") from None
-    if top < 0 or left < 0 or h < 1 or w < 1 or top + h > height or left + w > width:
-        raise ValueError(f"region {(top, left, h, w)} does not lie inside the {height} x {width} image")
-    return (top, left, h, w)
 
 
 class DiDAEngine:
@@ -195,7 +125,7 @@ class DiDAEngine:
             batch_size = getattr(model, "fixed_batch_size", None)
         self._batch_size = int(batch_size) if batch_size is not None else None
         self._tuner: BatchSizeTuner | None = None
-        self._plans: dict[tuple, _Plan] = {}
+        self._plans: dict[tuple, JobPlan] = {}
         self.runtime_request = runtime if isinstance(runtime, RuntimeRequest) else RuntimeRequest(runtime)
         if compile and self.runtime_request.name != "torch":
             raise ValueError("compile=True and a runtime were both given: use runtime='compile' alone")
@@ -284,7 +214,8 @@ class DiDAEngine:
             self._tuner = BatchSizeTuner()
             return self._tuner.size
         probe = 8
-        x = mask_batch(item.image, item.fill, item.plan.boxes[:probe], memory_format=self.memory_format)
+        x = mask_batch(item.image, item.fill, item.plan.masks(0, min(probe, item.plan.num_jobs)),
+                       memory_format=self.memory_format)
         torch.cuda.synchronize(self.device)
         before = torch.cuda.memory_allocated(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
@@ -297,28 +228,24 @@ class DiDAEngine:
 
     # -- planning ------------------------------------------------------------------------------------------------
 
-    def _plan(self, region: tuple[int, int, int, int], grids) -> _Plan:
+    def _plan(self, shape: tuple[int, int], region: tuple[int, int, int, int], grids, estimator) -> JobPlan:
         top, left, h, w = region
         sizes = validate_grids(grids, h, w)
-        key = (region, sizes)
+        key = (shape, region, sizes, estimator)
         plan = self._plans.get(key)
         if plan is None:
-            boxes = [np.zeros((1, 4), dtype=np.int64)]
-            starts = []
-            offset = np.array([top, top, left, left], dtype=np.int64)
-            for g in sizes:
-                starts.append(sum(len(b) for b in boxes))
-                boxes.append(cell_boxes(h, w, g) + offset)
-            plan = _Plan(sizes, torch.from_numpy(np.concatenate(boxes)).to(self.device), tuple(starts),
-                         tuple(grid_shape(g) for g in sizes))
+            if isinstance(estimator, Shapley):
+                plan = shapley_plan(shape, region, sizes, estimator, self.device)
+            else:
+                plan = leave_one_out_plan(shape, region, sizes, self.device)
             self._plans[key] = plan
         return plan
 
-    def _start(self, image, index: int, grids, region) -> _Item:
+    def _start(self, image, index: int, grids, region, estimator) -> _Item:
         x = as_image(image, name=f"image {index}")
         _, h, w = x.shape
-        reg = _check_region(region, h, w)
-        plan = self._plan(reg, grids)
+        reg = check_region(region, h, w)
+        plan = self._plan((h, w), reg, grids, estimator)
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True)
         else:
@@ -337,15 +264,18 @@ class DiDAEngine:
         region: tuple[int, int, int, int] | None = None,
         on_grid: GridCallback | None = None,
         cancel=None,
+        estimator: str | Shapley | None = LEAVE_ONE_OUT,
     ) -> DiDAResult:
-        """DiDA of one (C, H, W) image in model-input form: the scores of the original and of every masked image.
+        """DiDA of one (C, H, W) image in model-input form: the scores of the original and every grid's values.
 
         ``grids`` are grid keys: sizes n (the paper's aligned grids, the default) or shifted grids, such as the
         evidence schedule ``EVIDENCE_GRIDS``. ``region`` = (top, left, height, width) limits the grids to part of
-        the input (a letterboxed B-scan); ``on_grid(index, n, deltas, base_scores)`` is called as soon as grid n
-        is done (coarsest first).
+        the input (a letterboxed B-scan); ``on_grid(index, n, values, base_scores)`` is called as soon as grid n
+        is done (coarsest first). ``estimator``: ``"leave-one-out"`` (the paper's d, one pass per cell) or
+        ``"shapley"`` / a ``Shapley`` (signed Shapley values from permutation walks, ``shapley.py``).
         """
-        return next(self.explain_volume([image], grids=grids, region=region, on_grid=on_grid, cancel=cancel))
+        return next(self.explain_volume([image], grids=grids, region=region, on_grid=on_grid, cancel=cancel,
+                                        estimator=estimator))
 
     def explain_volume(
         self,
@@ -356,14 +286,16 @@ class DiDAEngine:
         cancel=None,
         on_grid: GridCallback | None = None,
         total: int | None = None,
+        estimator: str | Shapley | None = LEAVE_ONE_OUT,
     ) -> Iterator[DiDAResult]:
         """DiDA of a stack of images (B-scans), yielded one result per image in order.
 
         Images are read from ``images`` lazily, and only the few whose masked images share the batch in flight are
         held, so memory stays bounded for any number of B-scans. ``cancel`` (a callable or a ``threading.Event``)
         is checked before every batch; when set, ``DiDACancelled`` is raised and the image in progress is dropped,
-        so every result that was yielded is complete.
+        so every result that was yielded is complete. ``estimator`` as in ``explain``.
         """
+        estimator = as_estimator(estimator)
         if total is None and hasattr(images, "__len__"):
             total = len(images)
         source = iter(images)
@@ -373,7 +305,7 @@ class DiDAEngine:
         num_classes = None
         first_shape = None
         while True:
-            if _cancel_requested(cancel):
+            if cancel_requested(cancel):
                 raise DiDACancelled(completed)
             pending = sum(item.plan.num_jobs - item.cursor for item in active)
             while not exhausted and (not active or pending < (self._batch_size or 1)):
@@ -382,8 +314,8 @@ class DiDAEngine:
                 except StopIteration:
                     exhausted = True
                     break
-                item = self._start(image, started, grids, region)
-                first_shape = _same_shape(item, first_shape)
+                item = self._start(image, started, grids, region, estimator)
+                first_shape = same_shape(item.index, item.image, first_shape)
                 started += 1
                 active.append(item)
                 pending += item.plan.num_jobs
@@ -453,13 +385,13 @@ class DiDAEngine:
     def _masked(self, pieces) -> torch.Tensor:
         if len(pieces) == 1:
             item, start, stop = pieces[0]
-            return mask_batch(item.image, item.fill, item.plan.boxes[start:stop], memory_format=self.memory_format)
+            return mask_batch(item.image, item.fill, item.plan.masks(start, stop), memory_format=self.memory_format)
         images = torch.cat([p[0].image for p in pieces])
         fills = torch.cat([p[0].fill.expand_as(p[0].image) for p in pieces])
         index = torch.cat([torch.full((stop - start,), k, dtype=torch.long, device=self.device)
                            for k, (_, start, stop) in enumerate(pieces)])
-        boxes = torch.cat([item.plan.boxes[start:stop] for item, start, stop in pieces])
-        return mask_batch(images, fills, boxes, index, self.memory_format)
+        hidden = torch.cat([item.plan.masks(start, stop) for item, start, stop in pieces])
+        return mask_batch(images, fills, hidden, index, self.memory_format)
 
     def _check_finite(self, scores: np.ndarray, index: int) -> None:
         bad = int((~np.isfinite(scores)).sum())
@@ -469,39 +401,35 @@ class DiDAEngine:
                 "weights and that the input is normalised the way the model expects"
             )
 
-    def _deltas(self, scores: np.ndarray, base: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        return (base[None, :] - scores).astype(np.float32).T.reshape(-1, *shape)
-
     def _report_grids(self, item: _Item, on_grid: GridCallback) -> None:
-        plan = item.plan
-        while item.reported < len(plan.grids):
-            g = item.reported
-            shape = plan.shapes[g]
-            stop = plan.starts[g] + shape[0] * shape[1]
-            if item.cursor < stop:
+        grids = item.plan.grids
+        while item.reported < len(grids):
+            segment = grids[item.reported]
+            if item.cursor < segment.stop:
                 return
-            rows = torch.cat([item.scores[:1], item.scores[plan.starts[g] : stop]]).cpu().numpy()
+            rows = item.scores[: segment.stop].cpu().numpy()
             self._check_finite(rows, item.index)
-            on_grid(item.index, plan.grids[g], self._deltas(rows[1:], rows[0], shape), rows[0].copy())
+            on_grid(item.index, segment.key, segment.values(rows)[0], rows[0].copy())
             item.reported += 1
 
     def _finish(self, item: _Item) -> DiDAResult:
         scores = item.scores.cpu().numpy()  # the one device-to-host copy of this image's scores
         self._check_finite(scores, item.index)
         base = scores[0]
-        plan = item.plan
-        deltas = {g: self._deltas(scores[s : s + rows * cols], base, (rows, cols))
-                  for g, s, (rows, cols) in zip(plan.grids, plan.starts, plan.shapes)}
+        values = {s.key: s.values(scores) for s in item.plan.grids}
         if self.class_names is not None and len(self.class_names) != base.shape[0]:
             raise ValueError(
                 f"the model returns {base.shape[0]} scores but {len(self.class_names)} class names were given"
             )
+        stderr = {g: se for g, (_, se) in values.items() if se is not None}
         return DiDAResult(
             base_scores=base.copy(),
-            deltas=deltas,
+            deltas={g: d for g, (d, _) in values.items()},
             image_shape=tuple(item.image.shape[2:]),
             region=item.region,
             score=self.score,
             index=item.index,
             class_names=self.class_names,
+            estimator=item.plan.estimator,
+            stderr=stderr or None,
         )

@@ -1,4 +1,4 @@
-"""Masked images on the device: fill values and one vectorised pass that hides one cell per image."""
+"""Masked images on the device: fill values and one vectorised pass that hides each image's cells."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def fill_image(image: torch.Tensor, fill: Fill, region: tuple[int, int, int, int
 def mask_batch(
     images: torch.Tensor,
     fills: torch.Tensor,
-    boxes: torch.Tensor,
+    hidden: torch.Tensor,
     image_index: torch.Tensor | None = None,
     memory_format: torch.memory_format = torch.contiguous_format,
 ) -> torch.Tensor:
@@ -93,18 +93,13 @@ def mask_batch(
 
     ``images`` (M, C, H, W) are the sources and ``fills`` (M, C, H, W) or (M, C, 1, 1) what their masked cells
     show. Row b of the batch is source ``image_index[b]`` (source 0 when ``image_index`` is None, which needs no
-    gather) with the box ``boxes[b] = (row0, row1, col0, col1)`` (end-exclusive) replaced by its fill; an empty
-    box (row0 == row1) leaves the image as it is.
+    gather) with the pixels where ``hidden[b]`` ((B, 1, H, W) bool, e.g. ``plan.JobPlan.masks``) is True
+    replaced by its fill; a mask without a True pixel leaves the image as it is.
     """
-    _, _, h, w = images.shape
-    rows = torch.arange(h, device=images.device).view(1, 1, h, 1)
-    cols = torch.arange(w, device=images.device).view(1, 1, 1, w)
-    r0, r1, c0, c1 = (boxes[:, k].view(-1, 1, 1, 1) for k in range(4))
-    inside = (rows >= r0) & (rows < r1) & (cols >= c0) & (cols < c1)
     if image_index is not None:
         images, fills = images[image_index], fills[image_index]
     elif images.shape[0] != 1:
         raise ValueError("image_index is needed when there is more than one source image")
-    # Broadcasting one source against B boxes writes each output pixel once, with no gathered copies.
-    out = torch.where(inside, fills, images)
+    # Broadcasting one source against B masks writes each output pixel once, with no gathered copies.
+    out = torch.where(hidden, fills, images)
     return out.contiguous(memory_format=memory_format)

@@ -17,6 +17,10 @@ class DiDAResult:
     ``d_ij = C_k(I_o) - C_k(M_ij)`` in float32 for every class k. The grids cut ``region`` = (top, left, height,
     width) of the model input of shape ``image_shape`` = (H, W). A shifted grid (``OffsetGrid``) is a key like a
     size, its array (K, rows, columns) with one more row or column where it is shifted.
+
+    ``estimator`` says what the values are: ``"leave-one-out"`` (the paper's d above) or ``"shapley"`` (each cell's
+    Shapley value, read exactly like d: signed, in score units, one array per grid; ``engine/shapley.py``), whose
+    standard errors ``stderr[n]`` has the same shapes (None for leave-one-out, which is exact).
     """
 
     base_scores: np.ndarray
@@ -26,6 +30,8 @@ class DiDAResult:
     score: str = "probabilities"
     index: int = 0
     class_names: tuple[str, ...] | None = field(default=None)
+    estimator: str = "leave-one-out"
+    stderr: dict[GridKey, np.ndarray] | None = None
 
     @property
     def grids(self) -> tuple[GridKey, ...]:

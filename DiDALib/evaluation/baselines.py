@@ -116,3 +116,24 @@ def centre_map(shape: tuple[int, int]) -> np.ndarray:
 def oracle_map(mask: np.ndarray) -> np.ndarray:
     """Sanity map: the lesion itself (1 on it, 0 elsewhere): what a perfect localiser would show."""
     return np.asarray(mask, dtype=np.float32)
+
+
+
+def shapley_cells_map(score: ScoreFn, image: torch.Tensor, fill: torch.Tensor, cells: np.ndarray, class_index: int,
+                      n_samples: int, seed: int = 0, batch_size: int = 64) -> tuple[np.ndarray, int]:
+    """captum's ``ShapleyValueSampling`` of one class (captum's scorer returns one number per image, so a class per
+    call) over ``cells``, the (H, W) cell number of every pixel (e.g. DiDA's 7 x 7 grid, ``cell_index_map``): each
+    cell's sampled Shapley value painted on its pixels, a hidden cell showing ``fill``. ``n_samples`` permutations
+    cost ``n_samples * cells + 1`` passes; they are drawn from torch's generator seeded with ``seed`` (the caller's
+    generator is left as it was). Returns the (H, W) map and the passes used."""
+    from captum.attr import ShapleyValueSampling
+
+    c, h, w = image.shape
+    cells_t = torch.from_numpy(np.asarray(cells, dtype=np.int64)).to(image.device)
+    feature_mask = cells_t[None, None].expand(1, c, h, w).contiguous()  # captum flattens it with .view
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        attr = ShapleyValueSampling(score).attribute(
+            image[None], baselines=fill.expand_as(image)[None].contiguous(), target=int(class_index),
+            feature_mask=feature_mask, n_samples=n_samples, perturbations_per_eval=batch_size)
+    return attr[0].sum(dim=0).float().cpu().numpy() / c, n_samples * int(np.unique(cells).size) + 1

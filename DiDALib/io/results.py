@@ -34,12 +34,16 @@ STEM_BYTES = 80
 #: Results with shifted grids (``OffsetGrid``): the grids are named in ``grid_keys``, and a reader of format 1
 #: refuses the file rather than reading only its aligned grids.
 RESULTS_FORMAT_OFFSETS = "dida-results/2"
+#: Results of an estimator other than leave-one-out (``estimator``; Shapley values with their standard errors in
+#: ``se_<grid>``): a reader of formats 1 and 2 refuses the file rather than showing the values as leave-one-out d.
+RESULTS_FORMAT_ESTIMATOR = "dida-results/3"
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 
 
-def _array_name(key) -> str:
-    """The npz entry of a grid's d: ``d_9`` for a size, ``d_9@1-2_0`` for a shifted grid ('/' would be a folder)."""
-    return "d_" + str(key).replace("/", "-")
+def _array_name(key, prefix: str = "d_") -> str:
+    """The npz entry of a grid's d: ``d_9`` for a size, ``d_9@1-2_0`` for a shifted grid ('/' would be a folder);
+    ``prefix="se_"`` names its standard errors."""
+    return prefix + str(key).replace("/", "-")
 
 
 def _stem(name: str) -> tuple[str, bool]:
@@ -127,8 +131,10 @@ def write_results(path: Path, explanation: VolumeExplanation, extra: dict | None
     idx = explanation.indices
     first = explanation.results[idx[0]]
     aligned = is_aligned(first.grids)
+    plain = first.estimator == "leave-one-out"
     arrays = {
-        "format": np.array(RESULTS_FORMAT if aligned else RESULTS_FORMAT_OFFSETS),
+        "format": np.array(RESULTS_FORMAT_ESTIMATOR if not plain else RESULTS_FORMAT if aligned
+                           else RESULTS_FORMAT_OFFSETS),
         "class_names": np.array(explanation.class_names, dtype=str),
         "bscans": np.array(idx, dtype=np.int64),
         "base_scores": explanation.scores().astype(np.float32),
@@ -139,12 +145,16 @@ def write_results(path: Path, explanation: VolumeExplanation, extra: dict | None
         "score": np.array(first.score),
         "meta": np.array(json.dumps(extra or {})),
     }
-    if not aligned:
+    if not aligned or not plain:
         arrays["grid_keys"] = np.array([str(g) for g in first.grids], dtype=str)
+    if not plain:
+        arrays["estimator"] = np.array(first.estimator)
     if explanation.weights is not None:
         arrays["weights"] = np.array(explanation.weights, dtype=np.float64)
     for n in first.grids:
         arrays[_array_name(n)] = np.stack([explanation.results[i].deltas[n] for i in idx]).astype(np.float32)
+        if first.stderr is not None:
+            arrays[_array_name(n, "se_")] = np.stack([explanation.results[i].stderr[n] for i in idx]).astype(np.float32)
     np.savez_compressed(path, **arrays)
     return path
 
@@ -157,7 +167,8 @@ def load_results(path: str | Path) -> VolumeExplanation:
     except (OSError, ValueError) as exc:
         raise ValueError(f"{p}: not a DiDA results file ({exc})") from None
     with data:
-        if "format" not in data or str(data["format"]) not in (RESULTS_FORMAT, RESULTS_FORMAT_OFFSETS):
+        if "format" not in data or str(data["format"]) not in (RESULTS_FORMAT, RESULTS_FORMAT_OFFSETS,
+                                                                 RESULTS_FORMAT_ESTIMATOR):
             raise ValueError(f"{p}: not a DiDA results file (expected format {RESULTS_FORMAT})")
         names = tuple(str(c) for c in data["class_names"])
         if "grid_keys" in data:
@@ -167,6 +178,8 @@ def load_results(path: str | Path) -> VolumeExplanation:
         region = tuple(int(v) for v in data["region"])
         image_shape = tuple(int(v) for v in data["image_shape"])
         weights = tuple(float(w) for w in data["weights"]) if "weights" in data else None
+        estimator = str(data["estimator"]) if "estimator" in data else "leave-one-out"
+        errors = all(_array_name(n, "se_") in data for n in grids)
         out = VolumeExplanation(names, {}, tuple(int(v) for v in data["bscan_shape"]), weights)
         for row, i in enumerate(int(v) for v in data["bscans"]):
             out.results[i] = DiDAResult(
@@ -177,5 +190,7 @@ def load_results(path: str | Path) -> VolumeExplanation:
                 score=str(data["score"]),
                 index=i,
                 class_names=names,
+                estimator=estimator,
+                stderr={n: data[_array_name(n, "se_")][row] for n in grids} if errors else None,
             )
     return out

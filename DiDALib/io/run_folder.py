@@ -10,6 +10,8 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from ..explanation import VolumeExplanation
 from .output_dir import RUN_FILE, staged_output
 from .results import RESULTS_FILE, write_maps, write_results, write_scores
@@ -22,6 +24,20 @@ def volume_fields(volume: OCTVolume) -> dict:
     and its spacing (in mm, or in pixels when the file gave none)."""
     return {"input": volume.source, "input_format": volume.format,
             **({"scan_geometry": volume.describe()} if not volume.cartesian else {})}
+
+
+def estimator_fields(explanation: VolumeExplanation, description: dict) -> dict:
+    """What ``run.json`` says about the estimator (``description``: ``engine.shapley.describe``'s plain values):
+    its name and, for Shapley values, its permutations and seed and how large the values' standard errors are
+    (each value's own is in ``dida_results.npz``)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in description.items()}
+    errors = [s for r in explanation.results.values() for s in (r.stderr or {}).values()]
+    if errors and "shapley" in out:
+        values = np.concatenate([d.ravel() for r in explanation.results.values() for d in r.deltas.values()])
+        flat = np.concatenate([s.ravel() for s in errors])
+        out["shapley"]["stderr"] = {"largest": float(flat.max()), "median": float(np.median(flat)),
+                                    "largest_abs_value": float(np.abs(values).max())}
+    return out
 
 
 def spacing_field(volume: OCTVolume) -> dict:

@@ -34,7 +34,8 @@ def contrast_result(result: DiDAResult, a: int | str, b: int | str) -> DiDAResul
     deltas = {n: (d[ka].astype(np.float32) - d[kb].astype(np.float32))[None] for n, d in result.deltas.items()}
     base = np.array([result.base_scores[ka] - result.base_scores[kb]], dtype=np.float32)
     return DiDAResult(base_scores=base, deltas=deltas, image_shape=result.image_shape, region=result.region,
-                      score=result.score, index=result.index, class_names=(contrast_name(names, ka, kb),))
+                      score=result.score, index=result.index, class_names=(contrast_name(names, ka, kb),),
+                      estimator=result.estimator)  # Shapley values are linear in the score: phi_a - phi_b is one
 
 
 def default_pairs(ranking: Sequence[float], rivals: int = DEFAULT_RIVALS) -> list[tuple[int, int]]:

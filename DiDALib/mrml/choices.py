@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..engine.estimators import LEAVE_ONE_OUT, SHAPLEY, SHAPLEY_GRIDS
 from ..engine.grid import check_weights, validate_grids
 from ..engine.schedule import SCHEDULES, grid_json
 from ..explanation import parse_top
@@ -28,13 +29,17 @@ def numbers(text: str, what: str) -> list[float]:
 
 
 def run_settings(grid_preset: str, custom_grids: str, custom_weights: str, fill: str, score: str,
-                 classes: str | Sequence[str], device: str, runtime: str = "auto") -> dict:
+                 classes: str | Sequence[str], device: str, runtime: str = "auto",
+                 estimator: str = LEAVE_ONE_OUT) -> dict:
     """``ExplainSettings`` fields as plain values for the worker (``score="model"`` takes the package's own); a
     preset other than ``"custom"`` is a named schedule (``engine.schedule.SCHEDULES``: ``"paper"``, ``"evidence"``),
     its grids in their JSON form (``grid_json``: a shifted grid as text). Grid sizes and weights are checked here,
-    so a bad choice fails before any run."""
+    so a bad choice fails before any run. The Shapley estimator runs on its own grids (``SHAPLEY_GRIDS``, the
+    paper's budget shared out), whatever the preset."""
     weights = None
-    if grid_preset != "custom":
+    if estimator == SHAPLEY:
+        grids = SHAPLEY_GRIDS
+    elif grid_preset != "custom":
         grids = SCHEDULES[grid_preset]
     else:
         sizes = numbers(custom_grids, "grid sizes")
@@ -48,7 +53,8 @@ def run_settings(grid_preset: str, custom_grids: str, custom_weights: str, fill:
     return {"grids": [grid_json(g) for g in grids], "weights": list(weights) if weights is not None else None,
             "fill": fill, "score": None if score == "model" else score,
             "classes": classes if isinstance(classes, str) else list(classes), "device": device,
-            "runtime": check_runtime(runtime)}
+            "runtime": check_runtime(runtime),
+            **({"estimator": SHAPLEY} if estimator == SHAPLEY else {})}
 
 
 def class_rule(choice: str, names: str) -> str | tuple[str, ...]:
@@ -140,7 +146,7 @@ def run_choices(p, current: bool) -> tuple[dict, list[int]]:
     ``.value`` and plain fields)."""
     rule = class_rule(p.classChoice.value, p.classNames)
     settings = run_settings(p.gridPreset.value, p.customGrids, p.customWeights, p.fill.value, p.scoreMode.value,
-                            rule, p.device.value, p.runtime.value)
+                            rule, p.device.value, p.runtime.value, p.estimator.value)
     volume = p.inputVolume
     indices = bscan_indices(volume, p.scope.value, int(p.firstBScan), int(p.lastBScan), current) if volume else []
     return settings, indices

@@ -12,7 +12,7 @@ from .. import __version__
 from ..engine.grid import passes_per_image
 from ..engine.schedule import format_grids, grid_json, grid_key
 from ..io.output_dir import RUN_FORMAT, check_output, foreign_files
-from ..io.run_folder import spacing_field, volume_fields, write_run_folder
+from ..io.run_folder import estimator_fields, spacing_field, volume_fields, write_run_folder
 from ..io.volume import OCTVolume
 from .session import ExplainSession
 from .volumes import oct_from_volume_node
@@ -49,7 +49,8 @@ def run_summary(session: ExplainSession, volume: OCTVolume) -> dict:
         "bscans": list(explanation.indices),
         "classes_shown": [explanation.class_names[k] for k in shown],
         "saturation_scale": explanation.scale(),
-        "masked_images_per_bscan": passes_per_image(grids) - 1,
+        "masked_images_per_bscan": info.get("shapley", {}).get("passes_per_image", passes_per_image(grids)) - 1,
+        **estimator_fields(explanation, {k: info[k] for k in ("estimator", "shapley") if k in info}),
         **spacing_field(volume),
         "exported_from": "3D Slicer, DiDA module",
     }

@@ -166,7 +166,8 @@ class ExplainSession:
         self.handle("ready", {"model": source, "path": source, "demo": True, "classes": list(explanation.class_names),
                               "score": first.score, "device": "none", "device_name": source, "grids": grids,
                               "weights": [float(w) for w in check_weights(explanation.weights, grids)],
-                              "input_size": list(first.image_shape), "region": list(first.region)})
+                              "input_size": list(first.image_shape), "region": list(first.region),
+                              "estimator": first.estimator})
         for i in explanation.indices:
             self.handle("result", encode_result(explanation.results[i], i))
         self.handle("done", {})
@@ -228,7 +229,8 @@ class ExplainSession:
             return
         partial = DiDAResult(base_scores=base, deltas=dict(grids), image_shape=tuple(self.info["input_size"]),
                              region=tuple(self.info["region"]), score=self.info["score"], index=index,
-                             class_names=self.explanation.class_names)
+                             class_names=self.explanation.class_names,
+                             estimator=self.info.get("estimator", "leave-one-out"))
         self._ensure_overlays(base)
         # The preview is drawn at the run's scale, widened to the preview's own peak while nothing else is known.
         weights = self._weights_for(partial.grids)
@@ -284,6 +286,7 @@ class ExplainSession:
             "Weights": " ".join(f"{w:.6g}" for w in info["weights"]),
             "Fill": str(info.get("fill", s.get("fill", ""))),  # the worker says which fill it used
             "Score": info["score"],
+            "Estimator": info.get("estimator", "leave-one-out"),
             "Classes": self.classes if isinstance(self.classes, str) else ", ".join(self.classes),
             "Device": info["device"],
             "Intensity": self.intensity,

@@ -69,7 +69,7 @@ def dida_view_figure(
         name = explanation.class_names[k]
         panels.append((result, k, f"{titles.get(name, name)}  {result.base_scores[k]:.3f}"))
     legend = (f"red: evidence for the class · blue: evidence against · full brightness at |d| = {scale:.3g} "
-              f"({score_unit(result.score)}) · {_grid_text(result.grids)}")
+              f"({score_unit(result.score)}) · {_grid_text(result)}")
     return panel_figure(bscan, _header(index, truth), panels, explanation.weights, scale, legend, point,
                         panel_width, opacity)
 
@@ -101,7 +101,7 @@ def contrast_view_figure(
     if scale is None:
         scale = saturation_scale([c for c, _, _ in panels], weights=explanation.weights)
     legend = (f"red: speaks for the first class rather than the second · blue: for the second · full brightness at "
-              f"|d_A - d_B| = {scale:.3g} ({score_unit(result.score)}) · {_grid_text(result.grids)}")
+              f"|d_A - d_B| = {scale:.3g} ({score_unit(result.score)}) · {_grid_text(result)}")
     return panel_figure(bscan, _header(index, truth), panels, explanation.weights, scale, legend, point,
                         panel_width, opacity)
 
@@ -164,6 +164,7 @@ def _header(index: int, truth: str | None) -> str:
     return f"B-scan {index}" + (f" · diagnosis: {truth}" if truth else "")
 
 
-def _grid_text(grids: Sequence) -> str:
-    sizes = sorted({grid_size(g) for g in grids})
-    return f"{len(grids)} grids {sizes[0]}-{sizes[-1]}" + ("" if is_aligned(grids) else " (overlapping)")
+def _grid_text(result: DiDAResult) -> str:
+    sizes = sorted({grid_size(g) for g in result.grids})
+    return (f"{len(result.grids)} grids {sizes[0]}-{sizes[-1]}" + ("" if is_aligned(result.grids) else " (overlapping)")
+            + (", Shapley values" if result.estimator == "shapley" else ""))

@@ -361,7 +361,8 @@ SCRIPT = r"""
     const contrast = state.view === "contrast";
     el.textContent = contrast
       ? `red: speaks for the first class rather than the second · blue: for the second · full brightness at |dA - dB| = ${D.contrast_scale.toPrecision(3)} (${D.score_unit})`
-      : `red: evidence for the class · blue: evidence against · full brightness at |d| = ${D.saturation_scale.toPrecision(3)} (${D.score_unit})`;
+      : `red: evidence for the class · blue: evidence against · full brightness at |d| = ${D.saturation_scale.toPrecision(3)} (${D.score_unit})`
+        + (D.estimator === "shapley" ? " · d: each cell's Shapley value" : "");
   }
 
   window.didaView = {state, values, go, render, data: D};

@@ -259,6 +259,7 @@ def page_data(src: PageSource, panel_width: int = 480) -> dict:
         "saturation_scale": scale,
         "contrast_scale": src.contrast_scale,
         "score_unit": score_unit(first.score),
+        "estimator": first.estimator,
         "square": {"half": max(4, round(panel_width / 24)),  # as the figure's
                     "colour": _hex(SQUARE_COLOUR)},
         "grey_format": "PNG (lossless)" if lossless else f"JPEG (quality {JPEG_QUALITY})",

@@ -21,7 +21,8 @@ object per line, in the order they happened (``seq`` counts them):
                show it), once per job, after its first batch (the first B-scan of a new explainer settles it)
 ``progress``   images_done, images_total, passes_done, passes_per_image
 ``grid``       a preview (when the job asks for them): grid ``n`` of B-scan ``index`` with its deltas and score mode
-``result``     a finished B-scan: its base scores and the deltas of every grid
+``result``     a finished B-scan: its base scores and the values of every grid (``estimator``: leave-one-out d,
+               or Shapley values with their standard errors, ``stderr``)
 ``done``, ``cancelled`` (with the passes made after the request), ``error`` (message, kind)
                the last event of every job
 
@@ -115,16 +116,23 @@ def decode_array(obj: dict) -> np.ndarray:
 
 def encode_result(result: DiDAResult, index: int) -> dict:
     """The fields of a ``result`` event for a finished B-scan (``index``: its place in the volume)."""
-    return {"index": int(index), "base": encode_array(result.base_scores),
-            "deltas": {str(n): encode_array(d) for n, d in result.deltas.items()},
-            "image_shape": list(result.image_shape), "region": list(result.region), "score": result.score}
+    out = {"index": int(index), "base": encode_array(result.base_scores),
+           "deltas": {str(n): encode_array(d) for n, d in result.deltas.items()},
+           "image_shape": list(result.image_shape), "region": list(result.region), "score": result.score,
+           "estimator": result.estimator}
+    if result.stderr is not None:
+        out["stderr"] = {str(n): encode_array(s) for n, s in result.stderr.items()}
+    return out
 
 
 def decode_result(data: dict, class_names: tuple[str, ...] | None = None) -> DiDAResult:
     return DiDAResult(base_scores=decode_array(data["base"]),
                       deltas={grid_key(n): decode_array(d) for n, d in data["deltas"].items()},
                       image_shape=tuple(data["image_shape"]), region=tuple(data["region"]), score=data["score"],
-                      index=int(data["index"]), class_names=class_names)
+                      index=int(data["index"]), class_names=class_names,
+                      estimator=data.get("estimator", "leave-one-out"),
+                      stderr={grid_key(n): decode_array(s) for n, s in data["stderr"].items()}
+                      if "stderr" in data else None)
 
 
 class EventWriter:

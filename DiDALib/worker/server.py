@@ -202,6 +202,7 @@ class Worker:
 
     def _ready(self, package, explainer, bscans, warm: bool, seconds: float) -> dict:
         from ..engine.devices import describe_device
+        from ..engine.estimators import describe
         from ..engine.grid import check_weights
         from ..models.preprocess import input_region
 
@@ -212,7 +213,8 @@ class Worker:
                 "device_name": describe_device(explainer.engine.device), "grids": [grid_json(g) for g in grids],
                 "weights": [float(w) for w in check_weights(s.weights, grids)], "fill": s.fill, "input_size": list(spec.input_size),
                 "region": list(input_region(bscans.shape[1:], spec)) if bscans is not None else None,
-                "warm": warm, "pid": os.getpid(), "seconds": round(seconds, 4)}
+                "warm": warm, "pid": os.getpid(), "seconds": round(seconds, 4),
+                **describe(grids, s.engine_estimator())}
 
     # -- what stays loaded ---------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
     python Testing/benchmarks/bench_faithfulness.py --json                       # the defaults (README figures)
     python Testing/benchmarks/bench_faithfulness.py --per-class 2 --fill-per-class 1 --json     # a quick look
     python Testing/benchmarks/bench_faithfulness.py --seed 4099 --per-class 3 --candidates --json  # the selection
+    python Testing/benchmarks/bench_faithfulness.py --seed 4099 --per-class 3 --shapley-candidates --fills background --json
     python Testing/benchmarks/bench_faithfulness.py --real /path/to/kermany2018 --json   # real B-scans (below)
 
 The phantom model (``Resources/DemoModel``) explains synthetic phantoms whose lesions are known pixel by pixel, drawn from a seed no
@@ -14,7 +15,8 @@ evidence map with paired intervals against each baseline. The oracle map must be
 for every fill, or the run fails (exit code 1): that checks the metric code itself.
 
 ``--candidates`` adds the grid schedules and readouts the evidence schedule was chosen from; that is run on the
-selection seed 4099 only, so the reported phantoms never took part in the choice.
+selection seed 4099 only, so the reported phantoms never took part in the choice; ``--shapley-candidates`` does the
+same for the Shapley estimator's schedules, readouts and score modes.
 
 ``--real DATA`` is the real-data mode (``faithfulness_real.py``): the bundled demo model on validation B-scans of
 its split, deletion, insertion and ABPC for DiDA and the other explainers at the same budget (no lesion masks).
@@ -38,13 +40,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # faithfulness_real.py, the real-data mode
 
 from DiDALib import EVIDENCE_GRIDS, PAPER_GRIDS, DiDAEngine, evidence_map, mixed_image  # noqa: E402
-from DiDALib.engine.grid import grid_size, passes_per_image  # noqa: E402
+from DiDALib.engine.grid import cell_index_map, grid_size, passes_per_image  # noqa: E402
 from DiDALib.engine.masks import fill_image, gaussian_blur  # noqa: E402
 from DiDALib.engine.schedule import format_grids, offset_grids  # noqa: E402
+from DiDALib.engine.estimators import SHAPLEY_GRIDS, Shapley, estimator_passes  # noqa: E402
 from DiDALib.evaluation import baselines as B  # noqa: E402
 from DiDALib.evaluation import metrics as M  # noqa: E402
 from DiDALib.evaluation.cases import LESIONS, phantom_cases  # noqa: E402
-from DiDALib.evaluation.dida_runs import part, probability_result  # noqa: E402
+from DiDALib.evaluation.dida_runs import all_modes_model, part, probability_result, split_modes  # noqa: E402
 from DiDALib.maps.mixing import cell_map  # noqa: E402
 from DiDALib.models.package import load_model_package, phantom_model_path  # noqa: E402
 from DiDALib.pipeline import ExplainSettings, engine_fill  # noqa: E402
@@ -66,6 +69,21 @@ CANDIDATE_SCHEDULES = {
     "4,6,9:3": offset_grids((4, 6, 9), 3),
     "3,6,9:3": offset_grids((3, 6, 9), 3),
 }
+#: DiDA's Shapley estimator: the schedule of the main table, and (``--shapley-candidates``) those it was chosen from, each
+#: (grids, permutations per grid or None for ``split_budget``'s), all within the paper's 1,737 passes.
+SHAPLEY_SCHEDULE = {",".join(map(str, SHAPLEY_GRIDS)): (SHAPLEY_GRIDS, None)}
+SHAPLEY_CANDIDATES = {
+    "7": ((7,), None),
+    "9": ((9,), None),
+    "7,11": ((7, 11), None),
+    "7,11/16,8": ((7, 11), (16, 8)),
+    "5,9": ((5, 9), None),
+    "7:2": (offset_grids((7,), 2), None),
+}
+CAPTUM_SHAPLEY = (7, 35)  # captum ShapleyValueSampling: 7 x 7 cells, 35 permutations (1,716 passes per class)
+CAPTUM_MAP = f"captum_shapley_{CAPTUM_SHAPLEY[0]}x{CAPTUM_SHAPLEY[0]}"
+SHAPLEY_MAIN = f"dida_shapley_{next(iter(SHAPLEY_SCHEDULE))}|probabilities"
+MODES = {"prob": "probabilities", "logit": "logits", "logodds": "log-odds"}
 
 
 def _log(message: str) -> None:
@@ -155,6 +173,37 @@ def dida_maps(logit_result, k: int, schedules: dict, candidates: bool) -> dict[s
     return out
 
 
+def shapley_maps(ctx: dict, case, value, candidates: bool) -> tuple[dict[str, tuple[np.ndarray, int]], float]:
+    """DiDA's Shapley readouts of one case, every score mode from the same passes (``all_modes_model``): the
+    evidence map of the main schedule, and with ``candidates`` every candidate schedule and readout. Returns them
+    and the seconds of the main schedule's run (all classes)."""
+    engine = DiDAEngine(all_modes_model(ctx["scorer"].logits), device="cpu", score="logits", fill=value, batch_size=64)
+    out, seconds = {}, 0.0
+    for name, (grids, counts) in (SHAPLEY_CANDIDATES if candidates else SHAPLEY_SCHEDULE).items():
+        started = time.perf_counter()
+        result = engine.explain(case.image, grids=grids, region=case.region, estimator=Shapley(counts))
+        if name in SHAPLEY_SCHEDULE:
+            seconds = time.perf_counter() - started
+        passes = estimator_passes(grids, Shapley(counts))
+        for mode, res in split_modes(result).items():
+            tag = {v: k for k, v in MODES.items()}[mode]
+            out[f"dida_shapley_{name}|{tag}"] = (evidence_map(res, case.class_index), passes)
+            if candidates:  # a Shapley value is its cell's share of the total: per area it is a density
+                out[f"dida_shapley_density_{name}|{tag}"] = (_candidate_readouts(res, case.class_index)["density"],
+                                                             passes)
+    return out, seconds
+
+
+def captum_shapley(ctx: dict, case, fill_img) -> tuple[tuple[np.ndarray, int], float]:
+    """captum's ShapleyValueSampling over DiDA's 7 x 7 cells, the true class only (one class per call), timed."""
+    cells, permutations = CAPTUM_SHAPLEY
+    _, _, h, w = case.region  # the phantoms' region is the whole input
+    started = time.perf_counter()
+    m = B.shapley_cells_map(ctx["scorer"].probabilities, case.image, fill_img, cell_index_map(h, w, cells),
+                            case.class_index, permutations, seed=ctx["args"].seed)
+    return m, time.perf_counter() - started
+
+
 # -- one fill over all cases -----------------------------------------------------------------------------------
 
 
@@ -191,6 +240,9 @@ def run_fill(ctx: dict, fill: str, cases, normals, baselines: bool) -> tuple[lis
             r, n = B.rise_map(scorer.probabilities, x, fill_img, args.rise_masks, args.rise_cells, seed=args.seed + i)
             maps[f"rise_{args.rise_masks}"] = (r[k], n)
             maps["gradcam_layer3"] = ctx["gradcam"][i]
+            shapley, ctx["cost"]["dida_shapley_s"][i] = shapley_maps(ctx, case, value, args.shapley_candidates)
+            maps.update(shapley)
+            maps[CAPTUM_MAP], ctx["cost"]["captum_shapley_s"][i] = captum_shapley(ctx, case, fill_img)
         shape = case.input_mask.shape
         maps["random"] = (B.random_map(shape, np.random.default_rng([args.seed, i])), 0)
         maps["centre"] = (B.centre_map(shape), 0)
@@ -202,7 +254,7 @@ def run_fill(ctx: dict, fill: str, cases, normals, baselines: bool) -> tuple[lis
         for name, cv in zip(names, curves):
             explainer, _, mode = name.partition("|")
             rows.append({"case": i, "label": case.label, "fill": fill, "explainer": explainer,
-                         "score": {"prob": "probabilities", "logit": "logits"}.get(mode, "probabilities"),
+                         "score": MODES.get(mode, "probabilities"),
                          "passes": maps[name][1], **M.map_metrics(maps[name][0], case.input_mask, cv, k)})
         _log(f"{fill}: case {i + 1}/{len(cases)} ({case.label}) done, {scorer.images} passes so far")
     rises = []
@@ -289,6 +341,30 @@ def done_when(table: dict, pairs: dict, budget: int, rise_masks: int) -> dict:
     }
 
 
+def shapley_done_when(table: dict, pairs: dict, budget: int, rise_masks: int) -> dict:
+    """The Shapley issue's phantom targets: within the paper's budget, ahead of RISE on geographic atrophy."""
+    shapley, rise = table[SHAPLEY_MAIN], table[f"rise_{rise_masks}|probabilities"]
+    ga = "geographic_atrophy"
+    return {
+        "shapley_passes": shapley["passes"],
+        "passes_within_budget": shapley["passes"] <= budget,
+        "abpc_geographic_atrophy": [shapley["per_class"][ga]["abpc"], rise["per_class"][ga]["abpc"]],
+        "ahead_of_rise_on_geographic_atrophy": shapley["per_class"][ga]["abpc"] > rise["per_class"][ga]["abpc"],
+        "abpc_interval_vs_rise_excludes_0": pairs["vs_rise"]["abpc"][1] > 0,
+        "abpc_interval_vs_captum_shapley_excludes_0": pairs["vs_captum_shapley"]["abpc"][1] > 0,
+    }
+
+
+def shapley_cost(cost: dict, classes: int) -> dict:
+    """Seconds per B-scan of DiDA's Shapley run (every class) and captum's ShapleyValueSampling (one class), in the
+    same run, and DiDA's speedup when all ``classes`` are wanted (captum needs one call per class)."""
+    dida, captum = np.mean(list(cost["dida_shapley_s"].values())), np.mean(list(cost["captum_shapley_s"].values()))
+    return {"dida_shapley_s_per_bscan_all_classes": round(float(dida), 3),
+            "captum_shapley_s_per_bscan_one_class": round(float(captum), 3), "classes": classes,
+            "speedup_one_class": round(float(captum / dida), 2),
+            "speedup_all_classes": round(float(classes * captum / dida), 2)}
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=BENCH_SEED, help="phantom seed (default %(default)s)")
@@ -302,6 +378,8 @@ def main(argv=None) -> dict:
     p.add_argument("--rise-masks", type=int, default=2000)
     p.add_argument("--rise-cells", type=int, default=7)
     p.add_argument("--candidates", action="store_true", help="also the schedules and readouts the choice was made from")
+    p.add_argument("--shapley-candidates", action="store_true",
+                   help="also the Shapley schedules and readouts the Shapley estimator's were chosen from")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
                    help="run the model through onnxruntime (default, same logits, faster) or eager PyTorch")
     p.add_argument("--bootstrap-seed", type=int, default=0)
@@ -317,7 +395,7 @@ def main(argv=None) -> dict:
     if args.real:
         return _real(args, argv)
     args.per_class = 6 if args.per_class is None else args.per_class
-    if args.candidates and args.seed == BENCH_SEED:
+    if (args.candidates or args.shapley_candidates) and args.seed == BENCH_SEED:
         p.error(f"--candidates is for choosing, on the selection seed (--seed {SELECTION_SEED}), never the report's")
     started = time.perf_counter()
     torch.manual_seed(0)
@@ -333,7 +411,7 @@ def main(argv=None) -> dict:
     union = sorted(set().union(*map(set, schedules.values())))
     sigma = min(cases[0].image.shape[1:]) / 45  # RISE's insertion start: sigma 5 at 224 pixels
     ctx = {"package": package, "scorer": scorer, "args": args, "schedules": schedules,
-           "blur": lambda x: gaussian_blur(x, sigma)}
+           "blur": lambda x: gaussian_blur(x, sigma), "cost": {"dida_shapley_s": {}, "captum_shapley_s": {}}}
     _log(f"{len(cases)} lesion phantoms of seed {args.seed}, {len(normals)} without fluid; backend {args.backend}; "
          f"DiDA union of {len(union)} grids ({passes_per_image(union)} passes)")
     ctx["gradcam"] = [B.gradcam_map(package.model, c.image, c.class_index, package.model.layer3) for c in cases]
@@ -359,6 +437,10 @@ def main(argv=None) -> dict:
         "vs_paper_evidence": paired(rows, evidence, "dida_evidence_paper|probabilities", args.bootstrap_seed),
         "vs_mixed_display": paired(rows, evidence, "dida_mixed_display|probabilities", args.bootstrap_seed),
     }
+    shapley_pairs = {f"vs_{name}": paired(rows, SHAPLEY_MAIN, other, args.bootstrap_seed) for name, other in (
+        ("rise", f"rise_{args.rise_masks}|probabilities"), ("same_budget_occlusion", f"occlusion_{window}_{stride}|"
+         "probabilities"), ("gradcam", "gradcam_layer3|probabilities"), ("captum_shapley", f"{CAPTUM_MAP}|"
+         "probabilities"), ("evidence_schedule", evidence), ("paper_evidence", "dida_evidence_paper|probabilities"))}
     failures = {fill: sanity(t) for fill, t in tables.items()}
     out = {
         "benchmark": "faithfulness",
@@ -376,11 +458,14 @@ def main(argv=None) -> dict:
         "schedules": {name: {"grids": format_grids(g), "passes": passes_per_image(g)} for name, g in schedules.items()},
         "main": main_table,
         "paired_evidence_minus": pairs,
+        "paired_shapley_minus": shapley_pairs,
+        "shapley_cost": shapley_cost(ctx["cost"], len(package.spec.classes)),
         "fills": {fill: {"dida": {k: v for k, v in t.items() if k.startswith("dida_")},
                          "sanity": {k: v for k, v in t.items() if k.split("|")[0] in ("random", "oracle", "centre")},
                          "injection": injections[fill]} for fill, t in fill_tables.items()},
         "sanity_failures": failures,
         "done_when": done_when(main_table, pairs, passes_per_image(PAPER_GRIDS), args.rise_masks),
+        "shapley_done_when": shapley_done_when(main_table, shapley_pairs, passes_per_image(PAPER_GRIDS), args.rise_masks),
         "passes_made": scorer.images,
         "seconds": round(time.perf_counter() - started, 1),
     }

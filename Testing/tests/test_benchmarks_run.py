@@ -74,3 +74,10 @@ def _phantom_folder(tmp_path: Path) -> Path:
     from bench_audit import phantom_dataset
 
     return phantom_dataset(tmp_path / "data", 3)
+
+
+def test_shapley_benchmark_runs():
+    out = _run("bench_shapley.py", "--device", "cpu", "--model", "test_efficientnet", "--input-size", "32",
+               "--channels", "1", "--grids", "2,3", "--shapley-grids", "2", "--permutations", "2", "--rounds", "1")
+    assert out["passes"]["shapley"] <= out["passes"]["paper"] == 14 and out["shapley_permutations"] == [4]
+    assert out["seconds_per_bscan"]["captum_shapley_one_class"] > 0 and out["speedup_vs_captum_all_classes"] > 0

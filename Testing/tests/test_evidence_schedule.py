@@ -94,7 +94,8 @@ def test_dida_explain_takes_schedule_names_and_offset_grids(tmp_path, capsys, pa
 
     for text, grids in (("evidence", EVIDENCE_GRIDS), ("paper", (7, 9, 11, 13, 15, 17, 19, 21))):
         args = type("A", (), {"grids": text, "weights": None, "classes": "top3", "fill": "black", "score": None,
-                              "device": "cpu", "precision": "auto", "batch_size": None})()
+                              "device": "cpu", "precision": "auto", "batch_size": None,
+                              "estimator": "leave-one-out", "permutations": None, "seed": 0})()
         assert settings_from_args(args).grids == grids
     code = cli.main(["explain", str(source), "--model", str(package), "--out", str(tmp_path / "bad"), "--grids",
                      "evidence,7", "--device", "cpu", "--quiet"])

@@ -60,12 +60,13 @@ def parameter_fields(tree) -> dict[str, ast.expr]:
     return {s.target.id: s.annotation for s in node.body if isinstance(s, ast.AnnAssign)}
 
 
-def enum_classes(tree) -> dict[str, list[str]]:
-    """Enums of the parameter node (DiDASlicer/parameters.py, imported by DiDA.py): name -> member values."""
+def enum_classes(tree, names: bool = False) -> dict[str, list[str]]:
+    """Enums of the parameter node (DiDASlicer/parameters.py, imported by DiDA.py): name -> member values (or
+    member names, which differ where a value is not an identifier, e.g. ``log_odds = "log-odds"``)."""
     out = {}
     for node in ast.parse(PARAMETERS.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.ClassDef) and any(ast.unparse(b) == "enum.Enum" for b in node.bases):
-            out[node.name] = [s.value.value for s in node.body
+            out[node.name] = [s.targets[0].id if names else s.value.value for s in node.body
                               if isinstance(s, ast.Assign) and isinstance(s.value, ast.Constant)]
     return out
 
@@ -152,7 +153,7 @@ def test_enum_labels_cover_every_member(tree):
 
 
 def test_parameter_defaults_are_members_and_in_range(tree):
-    enums = enum_classes(tree)
+    enums = enum_classes(tree, names=True)
     node = class_def(tree, "DiDAParameterNode")
     for stmt in node.body:
         if isinstance(stmt, ast.AnnAssign) and stmt.value is not None:

@@ -78,7 +78,7 @@ def test_torch_floors_match_the_project_dependencies():
     assert f'"torch{requirements.TORCH_VERSION}"' in text and f'"torchvision{requirements.TORCHVISION_VERSION}"' in text
 
 
-ENUM_FIELDS = ("classChoice", "gridPreset", "fill", "scoreMode", "device", "scope", "runtime")
+ENUM_FIELDS = ("classChoice", "gridPreset", "fill", "scoreMode", "device", "scope", "runtime", "estimator")
 
 
 def module_defaults() -> dict:
@@ -147,6 +147,34 @@ def test_the_evidence_preset_and_the_default_fill_reach_the_worker(env, worker, 
     assert session.explanation.results[0].grids == EVIDENCE_GRIDS
     assert session.info["fill"] == "background" and session.run.setting("Fill") == "background"
     assert session.run.setting("Grids").split() == [str(g) for g in EVIDENCE_GRIDS]
+
+
+def test_shapley_values_reach_the_scene_and_the_export(env, worker, mrml_package, tmp_path):
+    """The Method group's Shapley choice: the worker explains with the Shapley grids whatever the grid preset, the
+    run records the estimator, and Export results writes run.json and the results file saying so."""
+    import json
+
+    from DiDALib.engine.estimators import SHAPLEY_GRIDS, Shapley, shapley_passes
+    from DiDALib.io.results import load_results
+    from DiDALib.mrml.export import export_session
+    from DiDALib.mrml.session import ExplainSession
+
+    volume = scenarios.make_test_volume(env, n_bscans=1)
+    settings, indices = choices.run_choices(_parameters(volume, estimator="shapley", gridPreset="evidence"),
+                                            current=False)
+    assert settings["grids"] == list(SHAPLEY_GRIDS) and settings["estimator"] == "shapley"
+    session = ExplainSession(env.scene, volume, worker, mrml_package, {**settings, "device": "cpu", "batch_size": 64},
+                             classes=settings["classes"])
+    assert session.run_blocking(indices, timeout=240) == "complete", session.error
+    result = session.explanation.results[0]
+    assert result.estimator == "shapley" and result.grids == SHAPLEY_GRIDS and set(result.stderr) == set(SHAPLEY_GRIDS)
+    assert session.run.setting("Estimator") == "shapley"
+    out = export_session(tmp_path / "export", session, figures=False, report=False)
+    run = json.loads((out / "run.json").read_text())
+    passes = shapley_passes(SHAPLEY_GRIDS, Shapley().counts(SHAPLEY_GRIDS))
+    assert run["estimator"] == "shapley" and run["masked_images_per_bscan"] == passes - 1
+    assert run["shapley"]["stderr"]["largest"] > 0
+    assert load_results(out / "dida_results.npz").results[0].estimator == "shapley"
 
 
 def test_model_texts_and_overlay_memory(env, mrml_package, tmp_path):
