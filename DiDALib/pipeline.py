@@ -120,7 +120,7 @@ class VolumeExplainer:
             outputs = []
             for start in range(0, len(chosen), 16):
                 x = torch.stack([preprocess_bscan(b[i], self.package.spec)[0] for i in chosen[start : start + 16]])
-                x = x.to(self.engine.device).contiguous(memory_format=self.engine.memory_format)
+                x = x.to(self.engine.device)  # the engine puts it in the model's memory format
                 outputs.append(self.engine.outputs(x))
             self.engine.score, self.score_note = choose_auto(torch.cat(outputs))
             self._auto = False
