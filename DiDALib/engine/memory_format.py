@@ -53,6 +53,14 @@ def convert(model, fmt: torch.memory_format) -> None:
         model.to(memory_format=fmt)
 
 
+def has_layout(model) -> bool:
+    """Whether the memory format can change how ``model`` runs: a module with 4-D weights (convolutions). A plain
+    function, an ONNX session or a network of linear layers only pays for a copy in channels-last."""
+    if not isinstance(model, torch.nn.Module):
+        return False
+    return any(t.dim() == 4 for t in (*model.parameters(), *model.buffers()))
+
+
 def _run(call: Callable[[torch.Tensor], object], model, x: torch.Tensor, fmt: torch.memory_format):
     """(outputs, seconds) of one call in ``fmt``, on a fresh copy (a model may change its input in place)."""
     convert(model, fmt)
@@ -69,7 +77,7 @@ def _run(call: Callable[[torch.Tensor], object], model, x: torch.Tensor, fmt: to
 def _agree(a, b) -> bool:
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
         return False
-    a, b = a.float(), b.float()
+    a, b = a.detach().float(), b.detach().float()
     scale = max(float(a.abs().max()), 1e-6) if a.numel() else 1.0
     return bool(((a - b).abs() <= AGREE * scale).all())
 
@@ -83,6 +91,8 @@ def probe(call: Callable[[torch.Tensor], object], model, x: torch.Tensor) -> For
     if x.ndim != 4 or x.device.type == "mps":  # MPS kernels have no channels-last fast path
         convert(model, CONTIGUOUS)
         return FormatChoice(CONTIGUOUS, "contiguous (the device has no channels-last kernels)")
+    if not has_layout(model):
+        return FormatChoice(CONTIGUOUS, "contiguous (the model has no 4-D weights whose layout could change)")
     if x.shape[0] < PROBE_IMAGES:  # timed on a batch of the size the engine runs, not on one image
         x = x.repeat(-(-PROBE_IMAGES // x.shape[0]), 1, 1, 1)[:PROBE_IMAGES]
     results = {}

@@ -123,7 +123,7 @@ def test_engine_batches_to_a_models_fixed_batch_size():
         fixed_batch_size = 5
 
     model = Fixed(SHAPE, 3)
-    engine = DiDAEngine(model, device="cpu")
+    engine = DiDAEngine(model, device="cpu", channels_last=False)  # no memory-format probe passes
     engine.explain(torch.rand(SHAPE), grids=(3,))
     assert engine.batch_size == 5 and model.calls == [5, 5]  # 10 passes (the original and 9 cells)
 
