@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .outputs import OutputError, call_as_packaged, unpicked
 from .python_code import UntrustedCodeError, code_file, code_to_trust
 from .registry import Source, loader_for
 from .spec import ModelPackageError, ModelSpec, package_file, read_spec
@@ -52,7 +53,8 @@ def load_model_package(package: str | Path, trust_code: bool = False) -> ModelPa
     if not weights.is_file():
         raise ModelPackageError(f"{root}: the weights file {spec.weights!r} named in model.json is missing")
     model = loader_for(spec.architecture)(spec, Source(root, weights, trust_code))
-    model.eval()
+    model = call_as_packaged(model, spec.output, spec.fixed_batch, weights)
+    model.eval()  # BatchNorm and Dropout as evaluated, whatever mode the package's code left them in
     _check_output(model, spec, weights)
     check_examples(model, spec, root)
     return ModelPackage(spec, model, root)
@@ -63,13 +65,17 @@ def _check_output(model: torch.nn.Module, spec: ModelSpec, where: Path) -> None:
     try:
         with torch.inference_mode():
             out = model(x)
+    except OutputError as exc:
+        raise ModelPackageError(f"{where}: {exc} (the field 'output' of model.json; dida package --output)") from None
     except Exception as exc:
         raise ModelPackageError(
             f"{where}: the model fails on a {tuple(x.shape)} input ({type(exc).__name__}: {exc}); "
-            "check 'input_size' and 'channels' in model.json"
+            "check 'input_size' and 'channels' in model.json (and 'fixed_batch' if it takes one batch size only)"
         ) from None
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, len(spec.classes)):
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if not isinstance(out, torch.Tensor):
+        raise ModelPackageError(f"{where}: {unpicked(out, len(spec.classes))}")
+    if tuple(out.shape) != (1, len(spec.classes)):
+        shape = tuple(out.shape)
         raise ModelPackageError(
             f"{where}: the model returns {shape} for one image but model.json lists {len(spec.classes)} classes"
         )

@@ -19,6 +19,8 @@
       "resize": "stretch",                          # or "letterbox" (keep aspect, black margin)
       "score": "probabilities",                     # default score mode: or logits, log-odds, auto
       "examples": [{"image": "examples/a.png", "top": "drusen"}],  # checked on every load
+      "output": 0,                                  # which output holds the scores: an index or a name (call_fields)
+      "fixed_batch": 8,                             # the one batch size the model takes (call_fields)
       "demo": false,                                # true marks a demonstration model, not for clinical use
       "description": "..."
     }
@@ -33,6 +35,8 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from .call_fields import check_fixed_batch, check_output
 
 FORMAT = "dida-model/1"
 NORMALISATIONS = ("mean-std", "none", "imagenet")
@@ -108,6 +112,8 @@ class ModelSpec:
     head: str | None = None
     normalisation: str = "mean-std"
     examples: tuple[ModelExample, ...] = ()
+    output: int | str | None = None
+    fixed_batch: int | None = None
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "model.json") -> ModelSpec:
@@ -191,6 +197,8 @@ class ModelSpec:
             head=head,
             normalisation=normalisation,
             examples=examples,
+            output=check_output(data.get("output"), where),
+            fixed_batch=check_fixed_batch(data.get("fixed_batch"), where),
         )
 
     def to_dict(self) -> dict:
@@ -219,6 +227,9 @@ class ModelSpec:
             data["head"] = self.head
         if self.examples:
             data["examples"] = [{"image": e.image, "top": e.top} for e in self.examples]
+        for key in ("output", "fixed_batch"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
         return data
 
     def fill_value(self, raw: float = 0.0) -> list[float]:

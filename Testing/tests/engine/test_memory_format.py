@@ -109,16 +109,24 @@ def test_probe_prefers_contiguous_unless_channels_last_is_clearly_faster(monkeyp
     model(x)
     seconds = {torch.contiguous_format: 1.0, torch.channels_last: 1.0}
 
+    calls = []
+
     def fake_run(call, model, x, fmt):
         formats.convert(model, fmt)
-        return call(x.contiguous(memory_format=fmt)), seconds[fmt]
+        calls.append(fmt)
+        slow = fmt is torch.channels_last and calls.count(fmt) == 1 + formats.ROUNDS  # its last timed call
+        return call(x.contiguous(memory_format=fmt)), seconds[fmt] * (2.0 if slow and spike else 1.0)
 
     monkeypatch.setattr(formats, "_run", fake_run)
+    spike = False
     assert formats.probe(model, model, x).format is torch.contiguous_format
     seconds[torch.channels_last] = 1.0 / (formats.SPEEDUP + 0.05)
+    calls.clear()
     choice = formats.probe(model, model, x)
     assert choice.format is torch.channels_last and "as fast" in choice.reason
     assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    spike, calls[:] = True, []  # one slow channels-last call: no consistent gain, contiguous
+    assert formats.probe(model, model, x).format is torch.contiguous_format
 
 
 def test_probe_keeps_contiguous_when_channels_last_changes_the_outputs():

@@ -90,8 +90,10 @@ def test_residual_cnn_ending_in_view_gives_the_same_d_as_python_and_torch_export
 
 
 def test_models_left_in_training_mode_are_run_in_evaluation_mode(tmp_path, bscan_png):
-    """BatchNorm and Dropout left in training mode would make d depend on the batch and on chance: DiDA runs every
-    format in evaluation mode, so two runs give the same d, bit for bit, and the plain module's in eval mode."""
+    """BatchNorm and Dropout left in training mode would make d depend on the batch and on chance (differences of
+    the order of d itself): DiDA runs every format in evaluation mode, so two runs give the same d and the plain
+    module's in eval mode. (Two runs may differ in the last float32 bits, about 1e-7, where the memory-format probe
+    chose differently: its choice is in the run record; dropout in training mode changes d by its own size.)"""
     from DiDALib.pipeline import ExplainSettings, VolumeExplainer
 
     b = _bscan(bscan_png)
@@ -102,7 +104,7 @@ def test_models_left_in_training_mode_are_run_in_evaluation_mode(tmp_path, bscan
             pkg = load_model_package(package, trust_code=True)
             explainer = VolumeExplainer(pkg, ExplainSettings(grids=GRIDS, score="logits", fill="black", device="cpu"))
             runs.append(explainer.explain_bscan(b).deltas)
-        assert all(np.array_equal(runs[0][n], runs[1][n]) for n in GRIDS), fmt
+        assert _relative(runs[1], runs[0]) <= 1e-5, fmt
         assert _relative(runs[0], _reference_d("train_mode", package, b)) <= BOUNDS[fmt], fmt
 
 
