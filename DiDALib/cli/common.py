@@ -38,9 +38,16 @@ def print_written(out_dir: Path, summary: dict) -> None:
     files = sorted(p for p in out.rglob("*") if p.is_file())
     print(f"DiDA explained {len(summary['bscans'])} B-scan(s) in {summary['seconds']} s on {summary['device']}; "
           f"classes shown: {', '.join(summary['classes_shown'])}")
+    choice = summary.get("score_choice")
+    print(f"score: {summary['score']}" + (f" ({choice})" if choice else ""))
     print(f"wrote {len(files)} file(s) to {out}:")
     for p in files:
         print(f"  {p.relative_to(out)}")
+
+
+def warn(message: str) -> None:
+    """A result that may mislead (saturated probabilities, a demonstration model on a real scan), on stderr."""
+    print(f"dida: warning: {message}", file=sys.stderr)
 
 
 def note(message: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import __version__
 from ..engine.devices import describe_device
 from ..engine.grid import grid_size, passes_per_image
+from ..engine.saturation import saturation_warning
 from ..engine.schedule import SCHEDULES, format_grids, parse_grids
 from ..engine.scores import AUTO, SCORE_MODES
 from ..footprint import parse_size
@@ -21,7 +22,7 @@ from ..io.run_maps import MapChoices
 from ..io.volume import OCTVolume
 from ..models.package import ModelPackage, demo_model_path, load_model_package
 from ..pipeline import ExplainSettings, VolumeExplainer, VolumeExplanation, parse_top
-from .common import UsageError, note, parse_ints, print_written, progress_bar
+from .common import UsageError, note, parse_ints, print_written, progress_bar, warn
 from .maps import check_pairs, map_choices
 from .preflight import check_loading, plan_run
 
@@ -173,6 +174,8 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
         seconds = time.perf_counter() - started
         classes = explanation.select_classes(settings.classes)
         summary = _summary(volume, package, settings, explainer, explanation, classes, seconds)
+        if summary.get("score_warning"):
+            warn(summary["score_warning"])
         write_run_files(stage, volume, explanation, classes, summary, figures, point, truths, maps, report)
         seal_run(stage, summary)  # last: marks it whole
     return summary
@@ -210,6 +213,8 @@ def _summary(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings
         "precision": str(explainer.engine.dtype).removeprefix("torch."),
         "score": explainer.engine.score,
         **({"score_choice": explainer.score_note} if explainer.score_note else {}),
+        **({"score_warning": warning} if (warning := saturation_warning(explanation.results.values())) else {}),
+        "memory_format": explainer.engine.memory_format_note,
         "fill": settings.fill,
         "grids": [g if isinstance(g, int) else str(g) for g in settings.grids],
         "grid_schedule": format_grids(settings.grids),

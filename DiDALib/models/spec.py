@@ -17,7 +17,7 @@
       "mean": [0.5], "std": [0.25],                 # per channel, on intensities in [0, 1] (mean-std only)
       "width_scale": 1.0,                           # B-scan width factor before resizing (the paper: 0.5)
       "resize": "stretch",                          # or "letterbox" (keep aspect, black margin)
-      "score": "probabilities",                     # default score mode: or logits, log-odds, auto
+      "score": "auto",                              # default score mode: or probabilities, logits, log-odds
       "examples": [{"image": "examples/a.png", "top": "drusen"}],  # checked on every load
       "output": 0,                                  # which output holds the scores: an index or a name (call_fields)
       "fixed_batch": 8,                             # the one batch size the model takes (call_fields)
@@ -103,7 +103,7 @@ class ModelSpec:
     std: tuple[float, ...] = (0.25,)
     width_scale: float = 1.0
     resize: str = "stretch"
-    score: str = "probabilities"
+    score: str = "auto"  # log-odds where the model saturates, probabilities where it does not (engine.scores)
     weights: str = "model.safetensors"
     name: str = "model"
     demo: bool = False
@@ -167,7 +167,7 @@ class ModelSpec:
         resize = data.get("resize", "stretch")
         if resize not in ("stretch", "letterbox"):
             raise ModelPackageError(f"{where}: 'resize' is {resize!r}: use 'stretch' or 'letterbox'")
-        score = data.get("score", "probabilities")
+        score = data.get("score", "auto")
         if score not in SCORES:
             raise ModelPackageError(f"{where}: 'score' is {score!r}: use {', '.join(repr(s) for s in SCORES)}")
         head = data.get("head")

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .. import __version__
+from ..engine.saturation import saturation_warning
 from .html_page import PAGE, STYLE
 from .html_script import SCRIPT
 from .page_data import PageSource, page_data
@@ -61,6 +62,7 @@ def report_html(src: PageSource, fundus_png: bytes | None = None, panel_width: i
     data = page_data(src, panel_width)
     run = src.run
     demo = bool(run.get("demo_model"))
+    warning = saturation_warning(src.explanation.results.values())
     fundus = ""
     if fundus_png:
         fundus = ('<h2>On the fundus image</h2><img id="fundus" alt="en-face evidence on the fundus image" src="'
@@ -73,7 +75,8 @@ def report_html(src: PageSource, fundus_png: bytes | None = None, panel_width: i
     return PAGE.substitute(
         policy=content_policy(), title=html.escape(f"DiDA View · {os.path.basename(str(run.get('input', '')))}"),
         style=STYLE, script=SCRIPT, data=_json(data), run=_run_text(run, len(data["bscans"])),
-        notice=f'<p class="notice" id="notice">{html.escape(NOTICE)}</p>' if demo else "",
+        notice=(f'<p class="notice" id="notice">{html.escape(NOTICE)}</p>' if demo else "")
+        + (f'<p class="notice warning" id="score-warning">{html.escape(warning)}</p>' if warning else ""),
         enface_text=html.escape(enface_text), fundus=fundus, footer=html.escape(footer))
 
 

@@ -12,6 +12,7 @@ h2 { font-size: 15px; margin: 18px 0 6px; }
 .run { margin: 0 0 8px; color: #bbb; }
 .notice { display: inline-block; margin: 4px 0 10px; padding: 6px 10px; background: #5a1d1d; color: #fff;
           border: 1px solid #c33; font-weight: 600; }
+.notice.warning { background: #4a3500; border-color: #c90; }
 .controls { display: flex; flex-wrap: wrap; gap: 8px 18px; align-items: center; margin-bottom: 10px; }
 .controls fieldset { border: 1px solid #444; padding: 2px 8px; margin: 0; }
 .controls legend { padding: 0 4px; color: #aaa; }

@@ -48,15 +48,19 @@ SCRIPT = r"""
   function panelItems(b) {
     if (state.view === "contrast") {
       return D.pairs.slice(0, 3).map((pair, j) => ({kind: "pair", j, url: b.pairs[j],
-        caption: `${name(pair.a)} vs ${name(pair.b)}  ${signed(Math.fround(b.scores[pair.a] - b.scores[pair.b]), 3)}`}));
+        caption: `${name(pair.a)} vs ${name(pair.b)}  ${scoreText(Math.fround(b.scores[pair.a] - b.scores[pair.b]), true)}`}));
     }
     const auto = carried(b);
     return state.choice.map((c, p) => {
       const k = c === "auto" ? auto[p] : Number(c);
-      return {kind: "class", k, url: b.maps[D.class_slot[k]], caption: `${name(k)}  ${b.scores[k].toFixed(3)}`};
+      return {kind: "class", k, url: b.maps[D.class_slot[k]], caption: `${name(k)}  ${scoreText(b.scores[k], false)}`};
     });
   }
   const signed = (v, digits) => (v >= 0 ? "+" : "") + v.toFixed(digits);
+  // a score named by its mode, as the PNG figures name it: "p = 0.934", "log-odds 15.54", "p +0.120"
+  const scoreText = (v, diff) => D.score_label === "p"
+    ? (diff ? `p ${signed(v, 3)}` : `p = ${v.toFixed(3)}`)
+    : `${D.score_label} ${diff ? signed(v, 2) : v.toFixed(2)}`;
 
   // Each atom's colour and opacity once (a few thousand atoms), then every pixel: grey * (1 - a) + colour * a.
   const NA = D.atoms.n_rows * NC;

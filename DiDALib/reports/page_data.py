@@ -45,6 +45,8 @@ LOSSLESS_GREY_BYTES = 8_000_000
 JPEG_QUALITY = 90
 #: Quantisation of the Mixed Image's brightness per sign on the page (the labelmaps use 16 for Slicer's table).
 PAGE_LEVELS = 256
+#: A score's name in the page's captions, as in the figures' (``reports.figures.caption_score``).
+SCORE_LABELS = {"probabilities": "p", "logits": "logit", "log-odds": "log-odds"}
 #: One line colour per class in the score plot (categorical; evidence keeps red and blue).
 CLASS_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7",
                  "#9c755f", "#bab0ac", "#17becf", "#bcbd22")
@@ -259,6 +261,7 @@ def page_data(src: PageSource, panel_width: int = 480) -> dict:
         "saturation_scale": scale,
         "contrast_scale": src.contrast_scale,
         "score_unit": score_unit(first.score),
+        "score_label": SCORE_LABELS.get(first.score, first.score),  # how a caption names a score: "p = 0.934"
         "square": {"half": max(4, round(panel_width / 24)),  # as the figure's
                     "colour": _hex(SQUARE_COLOUR)},
         "grey_format": "PNG (lossless)" if lossless else f"JPEG (quality {JPEG_QUALITY})",

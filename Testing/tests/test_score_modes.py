@@ -154,24 +154,25 @@ def test_a_package_that_names_no_score_mode_gets_auto():
     assert spec.score == "auto" and ModelSpec(architecture="x", classes=("a", "b")).score == "auto"
 
 
-def _overconfident_package(folder: Path, score: str | None, scale: float = 60.0) -> Path:
+def _overconfident_package(folder: Path, score: str | None, scale: float = 400.0) -> Path:
     """A TorchScript package of a model with logit margins in the tens, like the third-party Kermany classifier."""
     import warnings
 
     class Confident(torch.nn.Module):
-        def __init__(self):
+        def __init__(self, scale: float):
             super().__init__()
             self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
             self.fc = torch.nn.Linear(4, 3)
+            self.scale = scale
 
         def forward(self, x):
-            return self.fc(torch.tanh(self.conv(x)).mean(dim=(2, 3))) * scale
+            return self.fc(torch.tanh(self.conv(x)).mean(dim=(2, 3))) * self.scale
 
     torch.manual_seed(1)
     folder.mkdir(parents=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.save(torch.jit.script(Confident().eval()), str(folder / "m.pt"))
+        torch.jit.save(torch.jit.script(Confident(scale).eval()), str(folder / "m.pt"))
     data = {"architecture": "torchscript", "weights": "m.pt", "classes": ["CNV", "DME", "NORMAL"],
             "input_size": [16, 16], **({"score": score} if score else {})}
     (folder / "model.json").write_text(json.dumps(data))
@@ -239,7 +240,8 @@ def test_the_saturation_warning_thresholds():
     assert "top probability 0.9995" in saturation_warning([result(0.9995, 0.2)])
     assert SATURATED_TOP == 0.999 and FAINT_SHARE == 0.01
     faint = saturation_warning([result(0.9, 0.005)])
-    assert faint is not None and "0.56 %" in faint  # 0.005 of a top score of 0.9
+    assert faint is not None and "0.56 %" in faint and "--score log-odds" in faint  # 0.005 of a top score of 0.9
+    assert "--score auto" in saturation_warning([result(0.9995, 0.2)])
     assert saturation_warning([result(0.9995, 0.2, "log-odds")]) is None  # only probabilities saturate
 
 

@@ -126,3 +126,23 @@ def test_shifted_grids_run_in_the_worker_and_are_drawn(env, worker, mrml_package
         for o in session.run.overlays:
             mixed = exp.mixed(k, o.class_index)
             assert np.array_equal(o.bscan_labels(k), encode_labels(mixed.positive, mixed.negative))
+
+
+def test_the_status_line_warns_about_saturated_probabilities(env):
+    """Slicer's status line carries the saturation warning of the run's results, with the fix."""
+    from DiDALib.engine.result import DiDAResult
+    from DiDALib.explanation import VolumeExplanation
+
+    volume = scenarios.make_test_volume(env, n_bscans=2)
+    names = tuple(scenarios.TEST_CLASSES)
+    d = np.full((len(names), 3, 3), 1e-7, np.float32)
+    base = np.full(len(names), 1e-5, np.float32)
+    base[0] = 1 - base[1:].sum()  # saturated: the top class at 0.99996
+    ex = VolumeExplanation(names, {}, (48, 64))
+    for score, i in (("probabilities", 0), ("probabilities", 1)):
+        ex.results[i] = DiDAResult(base_scores=base, deltas={3: d}, image_shape=(48, 64), region=(0, 0, 48, 64),
+                                   score=score, index=i, class_names=names)
+    stored = ExplainSession(env.scene, volume, None, None, name="stored")
+    assert stored.replay(ex) == "complete"
+    assert stored.summary().startswith("Done: 2 B-scan(s) explained. Warning: probabilities are saturated")
+    assert "--score auto" in stored.summary()
