@@ -80,6 +80,11 @@ class VolumeExplanation:
         """Class indices to show: names as given, or the top N ranked by their highest score over the B-scans."""
         return class_indices(self.class_names, rule, self.scores().max(axis=0) if self.results else None)
 
+    def figure_classes(self, index: int, shown: Sequence[int], n: int = 3) -> list[int]:
+        """The classes of B-scan ``index``'s figure: its own top ``n`` by score among the classes ``shown``."""
+        keep = {int(k) for k in shown}
+        return [int(k) for k in self.results[index].top_classes(len(self.class_names)) if int(k) in keep][:n]
+
     def mixed(self, index: int, class_index: int, scale: float | None = None) -> MixedImage:
         """The Mixed Image of one class on B-scan ``index``, on the B-scan's own pixel grid."""
         r = self.results[index]

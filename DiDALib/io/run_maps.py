@@ -42,15 +42,20 @@ class MapChoices:
         return sum(2 if s.strip().lower() == "top" else 1 for s in self.contrasts)
 
 
-def run_pairs(choices: MapChoices, explanation: VolumeExplanation) -> list[tuple[int, int]]:
-    """The run's contrast pairs, ``top`` ranked by each class's highest score over the explained B-scans."""
-    return parse_pairs(choices.contrasts, explanation.class_names, explanation.scores().max(axis=0))
+def run_pairs(choices: MapChoices, explanation: VolumeExplanation,
+              shown: Sequence[int] | None = None) -> list[tuple[int, int]]:
+    """The run's contrast pairs, ``top`` ranked by each class's highest score over the explained B-scans, among the
+    classes ``shown``."""
+    return parse_pairs(choices.contrasts, explanation.class_names, explanation.scores().max(axis=0), shown)
 
 
-def bscan_pairs(choices: MapChoices, explanation: VolumeExplanation, index: int) -> list[tuple[int, int]]:
-    """The contrast pairs of one B-scan's figure: ``top`` is that B-scan's top class against its next two."""
+def bscan_pairs(choices: MapChoices, explanation: VolumeExplanation, index: int,
+                shown: Sequence[int] | None = None) -> list[tuple[int, int]]:
+    """The contrast pairs of one B-scan's figure: ``top`` is that B-scan's top class against its next two, among the
+    classes ``shown``."""
     r = explanation.results[index]
-    return parse_pairs(choices.contrasts, explanation.class_names, r.base_scores) or default_pairs(r.base_scores)
+    return (parse_pairs(choices.contrasts, explanation.class_names, r.base_scores, shown)
+            or default_pairs(r.base_scores, among=shown))
 
 
 @dataclass(frozen=True)
@@ -63,9 +68,10 @@ class MapPlan:
     contrast_scale: float
 
 
-def plan_maps(choices: MapChoices, explanation: VolumeExplanation) -> MapPlan:
-    pairs = run_pairs(choices, explanation)
-    figure_pairs = ({i: bscan_pairs(choices, explanation, i) for i in explanation.indices}
+def plan_maps(choices: MapChoices, explanation: VolumeExplanation, shown: Sequence[int] | None = None) -> MapPlan:
+    """The run's contrasts; ``top`` pairs only classes ``shown`` (all when None)."""
+    pairs = run_pairs(choices, explanation, shown)
+    figure_pairs = ({i: bscan_pairs(choices, explanation, i, shown) for i in explanation.indices}
                     if "contrast" in choices.views and choices.contrasts else {})
     every = sorted(set(pairs) | {p for ps in figure_pairs.values() for p in ps})
     return MapPlan(pairs, figure_pairs, contrast_scale(explanation, every) if every else 0.0)
@@ -123,8 +129,8 @@ def write_map_figures(stage: Path, volume: OCTVolume, explanation: VolumeExplana
             fig.save(stage / "figures" / f"dida_contrast_bscan{i:03d}.png", compress_level=1)
         if "scale" in choices.views:
             r = explanation.results[i]
-            shown = [k for k in r.top_classes(3)] if len(classes) > 3 else list(classes)
-            scales = [(feature_scale(r, k, explanation.bscan_shape), names[k]) for k in shown]
+            scales = [(feature_scale(r, k, explanation.bscan_shape), names[k])
+                      for k in explanation.figure_classes(i, classes)]
             header = f"B-scan {i}" + (f" · diagnosis: {truth}" if truth else "")
             scale_figure(volume.bscans[i], scales, (lateral, axial), volume.spacing_unit, header).save(
                 stage / "figures" / f"dida_scale_bscan{i:03d}.png", compress_level=1)

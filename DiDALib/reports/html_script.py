@@ -44,7 +44,7 @@ SCRIPT = r"""
   }
 
   // -- what each panel shows ------------------------------------------------------------------------------------
-  const carried = (b) => b.order.filter((k) => D.class_slot[k] !== undefined);
+  const carried = (b) => b.order.filter((k) => D.shown.includes(k));  // the run's shown classes, best first
   function panelItems(b) {
     if (state.view === "contrast") {
       return D.pairs.slice(0, 3).map((pair, j) => ({kind: "pair", j, url: b.pairs[j],
@@ -308,7 +308,7 @@ SCRIPT = r"""
 
   // -- controls ------------------------------------------------------------------------------------------------
   function setUp() {
-    const n = Math.min(3, D.classes.length);
+    const n = Math.min(3, D.shown.length);
     for (let p = 0; p <= n; p++) makePanel(p);
     for (let p = 0; p < n; p++) { state.choice.push("auto"); makeEnface(); }
     const slider = $("bscan");

@@ -252,6 +252,7 @@ def page_data(src: PageSource, panel_width: int = 480) -> dict:
         "cell_bytes": [4 if w else 2 for w in wide],
         "d": d,
         "class_slot": {str(k): s for k, s in slot.items()},
+        "shown": _shown(ex, classes, src.run),
         "atoms": {"rows": b64(atoms.rows.astype(np.uint16)), "cols": b64(atoms.cols.astype(np.uint16)),
                   "n_rows": int(atoms.row_at.size), "n_cols": int(atoms.col_at.size)},
         "lut": b64(evidence_lut()),
@@ -267,6 +268,14 @@ def page_data(src: PageSource, panel_width: int = 480) -> dict:
         "grey_format": "PNG (lossless)" if lossless else f"JPEG (quality {JPEG_QUALITY})",
         "enface": _enface(ex, classes, int(src.bscans.shape[0]), src.run),
     }
+
+
+def _shown(ex: VolumeExplanation, classes: Sequence[int], run: Mapping) -> list[int]:
+    """The classes the run shows (``--classes``), which the panels start with; every carried class when the run
+    does not say."""
+    names = list(ex.class_names)
+    shown = [names.index(c) for c in run.get("classes_shown", ()) if c in names and names.index(c) in classes]
+    return shown or list(classes)
 
 
 def _hex(rgb: Sequence[int]) -> str:
