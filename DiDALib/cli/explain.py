@@ -168,6 +168,10 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
                                    figures, memory_limit, note, contrasts=maps.contrast_count)
     explainer = VolumeExplainer(package, settings)  # checks class names
     check_pairs(maps, package.spec.classes)
+    if package.spec.demo and volume.format != "phantom":  # keyed on the package's own word, not on its folder
+        warn(f"'{package.spec.name}' is a demonstration model, not for clinical use: its scores and maps of "
+             f"{Path(volume.source).name or 'this input'} are no diagnosis; explain with a model package of your "
+             "own (--model; dida package makes one)")
     with staged_output(out_dir, force, protect, footprint.disk, "--out", note) as stage:
         started = time.perf_counter()
         explanation = _explain(explainer, volume, indices, passes_per_image(settings.grids), quiet)

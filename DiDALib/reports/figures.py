@@ -23,6 +23,8 @@ SQUARE_COLOUR = (255, 220, 0)
 #: Background of a band of text below a figure: the saturation warning (amber) and the demonstration notice (red).
 WARNING_COLOUR = (120, 80, 0)
 NOTICE_COLOUR = (150, 20, 20)
+#: Drawn into every figure (and shown on every page) of a package whose model.json says ``demo``.
+DEMO_NOTICE = "Demonstration model - not for clinical use"
 
 
 def load_font(size: int) -> ImageFont.ImageFont:
@@ -75,7 +77,7 @@ def dida_view_figure(
         panels.append((result, k, f"{titles.get(name, name)}  {caption_score(result.base_scores[k], result.score)}"))
     legend = (f"red: evidence for the class · blue: evidence against · full brightness at |d| = {scale:.3g} "
               f"({score_unit(result.score)}) · {_grid_text(result.grids)}")
-    return panel_figure(bscan, _header(index, truth), panels, explanation.weights, scale, legend, point,
+    return panel_figure(bscan, bscan_header(index, truth), panels, explanation.weights, scale, legend, point,
                         panel_width, opacity, saturation_warning([result]))
 
 
@@ -107,7 +109,7 @@ def contrast_view_figure(
         scale = saturation_scale([c for c, _, _ in panels], weights=explanation.weights)
     legend = (f"red: speaks for the first class rather than the second · blue: for the second · full brightness at "
               f"|d_A - d_B| = {scale:.3g} ({score_unit(result.score)}) · {_grid_text(result.grids)}")
-    return panel_figure(bscan, _header(index, truth), panels, explanation.weights, scale, legend, point,
+    return panel_figure(bscan, bscan_header(index, truth), panels, explanation.weights, scale, legend, point,
                         panel_width, opacity, saturation_warning([result]))
 
 
@@ -194,8 +196,15 @@ def _explained(explanation: VolumeExplanation, index: int) -> DiDAResult:
     return explanation.results[index]
 
 
-def _header(index: int, truth: str | None) -> str:
-    return f"B-scan {index}" + (f" · diagnosis: {truth}" if truth else "")
+def bscan_header(index: int, truth: str | None) -> str:
+    """The B-scan panel's header: its number and, where the input knows it, its label, said to be the input's (a
+    bare diagnosis there read as the model's)."""
+    return f"B-scan {index}" + (f" · label (file): {truth}" if truth else "")
+
+
+def with_provenance(fig: Image.Image, demo: bool) -> Image.Image:
+    """A figure as it is saved: with the demonstration notice drawn in below it when the model is a demo."""
+    return add_band(fig, DEMO_NOTICE, NOTICE_COLOUR) if demo else fig
 
 
 def _grid_text(grids: Sequence) -> str:

@@ -22,10 +22,11 @@ from .. import __version__
 from ..engine.saturation import saturation_warning
 from .html_page import PAGE, STYLE
 from .html_script import SCRIPT
+from .figures import DEMO_NOTICE
 from .page_data import PageSource, page_data
 
 REPORT_FILE = "report.html"
-NOTICE = "Demonstration model, not for clinical use."
+NOTICE = DEMO_NOTICE
 
 
 def _sha256(text: str) -> str:

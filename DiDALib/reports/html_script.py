@@ -184,7 +184,7 @@ SCRIPT = r"""
     if (token !== state.token) return;
     panels.forEach((p, i) => { p.box.hidden = i > items.length; });
     panels[0].image.getContext("2d").putImageData(grey, 0, 0);
-    panels[0].head.textContent = `B-scan ${b.index}` + (b.truth ? ` · diagnosis: ${b.truth}` : "");
+    panels[0].head.textContent = `B-scan ${b.index}` + (b.truth ? ` · label (file): ${b.truth}` : "");
     items.forEach((it, i) => {
       const p = panels[i + 1];
       composite(grey, maps[i], p.data);
