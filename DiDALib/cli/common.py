@@ -45,6 +45,17 @@ def print_written(out_dir: Path, summary: dict) -> None:
         print(f"  {p.relative_to(out)}")
 
 
+def print_open(out_dir: Path) -> None:
+    """Where to look first: a DiDA View figure (the middle one) and the interactive page."""
+    out = Path(out_dir)
+    figs = sorted((out / "figures").glob("dida_view_*.png"))
+    if figs:
+        print(f"open a DiDA View figure, e.g. {figs[len(figs) // 2].resolve()}")
+    page = out / "report.html"
+    if page.is_file():
+        print(f"{'or ' if figs else 'open '}the interactive DiDA View in a web browser: {page.resolve()}")
+
+
 def warn(message: str) -> None:
     """A result that may mislead (saturated probabilities, a demonstration model on a real scan), on stderr."""
     print(f"dida: warning: {message}", file=sys.stderr)

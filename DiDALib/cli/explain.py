@@ -16,13 +16,15 @@ from ..engine.schedule import SCHEDULES, format_grids, parse_grids
 from ..engine.scores import AUTO, SCORE_MODES
 from ..footprint import parse_size
 from ..io.output_dir import RUN_FORMAT, check_output, staged_output
+from ..io.image_set import sizes_differ
 from ..io.registry import describe_formats, load_oct
 from ..io.run_folder import seal_run, spacing_field, volume_fields, write_run_files
 from ..io.run_maps import MapChoices
 from ..io.volume import OCTVolume
 from ..models.package import ModelPackage, demo_model_path, load_model_package
 from ..pipeline import ExplainSettings, VolumeExplainer, VolumeExplanation, parse_top
-from .common import UsageError, note, parse_ints, print_written, progress_bar, warn
+from .common import UsageError, note, parse_ints, print_open, print_written, progress_bar, warn
+from .independent import explain_images
 from .maps import check_pairs, map_choices
 from .preflight import check_loading, plan_run
 
@@ -36,6 +38,9 @@ def add_parser(sub) -> None:
     e.add_argument("--model", help="model package folder (default: the bundled demo model)")
     e.add_argument("--out", required=True, help="output folder (must be new or empty, unless --force)")
     e.add_argument("--bscans", default="all", help="all (default), center, or indices/ranges such as 0,3,5-9")
+    e.add_argument("--images", action="store_true", help="the input's B-scans are unrelated images (different "
+                   "patients): explain each on its own at its own size, with a score table and no maps across "
+                   "them (automatic for a folder of images of different sizes)")
     e.add_argument("--grids", default="paper", help="a grid schedule: paper (default: the paper's 8 aligned grids "
                    "7-21, whose Mixed Image the method shows), evidence (3 sizes at 2 x 2 half-cell offsets, for the "
                    "most faithful evidence map), or grid sizes such as 7,9,11 (N:K puts size N at K x K offsets)")
@@ -168,10 +173,8 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
                                    figures, memory_limit, note, contrasts=maps.contrast_count)
     explainer = VolumeExplainer(package, settings)  # checks class names
     check_pairs(maps, package.spec.classes)
-    if package.spec.demo and volume.format != "phantom":  # keyed on the package's own word, not on its folder
-        warn(f"'{package.spec.name}' is a demonstration model, not for clinical use: its scores and maps of "
-             f"{Path(volume.source).name or 'this input'} are no diagnosis; explain with a model package of your "
-             "own (--model; dida package makes one)")
+    if volume.format != "phantom":
+        warn_if_demo(package, volume.source)
     with staged_output(out_dir, force, protect, footprint.disk, "--out", note) as stage:
         started = time.perf_counter()
         explanation = _explain(explainer, volume, indices, passes_per_image(settings.grids), quiet)
@@ -183,6 +186,15 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
         write_run_files(stage, volume, explanation, classes, summary, figures, point, truths, maps, report)
         seal_run(stage, summary)  # last: marks it whole
     return summary
+
+
+def warn_if_demo(package: ModelPackage, source: str) -> None:
+    """One warning line when a demonstration package explains a real input (keyed on the package's own 'demo'
+    field, not on its folder: any package may be marked so)."""
+    if package.spec.demo:
+        warn(f"'{package.spec.name}' is a demonstration model, not for clinical use: its scores and maps of "
+             f"{Path(source).name or 'this input'} are no diagnosis; explain with a model package of your own "
+             "(--model; dida package makes one)")
 
 
 def _explain(explainer: VolumeExplainer, volume: OCTVolume, indices: Sequence[int], passes: int,
@@ -244,10 +256,19 @@ def cmd_explain(args) -> int:
     check_output(args.out, args.force, protect, "--out")  # before anything is loaded
     check_loading(model, limit)
     package = load_model_package(model, trust_code=args.trust_code)
+    if args.images or sizes_differ(args.input):
+        if not args.images:
+            note("the images differ in size: they are explained as independent B-scans, each on its own at its own "
+                 "size (no maps across them)")
+        return explain_images(args, package, settings, choices, point, limit, protect)
     volume = load_oct(args.input, bscan_distance=args.bscan_distance)
+    if volume.format == "image-folder" and volume.n_bscans > 1:
+        note(f"the {volume.n_bscans} images are explained as the B-scans of one volume, in file-name order; add "
+             "--images if they are unrelated B-scans (each explained on its own, no maps across them)")
     indices = parse_bscans(args.bscans, volume.n_bscans)
     summary = run_explain(volume, package, settings, indices, Path(args.out), force=args.force,
                           figures=not args.no_figures, point=point, quiet=args.quiet, protect=protect,
                           memory_limit=limit, maps=choices, report=not args.no_report)
     print_written(Path(args.out), summary)
+    print_open(Path(args.out))
     return 0

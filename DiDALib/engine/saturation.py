@@ -45,6 +45,8 @@ def saturation_warning(results: Iterable[DiDAResult]) -> str | None:
     index, top, peak = max(hits, key=lambda h: (h[1], -h[2]))
     where = f"B-scan {index}" if len(hits) == 1 else f"{len(hits)} B-scans (e.g. B-scan {index})"
     share = 100.0 * peak / top if top > 0 else 0.0
-    fix = FIX_SATURATED if top >= SATURATED_TOP else FIX_FAINT
-    return (f"probabilities are saturated on {where}: top probability {top:.4f}, strongest |d| {peak:.3g} "
-            f"({share:.2g} % of the score), so the colours show changes too small to mean anything; {fix}")
+    if top >= SATURATED_TOP:
+        return (f"probabilities are saturated on {where} (top probability {top:.4f}, strongest |d| {peak:.3g}): the "
+                f"colours show changes too small to mean anything; {FIX_SATURATED}")
+    return (f"the probability maps of {where} are faint (strongest |d| {peak:.3g}, {share:.2g} % of the top score "
+            f"{top:.3f}): their full colours stand for changes too small to mean anything; {FIX_FAINT}")

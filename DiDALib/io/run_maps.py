@@ -26,6 +26,9 @@ from ..maps.scale import feature_scale, grid_sizes
 from ..explanation import VolumeExplanation
 
 VIEWS = ("classes", "contrast", "scale")
+#: Why a volume of one B-scan gets no en-face map or figure: a strip of one row of A-scans shows nothing a B-scan's
+#: own maps do not.
+ONE_BSCAN = "not drawn: a single B-scan has no en-face extent"
 
 
 @dataclass(frozen=True)
@@ -89,12 +92,17 @@ def write_map_outputs(stage: Path, volume: OCTVolume, explanation: VolumeExplana
     unit = volume.spacing_unit
     write_scale_table(stage / f"{SCALE_TABLE_NAME}.ctbl", grid_sizes(explanation.results[explanation.indices[0]].grids),
                       explanation.bscan_shape, (lateral, axial), unit)
-    maps = enface_maps(explanation, classes, volume.n_bscans)
-    summary["enface_scale"] = enface_scale(maps)
-    enface_files = write_enface_maps(stage, maps, names, (lateral, distance))
+    enface_files = {}
+    if volume.n_bscans > 1:
+        maps = enface_maps(explanation, classes, volume.n_bscans)
+        summary["enface_scale"] = enface_scale(maps)
+        enface_files = write_enface_maps(stage, maps, names, (lateral, distance))
+    else:
+        summary["enface"] = ONE_BSCAN
     for name, files in summary["class_files"].items():
         files["scale"] = scale_files[name]
-        files["enface"] = enface_files[name]
+        if name in enface_files:
+            files["enface"] = enface_files[name]
 
 
 def write_map_figures(stage: Path, volume: OCTVolume, explanation: VolumeExplanation, classes: Sequence[int],
@@ -106,11 +114,12 @@ def write_map_figures(stage: Path, volume: OCTVolume, explanation: VolumeExplana
 
     names = explanation.class_names
     lateral, axial, distance = volume.spacing
-    maps = enface_maps(explanation, classes, volume.n_bscans)
-    captioned = [(m, names[m.class_index]) for m in maps]
-    save_figure(enface_figure(captioned, (lateral, distance), summary["enface_scale"], volume.spacing_unit),
-                stage / "figures" / "dida_enface.png", summary, run_wide=True)
     on_fundus = _fundus_reason(volume)
+    if volume.n_bscans > 1:
+        maps = enface_maps(explanation, classes, volume.n_bscans)
+        captioned = [(m, names[m.class_index]) for m in maps]
+        save_figure(enface_figure(captioned, (lateral, distance), summary["enface_scale"], volume.spacing_unit),
+                    stage / "figures" / "dida_enface.png", summary, run_wide=True)
     if on_fundus is None:
         try:
             positions = np.asarray(volume.metadata["bscan_positions_mm"])
@@ -149,6 +158,8 @@ def save_figure(fig, path: Path, summary: dict, run_wide: bool = False) -> None:
 
 def _fundus_reason(volume: OCTVolume) -> str | None:
     """Why the en-face map cannot be laid on the fundus image (None: it can)."""
+    if volume.n_bscans == 1:
+        return ONE_BSCAN.removeprefix("not drawn: ")
     if volume.fundus is None:
         return "the file has no fundus image"
     if not volume.cartesian:

@@ -42,6 +42,18 @@ button, select { background: #2a2a2a; color: #eee; border: 1px solid #555; paddi
 footer { margin-top: 18px; color: #888; font-size: 12px; }
 """
 
+#: The parts a page has only where the run has them: the scores along the volume (more than one B-scan explained)
+#: and the en-face evidence (a volume of more than one B-scan).
+PLOT = """<h2>Scores along the volume</h2>
+<canvas id="plot" width="960" height="170"></canvas>
+<div id="plot-legend"></div>"""
+ENFACE = Template("""<section id="enface-section">
+<h2>En-face evidence</h2>
+<p class="run">$enface_text</p>
+<div id="enface" class="row"></div>
+$fundus
+</section>""")
+
 PAGE = Template("""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -76,15 +88,8 @@ $notice
 <p id="legend"></p>
 <p id="readout-where"></p>
 <table id="readout-table"></table>
-<h2>Scores along the volume</h2>
-<canvas id="plot" width="960" height="170"></canvas>
-<div id="plot-legend"></div>
-<section id="enface-section">
-<h2>En-face evidence</h2>
-<p class="run">$enface_text</p>
-<div id="enface" class="row"></div>
-$fundus
-</section>
+$plot
+$enface
 <footer>$footer</footer>
 <script type="application/json" id="dida-data">$data</script>
 <script>$script</script>

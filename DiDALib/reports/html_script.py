@@ -193,7 +193,9 @@ SCRIPT = r"""
       if (p.select) p.select.hidden = it.kind !== "class";
     });
     if (!state.userPoint) state.point = [b.point[0] * PH / DEPTH, b.point[1] * PW / WIDTH];
-    drawMarks(); readout(); drawPlot(); drawEnface(items);
+    drawMarks(); readout();
+    if (plot) drawPlot();
+    if (D.enface) drawEnface(items);
     $("bscan").value = String(state.pos);
     $("bscan-label").textContent = `${b.index} (${state.pos + 1} of ${D.bscans.length})`;
     state.renders++; state.lastRenderMs = performance.now() - started;
@@ -221,7 +223,7 @@ SCRIPT = r"""
   }
 
   // -- scores along the volume ----------------------------------------------------------------------------------
-  const plot = $("plot");
+  const plot = $("plot");  // absent where one B-scan was explained: a line of one point says nothing
   function plotX(index) { return 40 + (plot.width - 50) * (D.n_bscans > 1 ? index / (D.n_bscans - 1) : 0.5); }
   let plotBase = null;  // the lines, drawn once
   function drawPlot() {
@@ -255,14 +257,15 @@ SCRIPT = r"""
     });
     return base;
   }
-  plot.addEventListener("click", (e) => {
+  if (plot) plot.addEventListener("click", (e) => {
     const r = plot.getBoundingClientRect(), x = (e.clientX - r.left) * plot.width / r.width;
     go(nearest(Math.round((x - 40) / (plot.width - 50) * (D.n_bscans - 1))));
   });
 
   // -- en-face maps of the panels' classes ----------------------------------------------------------------------
   const enface = [];
-  const enfaceHeight = Math.max(24, D.n_bscans, Math.min(4 * PW, Math.round(PW * D.enface.aspect)));
+  // a volume of one B-scan has no en-face section (D.enface is null)
+  const enfaceHeight = D.enface ? Math.max(24, D.n_bscans, Math.min(4 * PW, Math.round(PW * D.enface.aspect))) : 0;
   function drawEnface(items) {
     $("enface-section").hidden = state.view === "contrast";
     items.forEach((it, i) => {
@@ -310,7 +313,7 @@ SCRIPT = r"""
   function setUp() {
     const n = Math.min(3, D.shown.length);
     for (let p = 0; p <= n; p++) makePanel(p);
-    for (let p = 0; p < n; p++) { state.choice.push("auto"); makeEnface(); }
+    for (let p = 0; p < n; p++) { state.choice.push("auto"); if (D.enface) makeEnface(); }
     const slider = $("bscan");
     slider.max = String(D.bscans.length - 1);
     slider.disabled = D.bscans.length < 2;
@@ -339,14 +342,16 @@ SCRIPT = r"""
       state.half = Number(square.value); $("square-label").textContent = `${2 * state.half} px`; drawMarks();
     });
     $("reset-square").addEventListener("click", () => { state.userPoint = false; render(); });
-    const leg = $("plot-legend");
-    D.classes.forEach((k, s) => {
-      const span = document.createElement("span"), swatch = document.createElement("i");
-      swatch.style.background = D.class_colours[s];
-      span.append(swatch, name(k));
-      leg.appendChild(span);
-    });
-    plot.width = Math.max(480, Math.min(4 * PW + 18, 1400));
+    if (plot) {
+      const leg = $("plot-legend");
+      D.classes.forEach((k, s) => {
+        const span = document.createElement("span"), swatch = document.createElement("i");
+        swatch.style.background = D.class_colours[s];
+        span.append(swatch, name(k));
+        leg.appendChild(span);
+      });
+      plot.width = Math.max(480, Math.min(4 * PW + 18, 1400));
+    }
     legend();
   }
   function legend() {

@@ -266,7 +266,9 @@ def page_data(src: PageSource, panel_width: int = 480) -> dict:
         "square": {"half": max(4, round(panel_width / 24)),  # as the figure's
                     "colour": _hex(SQUARE_COLOUR)},
         "grey_format": "PNG (lossless)" if lossless else f"JPEG (quality {JPEG_QUALITY})",
-        "enface": _enface(ex, classes, int(src.bscans.shape[0]), src.run),
+        # a volume of one B-scan has no en-face extent, and one explained B-scan no line of scores
+        "enface": _enface(ex, classes, int(src.bscans.shape[0]), src.run) if src.bscans.shape[0] > 1 else None,
+        "plot": len(indices) > 1,
     }
 
 
