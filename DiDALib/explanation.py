@@ -13,6 +13,7 @@ import numpy as np
 from .engine.result import DiDAResult
 from .maps.evidence import evidence_map
 from .maps.mixing import MixedImage, mixed_image, mixed_peak
+from .suggest import did_you_mean
 
 
 def parse_top(spec: str) -> int | None:
@@ -34,7 +35,8 @@ def class_indices(class_names: Sequence[str], rule: str | Sequence[str], ranking
         return [int(k) for k in (order if top is None else order[:top])]
     unknown = [c for c in rule if c not in class_names]
     if unknown:
-        raise ValueError(f"class(es) {unknown} are not among the model's classes {list(class_names)}")
+        raise ValueError(f"class(es) {unknown} are not among the model's classes {list(class_names)}"
+                         + did_you_mean(unknown[0], class_names))
     return [list(class_names).index(c) for c in rule]
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__
-from ..engine.devices import describe_device
+from ..engine.devices import describe_device, resolve_device
 from ..engine.grid import grid_size, passes_per_image
 from ..engine.saturation import saturation_warning
 from ..engine.schedule import SCHEDULES, format_grids, parse_grids
@@ -145,6 +145,7 @@ def settings_from_args(args) -> ExplainSettings:
     s = ExplainSettings(grids=grids, weights=weights, fill=fill, score=args.score, classes=classes,
                         device=args.device, precision=args.precision, batch_size=args.batch_size)
     s.check()
+    resolve_device(args.device, option="--device")  # a GPU asked for must be there, said in the option's terms
     return s
 
 

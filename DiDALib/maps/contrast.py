@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from ..engine.result import DiDAResult
+from ..suggest import did_you_mean
 
 #: The default pairs: the top class against each of the next two (the paper's worked examples are such pairs).
 DEFAULT_RIVALS = 2
@@ -68,7 +69,8 @@ def parse_pairs(specs: Iterable[str], class_names: Sequence[str], ranking: Seque
                 raise ValueError(f"contrast {spec!r} is not 'A:B' (two class names) or 'top'")
             unknown = [c for c in (a, b) if c not in names]
             if unknown:
-                raise ValueError(f"contrast {spec!r}: {unknown} not among the model's classes {names}")
+                raise ValueError(f"contrast {spec!r}: {unknown} not among the model's classes {names}"
+                                 + did_you_mean(unknown[0], names))
             if a == b:
                 raise ValueError(f"contrast {spec!r} compares a class with itself: name two different classes")
             found = [(names.index(a), names.index(b))]

@@ -32,6 +32,7 @@ class ModelPackage:
     spec: ModelSpec
     model: torch.nn.Module
     path: Path
+    notes: tuple[str, ...] = ()  # what loading had to do to the weights (a checkpoint's wrapper or prefix removed)
 
 
 def load_model_package(package: str | Path, trust_code: bool = False) -> ModelPackage:
@@ -52,12 +53,13 @@ def load_model_package(package: str | Path, trust_code: bool = False) -> ModelPa
     weights = package_file(root, spec.weights, "the weights file")
     if not weights.is_file():
         raise ModelPackageError(f"{root}: the weights file {spec.weights!r} named in model.json is missing")
-    model = loader_for(spec.architecture)(spec, Source(root, weights, trust_code))
+    source = Source(root, weights, trust_code)
+    model = loader_for(spec.architecture)(spec, source)
     model = call_as_packaged(model, spec.output, spec.fixed_batch, weights)
     model.eval()  # BatchNorm and Dropout as evaluated, whatever mode the package's code left them in
     _check_output(model, spec, weights)
     check_examples(model, spec, root)
-    return ModelPackage(spec, model, root)
+    return ModelPackage(spec, model, root, tuple(source.notes))
 
 
 def _check_output(model: torch.nn.Module, spec: ModelSpec, where: Path) -> None:

@@ -36,6 +36,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from ..suggest import did_you_mean
 from .call_fields import check_fixed_batch, check_output
 
 FORMAT = "dida-model/1"
@@ -248,7 +249,7 @@ def _examples(value, classes: list[str], where: str) -> tuple[ModelExample, ...]
                                     "\"top\": \"<class>\"}")
         if item["top"] not in classes:
             raise ModelPackageError(f"{where}: example {item['image']!r} expects the class {item['top']!r}, which is "
-                                    f"not among 'classes' {classes}")
+                                    f"not among 'classes' {classes}" + did_you_mean(str(item["top"]), classes))
         out.append(ModelExample(item["image"], item["top"]))
     return tuple(out)
 
@@ -263,17 +264,33 @@ def package_file(root: Path, name: str, what: str) -> Path:
     return root / relative
 
 
+#: Files a user may give as --model that are weights, not a package.
+WEIGHT_SUFFIXES = (".pth", ".pt", ".pt2", ".onnx", ".safetensors", ".ckpt", ".bin", ".tar", ".h5", ".pkl")
+
+
+def not_a_package(path: Path) -> str:
+    """The sentence for a weights file given where a model package is expected."""
+    return (f"{path} is a weights file, not a model package (a folder with model.json and the weights): make one "
+            f"with dida package {path.name} --architecture ... --classes ... --out my_package, then give "
+            "--model my_package")
+
+
 def read_spec(package: str | Path) -> ModelSpec:
     """Read and validate ``model.json`` of a package folder (or the file itself)."""
     path = Path(package)
     json_path = path / "model.json" if path.is_dir() else path
     if not json_path.exists():
         raise ModelPackageError(
-            f"{path}: no model.json found: a model package is a folder with model.json and a weights file"
+            f"{path}: no model.json found: a model package is a folder with model.json and a weights file "
+            "(dida package makes one)"
         )
+    if not path.is_dir() and path.suffix.lower() in WEIGHT_SUFFIXES:
+        raise ModelPackageError(not_a_package(path))
     try:
         data = json.loads(json_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ModelPackageError(not_a_package(json_path)) from None  # binary: weights, most likely
+    except json.JSONDecodeError as exc:
         raise ModelPackageError(f"{json_path}: not valid JSON ({exc})") from None
     return ModelSpec.from_dict(data, where=str(json_path))
 
