@@ -48,7 +48,8 @@ SCRIPT = r"""
   function panelItems(b) {
     if (state.view === "contrast") {
       return D.pairs.slice(0, 3).map((pair, j) => ({kind: "pair", j, url: b.pairs[j],
-        caption: `${name(pair.a)} vs ${name(pair.b)}  ${scoreText(Math.fround(b.scores[pair.a] - b.scores[pair.b]), true)}`}));
+        caption: `${name(pair.a)} vs ${name(pair.b)}  ` +
+          `${scoreText(Math.fround(b.scores[pair.a] - b.scores[pair.b]), true)}`}));
     }
     const auto = carried(b);
     return state.choice.map((c, p) => {

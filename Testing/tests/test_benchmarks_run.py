@@ -49,3 +49,10 @@ def test_view_benchmark_runs():
     need_browser()
     out = _run("bench_view.py", "--bscans", "2")
     assert out["bscans"] == 2 and out["page_mb"] > 0 and out["open_first_s"] > 0
+
+
+def test_zoo_fidelity_benchmark_runs():
+    out = _run("zoo_fidelity.py", "--grids", "3", "--models", "view,resnet", "--scores", "logits", "--fills",
+               "black")
+    assert {(r["model"], r["format"]) for r in out["rows"]} >= {("resnet", "python"), ("resnet", "torch-export")}
+    assert out["worst_share_of_bound"] <= 1.0 and len(out["resnet_vs_torchscript"]) == 2

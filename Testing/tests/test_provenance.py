@@ -40,16 +40,6 @@ def _demo_copy(folder: Path, demo: bool) -> Path:
     return folder
 
 
-@pytest.fixture
-def drawn(monkeypatch) -> list[str]:
-    """Every text the figures draw in a box (captions, headers, bands)."""
-    texts: list[str] = []
-    real = figures._label
-    monkeypatch.setattr(figures, "_label", lambda draw, xy, text, font, anchor, **kw: texts.append(text)
-                        or real(draw, xy, text, font, anchor, **kw))
-    return texts
-
-
 def _notice_rows(path: Path) -> int:
     """Rows of a figure's bottom band in the notice's colour."""
     img = np.asarray(Image.open(path).convert("RGB"))

@@ -187,23 +187,16 @@ def _bscan_png(path: Path) -> Path:
     return path
 
 
-def test_saturated_probabilities_are_warned_about_on_console_record_figure_page_and_slicer(tmp_path, capsys):
+def test_saturated_probabilities_are_warned_about_on_console_record_figure_page_and_slicer(tmp_path, capsys,
+                                                                                            drawn):
     """A package that insists on probabilities over a saturated model draws vivid maps of nothing: one line with the
     fix (--score auto) on the console, in run.json, on the PNG figure and the page, and in Slicer's status line."""
     from DiDALib.engine.saturation import saturation_warning
-    from DiDALib.reports import figures
 
     package = _overconfident_package(tmp_path / "pkg", "probabilities")
     image = _bscan_png(tmp_path / "b.png")
-    drawn = []
-    real_label = figures._label
-    figures._label = lambda draw, xy, text, font, anchor, **kw: drawn.append(text) or real_label(draw, xy, text,
-                                                                                                  font, anchor, **kw)
-    try:
-        code = cli.main([str(a) for a in ("explain", image, "--model", package, "--grids", "3", "--device", "cpu",
-                                          "--quiet", "--out", tmp_path / "r")])
-    finally:
-        figures._label = real_label
+    code = cli.main([str(a) for a in ("explain", image, "--model", package, "--grids", "3", "--device", "cpu",
+                                      "--quiet", "--out", tmp_path / "r")])
     out, err = capsys.readouterr()
     assert code == 0, err
     warning = [line for line in err.splitlines() if "saturated" in line]
@@ -245,24 +238,15 @@ def test_the_saturation_warning_thresholds():
     assert saturation_warning([result(0.9995, 0.2, "log-odds")]) is None  # only probabilities saturate
 
 
-def test_the_score_mode_is_named_wherever_a_score_is_shown(tmp_path, capsys):
+def test_the_score_mode_is_named_wherever_a_score_is_shown(tmp_path, capsys, drawn):
     """scores.csv says its mode, every panel caption names the unit ("CNV log-odds 15.54"), and the console says
     which mode ran and, for auto, why."""
     import csv
 
-    from DiDALib.reports import figures
-
     package = _overconfident_package(tmp_path / "pkg", None)  # no score field: auto, here log-odds
     image = _bscan_png(tmp_path / "b.png")
-    drawn = []
-    real_label = figures._label
-    figures._label = lambda draw, xy, text, font, anchor, **kw: drawn.append(text) or real_label(draw, xy, text,
-                                                                                                  font, anchor, **kw)
-    try:
-        code = cli.main([str(a) for a in ("explain", image, "--model", package, "--grids", "3", "--device", "cpu",
-                                          "--quiet", "--view", "classes,contrast", "--out", tmp_path / "r")])
-    finally:
-        figures._label = real_label
+    code = cli.main([str(a) for a in ("explain", image, "--model", package, "--grids", "3", "--device", "cpu",
+                                      "--quiet", "--view", "classes,contrast", "--out", tmp_path / "r")])
     out, err = capsys.readouterr()
     assert code == 0, err
     with open(tmp_path / "r" / "scores.csv") as f:

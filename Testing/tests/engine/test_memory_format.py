@@ -170,3 +170,20 @@ def test_only_models_with_convolution_weights_are_probed():
     for model in (function, linear):
         assert formats.probe(model, model, torch.ones(8, 1, 4, 4)).format is torch.contiguous_format
     assert calls == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; the same probe and retry are covered on "
+                    "the CPU by the tests above (Testing/benchmarks/gpu_checks.sh runs this on a lent GPU)")
+def test_on_cuda_the_same_probe_decides_and_view_models_run():
+    """On CUDA channels-last is often faster for convolutions (cuDNN's NHWC kernels): the probe may choose it, but
+    only where the model runs in it; a .view model still runs, contiguous."""
+    view = DiDAEngine(ViewNet(), device="cuda", score="logits")
+    view.explain(_image(), grids=(2, 4))
+    assert view.memory_format is torch.contiguous_format and "fails" in view.memory_format_note
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.Conv2d(32, 32, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1),
+                               torch.nn.Flatten(), torch.nn.Linear(32, 3))
+    engine = DiDAEngine(conv, device="cuda", score="logits")
+    engine.explain(torch.rand(1, 64, 64), grids=(3,))
+    assert engine.memory_format in (torch.contiguous_format, torch.channels_last)
+    print(f"CUDA memory format: {engine.memory_format_note}")
