@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .devices import MAX_CUDA_BATCH_SIZE, BatchSizeTuner, resolve_device, resolve_precision
 from . import memory_format as formats
+from .devices import MAX_CUDA_BATCH_SIZE, BatchSizeTuner, resolve_device, resolve_precision
 from .grid import DEFAULT_GRIDS, GridKey, cell_boxes, grid_shape, validate_grids
 from .masks import FILL_NAMES, Fill, fill_image, mask_batch
 from .result import DiDAResult
@@ -241,19 +241,11 @@ class DiDAEngine:
 
     def _in_other_format(self, x: torch.Tensor, exc: Exception):
         """A batch that failed, tried in the other memory format (kept when it works), else the model's error."""
-        fmt = formats.other(self.memory_format)
         if self.device.type != "mps":
-            try:
-                formats.convert(self.model, fmt)
-                out = self._call_model(x.contiguous(memory_format=fmt))
-            except torch.OutOfMemoryError:
-                raise
-            except Exception:  # noqa: BLE001 -- the first format's error is the one reported
-                formats.convert(self.model, self.memory_format)
-            else:
-                self.memory_format_note = (f"{formats.NAMES[fmt]} (in {formats.NAMES[self.memory_format]} format "
-                                           f"the model failed: {formats.short_error(exc)})")
-                self.memory_format = fmt
+            retried = formats.in_other_format(self._call_model, self.model, x, self.memory_format, exc)
+            if retried is not None:
+                out, choice = retried
+                self.memory_format, self.memory_format_note = choice.format, choice.reason
                 return out
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         text = lines[-1][:300] if lines else "no message"  # TorchScript puts the model's own message last

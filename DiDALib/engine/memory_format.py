@@ -130,6 +130,22 @@ def probe(call: Callable[[torch.Tensor], object], model, x: torch.Tensor) -> For
                                 f"contiguous's fastest on a batch of {x.shape[0]}; it is chosen from {SPEEDUP} x)")
 
 
+def in_other_format(call: Callable[[torch.Tensor], object], model, x: torch.Tensor, fmt: torch.memory_format,
+                    exc: Exception) -> tuple[object, FormatChoice] | None:
+    """A batch ``x`` that failed in ``fmt`` (with ``exc``), run in the other format: its outputs and the new choice
+    (the model left in it), or None when it fails there too (the model left in ``fmt``)."""
+    new = other(fmt)
+    try:
+        convert(model, new)
+        out = call(x.contiguous(memory_format=new))
+    except torch.OutOfMemoryError:
+        raise
+    except Exception:  # noqa: BLE001 -- the first format's error is the one to report
+        convert(model, fmt)
+        return None
+    return out, FormatChoice(new, f"{NAMES[new]} (in {NAMES[fmt]} format the model failed: {short_error(exc)})")
+
+
 def short_error(exc: BaseException) -> str:
     """An exception in a few words: its type and the last line of its message (TorchScript's is long)."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
