@@ -81,8 +81,9 @@ def _check_input(inp, spec: ModelSpec, where: Path) -> int | None:
     want = [spec.channels, *spec.input_size]
     for got, expected, what in zip(shape[1:], want, ("'channels'", "'input_size' height", "'input_size' width")):
         if isinstance(got, int) and got != expected:
+            flag = "--channels" if what == "'channels'" else "--input-size"
             raise ModelPackageError(f"{where}: the ONNX input is {shape} (batch, channels, height, width) but "
-                                    f"model.json says {what} {expected}: make them agree")
+                                    f"model.json says {what} {expected}: make them agree (dida package {flag})")
     return batch_dimension(shape)
 
 

@@ -151,7 +151,8 @@ class ModelSpec:
             raise ModelPackageError(f"{where}: 'normalisation' is {normalisation!r}: use 'mean-std' (with 'mean' "
                                     "and 'std'), 'none' or 'imagenet'")
         if normalisation == "imagenet" and channels != 3:
-            raise ModelPackageError(f"{where}: 'imagenet' normalisation is per RGB channel: it needs 'channels' 3")
+            raise ModelPackageError(f"{where}: 'imagenet' normalisation is per RGB channel: it needs 'channels' 3 "
+                                    "(dida package --channels 3)")
         if normalisation != "mean-std" and ("mean" in data or "std" in data):
             raise ModelPackageError(f"{where}: 'normalisation' {normalisation!r} sets the mean and std itself: "
                                     "remove 'mean' and 'std', or use 'mean-std'")
