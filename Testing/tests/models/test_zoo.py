@@ -78,7 +78,7 @@ def test_every_idiom_in_every_format_explains_like_the_plain_module(tmp_path, ca
     assert _relative(got, ref) <= BOUNDS[fmt], f"{name} as {fmt}: {_relative(got, ref):.2e}"
 
 
-def test_residual_cnn_ending_in_view_gives_the_same_d_as_python_and_torch_export_as_as_torchscript(
+def test_residual_cnn_ending_in_view_gives_the_same_d_in_python_torch_export_and_torchscript(
         tmp_path, capsys, zoo, bscan_png):
     """The third-party Kermany classifier's shape (``self.fc(x.view(x.size(0), -1))`` after residual blocks): its
     ``python:`` and ``torch-export`` packages crashed on the first batch under channels-last while its TorchScript
