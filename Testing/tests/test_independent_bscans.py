@@ -69,7 +69,11 @@ def test_a_folder_of_different_sizes_is_explained_image_by_image(tmp_path, capsy
         page = (folder / "report.html").read_text()
         assert 'id="plot"' not in page and 'id="enface"' not in page  # no score plot, no en-face section
     _no_volume_maps(out)
-    assert f"open" in stdout and "report.html" in stdout
+    assert "open" in stdout and "report.html" in stdout
+    code, _, err = _run(capsys, "view", out)  # the whole folder is no one result: the message says which to open
+    assert code == 2 and "dida view" in err and images[0]["folder"] in err
+    code, _, err = _run(capsys, "view", out / images[1]["folder"], "--out", tmp_path / "one.html")
+    assert code == 0, err
 
 
 def test_images_flag_takes_equal_sizes_as_independent_too(tmp_path, capsys, package):
