@@ -236,7 +236,7 @@ class DiDAEngine:
     def _settle_format(self, batch: torch.Tensor) -> None:
         """Choose the memory format on a real batch, once (``memory_format.probe``)."""
         if self.memory_format is None:
-            choice = formats.probe(self._call_model, self.model, batch[: formats.PROBE_IMAGES])
+            choice = formats.probe(self._call_model, self.model, batch[: formats.probe_images(self.device)])
             self.memory_format, self.memory_format_note = choice.format, choice.reason
 
     def _in_other_format(self, x: torch.Tensor, exc: Exception):
@@ -328,7 +328,7 @@ class DiDAEngine:
             x = x.to(self.device)
         fill = fill_image(x, self.fill, reg)
         if self.memory_format is None:  # settled on the first image's own masked images
-            self._settle_format(mask_batch(x[None], fill[None], plan.boxes[: formats.PROBE_IMAGES]))
+            self._settle_format(mask_batch(x[None], fill[None], plan.boxes[: formats.probe_images(self.device)]))
         # Kept as (1, C, H, W) in the model's memory format so that masks broadcast straight into that layout.
         source = x[None].contiguous(memory_format=self.memory_format)
         return _Item(index, source, fill[None], plan, reg)

@@ -23,8 +23,14 @@ NAMES = {CONTIGUOUS: "contiguous", CHANNELS_LAST: "channels-last"}
 #: of per cent, and the two formats' float32 sums differ in the last bits (about 1e-7 of d): a choice made by noise
 #: would make two identical runs differ. Only a clear, consistent gain is worth that.
 SPEEDUP = 1.2
-#: Masked images of the first image in the probe's batch.
-PROBE_IMAGES = 8
+#: Masked images of the first image in the probe's batch: on the CPU a batch of 4 already runs at the model's pace
+#: (8 probe calls of 4 cost 32 passes, 2 % of the paper's 1,737 per B-scan); a GPU needs a larger batch to show it.
+PROBE_IMAGES = {"cpu": 4, "cuda": 32}
+
+
+def probe_images(device: torch.device) -> int:
+    """How many masked images the probe's batch holds on ``device``."""
+    return PROBE_IMAGES.get(device.type, 4)
 #: Timed calls per format (after one untimed warm-up each), interleaved; the fastest of each counts.
 ROUNDS = 3
 #: Outputs of the two formats must agree to this relative tolerance (float32 kernels differ in the last bits;
@@ -89,7 +95,7 @@ def _agree(a, b) -> bool:
 
 def probe(call: Callable[[torch.Tensor], object], model, x: torch.Tensor) -> FormatChoice:
     """Choose the format for ``model`` (called through ``call``) on the real batch ``x`` (B, C, H, W; repeated up to
-    ``PROBE_IMAGES``): contiguous unless channels-last runs, agrees and is ``SPEEDUP`` times as fast in every timed
+    ``probe_images``): contiguous unless channels-last runs, agrees and is ``SPEEDUP`` times as fast in every timed
     call. A model that fails in contiguous format but runs in channels-last gets channels-last; one that fails in
     both keeps contiguous (its first call then reports the error). The model is left in the chosen format."""
     if x.ndim != 4 or x.device.type == "mps":  # MPS kernels have no channels-last fast path
@@ -97,8 +103,9 @@ def probe(call: Callable[[torch.Tensor], object], model, x: torch.Tensor) -> For
         return FormatChoice(CONTIGUOUS, "contiguous (the device has no channels-last kernels)")
     if not has_layout(model):
         return FormatChoice(CONTIGUOUS, "contiguous (the model has no 4-D weights whose layout could change)")
-    if x.shape[0] < PROBE_IMAGES:  # timed on a batch of the size the engine runs, not on one image
-        x = x.repeat(-(-PROBE_IMAGES // x.shape[0]), 1, 1, 1)[:PROBE_IMAGES]
+    size = probe_images(x.device)
+    if x.shape[0] < size:  # timed on a batch of the probe's size, not on one image
+        x = x.repeat(-(-size // x.shape[0]), 1, 1, 1)[:size]
     results = {}
     for fmt in (CONTIGUOUS, CHANNELS_LAST):
         try:
