@@ -83,7 +83,7 @@ def run_independent(images: Sequence[BScanImage], package: ModelPackage, setting
         summary.update({"format": own["format"], "dida_version": own["dida_version"], "input": source,
                         "input_kind": "independent B-scans", "images": entries,
                         "seconds": round(time.perf_counter() - started, 2)})
-        warning = saturation_warning(results)
+        warning = saturation_warning(results, [im.name for im in images])
         if warning:
             summary["score_warning"] = warning
             warn(warning)

@@ -18,7 +18,7 @@ The fix is log-odds: the score mode ``auto`` where the top probability is satura
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -30,20 +30,22 @@ FIX_SATURATED = "explain again with score mode auto (--score auto: log-odds wher
 FIX_FAINT = "explain again with score mode log-odds (--score log-odds)"
 
 
-def saturation_warning(results: Iterable[DiDAResult]) -> str | None:
-    """One sentence for a run in probabilities whose maps show changes too small to mean anything, else None."""
+def saturation_warning(results: Iterable[DiDAResult], names: Sequence[str] | None = None) -> str | None:
+    """One sentence for a run in probabilities whose maps show changes too small to mean anything, else None.
+    ``names``: what to call each result, in order (independent images' file names), instead of its B-scan."""
     hits = []
-    for r in results:
+    for k, r in enumerate(results):
         if r.score != "probabilities":
             continue
         top = float(np.max(r.base_scores))
         peak = max((float(np.abs(d).max()) for d in r.deltas.values() if d.size), default=0.0)
         if top >= SATURATED_TOP or peak < FAINT_SHARE * top:
-            hits.append((r.index, top, peak))
+            hits.append((names[k] if names is not None else f"B-scan {r.index}", top, peak))
     if not hits:
         return None
-    index, top, peak = max(hits, key=lambda h: (h[1], -h[2]))
-    where = f"B-scan {index}" if len(hits) == 1 else f"{len(hits)} B-scans (e.g. B-scan {index})"
+    name, top, peak = max(hits, key=lambda h: (h[1], -h[2]))
+    kind = "images" if names is not None else "B-scans"
+    where = name if len(hits) == 1 else f"{len(hits)} {kind} (e.g. {name})"
     share = 100.0 * peak / top if top > 0 else 0.0
     if top >= SATURATED_TOP:
         return (f"probabilities are saturated on {where} (top probability {top:.4f}, strongest |d| {peak:.3g}): the "
