@@ -174,25 +174,25 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
                                    figures, memory_limit, note, contrasts=maps.contrast_count)
     explainer = VolumeExplainer(package, settings)  # checks class names
     check_pairs(maps, package.spec.classes)
-    if volume.format != "phantom":
-        warn_if_demo(package, volume.source)
     with staged_output(out_dir, force, protect, footprint.disk, "--out", note) as stage:
         started = time.perf_counter()
         explanation = _explain(explainer, volume, indices, passes_per_image(settings.grids), quiet)
         seconds = time.perf_counter() - started
         classes = explanation.select_classes(settings.classes)
         summary = _summary(volume, package, settings, explainer, explanation, classes, seconds)
-        if summary.get("score_warning"):
-            warn(summary["score_warning"])
         write_run_files(stage, volume, explanation, classes, summary, figures, point, truths, maps, report)
         seal_run(stage, summary)  # last: marks it whole
+    warn_about(package, summary, volume.source if volume.format != "phantom" else None)
     return summary
 
 
-def warn_if_demo(package: ModelPackage, source: str) -> None:
-    """One warning line when a demonstration package explains a real input (keyed on the package's own 'demo'
-    field, not on its folder: any package may be marked so)."""
-    if package.spec.demo:
+def warn_about(package: ModelPackage, summary: dict, source: str | None) -> None:
+    """The warnings on a written result, one line each: saturated probabilities, and a demonstration package on a
+    real input ``source`` (None: the demo's phantom; keyed on the package's own 'demo' field, not on its folder:
+    any package may be marked so). Said once the result exists, so a run that fails says only why."""
+    if summary.get("score_warning"):
+        warn(summary["score_warning"])
+    if package.spec.demo and source is not None:
         warn(f"'{package.spec.name}' is a demonstration model, not for clinical use: its scores and maps of "
              f"{Path(source).name or 'this input'} are no diagnosis; explain with a model package of your own "
              "(--model; dida package makes one)")

@@ -22,7 +22,7 @@ from ..io.run_folder import seal_run, write_run_files
 from ..io.run_maps import MapChoices
 from ..models.package import ModelPackage
 from ..pipeline import ExplainSettings, VolumeExplainer
-from .common import note, progress_bar, warn
+from .common import note, progress_bar
 from .maps import check_pairs
 from .preflight import plan_run
 
@@ -38,7 +38,7 @@ def run_independent(images: Sequence[BScanImage], package: ModelPackage, setting
                     memory_limit: int | None = None, maps: MapChoices = MapChoices(), report: bool = True) -> dict:
     """Explain each of ``images`` on its own and write the results into ``out_dir`` (all or nothing, as
     ``run_explain``: the folder, memory and disk are checked first). Returns the run's summary."""
-    from .explain import _summary, warn_if_demo
+    from .explain import _summary, warn_about
 
     check_output(out_dir, force, protect, "--out")
     largest = max(images, key=lambda im: im.shape[0] * im.shape[1])
@@ -46,7 +46,6 @@ def run_independent(images: Sequence[BScanImage], package: ModelPackage, setting
                                    contrasts=maps.contrast_count)
     explainer = VolumeExplainer(package, settings)  # checks class names
     check_pairs(maps, package.spec.classes)
-    warn_if_demo(package, source)
     folders = folder_names([im.name for im in images])
     with staged_output(out_dir, force, protect, footprint.disk * len(images), "--out", note) as stage:
         started = time.perf_counter()
@@ -86,9 +85,9 @@ def run_independent(images: Sequence[BScanImage], package: ModelPackage, setting
         warning = saturation_warning(results, [im.name for im in images])
         if warning:
             summary["score_warning"] = warning
-            warn(warning)
         write_scores(stage / "scores.csv", images, results, package.spec.classes)
         seal_run(stage, summary)
+    warn_about(package, summary, source)
     return summary
 
 

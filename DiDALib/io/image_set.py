@@ -61,9 +61,12 @@ def _header(path: Path) -> tuple[tuple[int, int], int]:
 
 
 def sizes_differ(path: str | os.PathLike) -> bool:
-    """True for a folder of B-scan images whose sizes differ (read from their headers): no volume can hold them."""
+    """True for a folder of B-scan images whose sizes differ (read from their headers): no volume can hold them.
+    Other folders (a Heyex XML export with its fundus image, DICOM slices) are not image folders."""
+    from .registry import detect_format
+
     p = Path(path)
-    if not p.is_dir():
+    if not p.is_dir() or detect_format(p) != "image-folder":
         return False
     shapes = {_header(f)[0] for f in _image_files(p)}
     return len(shapes) > 1
@@ -72,8 +75,10 @@ def sizes_differ(path: str | os.PathLike) -> bool:
 def independent_bscans(path: str | os.PathLike) -> list[BScanImage]:
     """Every B-scan of ``path`` as an unrelated image: each image of a folder (every page of a multi-page TIFF), or
     each B-scan of any file DiDA reads."""
+    from .registry import detect_format, load_oct
+
     p = Path(path)
-    if p.is_dir() and _image_files(p):
+    if p.is_dir() and detect_format(p) == "image-folder":
         out = []
         for f in _image_files(p):
             shape, pages = _header(f)
@@ -83,8 +88,6 @@ def independent_bscans(path: str | os.PathLike) -> list[BScanImage]:
             else:
                 out += [BScanImage(f"{f.name} [page {k + 1}]", shape, str(f), read, k) for k in range(pages)]
         return out
-    from .registry import load_oct
-
     volume = load_oct(p)  # a volume file: its B-scans, each taken on its own
     if volume.n_bscans == 1:
         return [BScanImage(p.name, volume.bscans.shape[1:], str(p), lambda: volume)]

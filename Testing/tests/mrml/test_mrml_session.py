@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from DiDALib.engine.saturation import saturation_warning
 from DiDALib.maps.labels import encode_labels
 from DiDALib.mrml import scenarios as scenarios
 from DiDALib.mrml.results import STATUS, find_runs, read_scores
@@ -78,7 +79,10 @@ def test_fraction_and_summary(env, worker, mrml_package):
     assert session.summary().startswith("Starting: loading the model")
     session.wait(timeout=120)
     assert session.fraction_done() == pytest.approx(1.0)
-    assert session.summary() == "Done: 2 B-scan(s) explained"
+    # the random test model's probability maps are faint: the status line says so after the state
+    assert session.summary().startswith("Done: 2 B-scan(s) explained")
+    assert session.summary().removeprefix("Done: 2 B-scan(s) explained") in ("", ". Warning: " + str(
+        saturation_warning(session.explanation.results.values())))
     assert np.isfinite(float(session.run.table.GetAttribute("DiDA.Scale")))
 
 
