@@ -13,6 +13,7 @@ import numpy as np
 from .engine.result import DiDAResult
 from .maps.evidence import evidence_map
 from .maps.mixing import MixedImage, mixed_image, mixed_peak
+from .suggest import did_you_mean
 
 
 def parse_top(spec: str) -> int | None:
@@ -34,7 +35,8 @@ def class_indices(class_names: Sequence[str], rule: str | Sequence[str], ranking
         return [int(k) for k in (order if top is None else order[:top])]
     unknown = [c for c in rule if c not in class_names]
     if unknown:
-        raise ValueError(f"class(es) {unknown} are not among the model's classes {list(class_names)}")
+        raise ValueError(f"class(es) {unknown} are not among the model's classes {list(class_names)}"
+                         + did_you_mean(unknown[0], class_names))
     return [list(class_names).index(c) for c in rule]
 
 
@@ -79,6 +81,11 @@ class VolumeExplanation:
     def select_classes(self, rule: str | Sequence[str]) -> list[int]:
         """Class indices to show: names as given, or the top N ranked by their highest score over the B-scans."""
         return class_indices(self.class_names, rule, self.scores().max(axis=0) if self.results else None)
+
+    def figure_classes(self, index: int, shown: Sequence[int], n: int = 3) -> list[int]:
+        """The classes of B-scan ``index``'s figure: its own top ``n`` by score among the classes ``shown``."""
+        keep = {int(k) for k in shown}
+        return [int(k) for k in self.results[index].top_classes(len(self.class_names)) if int(k) in keep][:n]
 
     def mixed(self, index: int, class_index: int, scale: float | None = None) -> MixedImage:
         """The Mixed Image of one class on B-scan ``index``, on the B-scan's own pixel grid."""

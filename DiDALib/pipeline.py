@@ -145,19 +145,21 @@ class VolumeExplainer:
             raise ValueError(f"B-scans must be (n_bscans, depth, width); got shape {b.shape}")
         return b
 
-    def resolve_score(self, bscans: np.ndarray, indices: Sequence[int] | None = None) -> str:
+    def resolve_score(self, bscans: np.ndarray | Sequence[np.ndarray], indices: Sequence[int] | None = None) -> str:
         """The score mode of this explainer's runs. ``auto`` is settled here, once per explainer, from the model's
         outputs on the chosen B-scans (all by default: one model pass each); every run calls this first, and a
-        caller that explains a volume B-scan by B-scan should call it with the whole volume up front."""
+        caller that explains a volume B-scan by B-scan should call it with the whole volume up front. ``bscans``
+        is a (n, depth, width) stack or a sequence of B-scans of any sizes (independent images)."""
         if self._auto:
             import torch
 
-            b = self._checked(bscans)
-            chosen = chosen_bscans(b.shape[0], indices)
+            b = bscans if isinstance(bscans, Sequence) else self._checked(bscans)
+            chosen = chosen_bscans(len(b), indices)
             outputs = []
             for start in range(0, len(chosen), 16):
-                x = torch.stack([preprocess_bscan(b[i], self.package.spec)[0] for i in chosen[start : start + 16]])
-                x = x.to(self.engine.device).contiguous(memory_format=self.engine.memory_format)
+                x = torch.stack([preprocess_bscan(np.asarray(b[i]), self.package.spec)[0]
+                                 for i in chosen[start : start + 16]])
+                x = x.to(self.engine.device)  # the engine puts it in the model's memory format
                 outputs.append(self.engine.outputs(x))
             self.engine.score, self.score_note = choose_auto(torch.cat(outputs))
             self._auto = False

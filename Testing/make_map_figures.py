@@ -26,7 +26,7 @@ from DiDALib.io.map_files import contrast_scale, enface_maps, enface_scale  # no
 from DiDALib.io.results import load_results  # noqa: E402
 from DiDALib.maps.contrast import default_pairs  # noqa: E402
 from DiDALib.maps.scale import feature_scale  # noqa: E402
-from DiDALib.reports.figures import contrast_view_figure  # noqa: E402
+from DiDALib.reports.figures import bscan_header, contrast_view_figure  # noqa: E402
 from DiDALib.reports.map_figures import enface_figure, scale_figure  # noqa: E402
 
 
@@ -66,8 +66,7 @@ def main(argv=None) -> int:
     written["DiDA-contrast.png"] = fig
     top = list(r.top_classes(3))
     scales = [(feature_scale(r, k, ex.bscan_shape), names[k]) for k in top]
-    header = f"B-scan {i}" + (f" · diagnosis: {truth}" if truth else "")
-    written["DiDA-scale.png"] = scale_figure(bscans[i], scales, (lateral, axial), "mm", header,
+    written["DiDA-scale.png"] = scale_figure(bscans[i], scales, (lateral, axial), "mm", bscan_header(i, truth),
                                              panel_width=args.panel_width)
     shown = [names.index(c) for c in run["classes_shown"]]
     ranked = sorted(shown, key=lambda k: -float(ex.scores()[:, k].max()))[:3]  # the 3 classes best scored anywhere

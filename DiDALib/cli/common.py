@@ -40,6 +40,8 @@ def print_written(out_dir: Path, summary: dict) -> None:
     print(f"DiDA explained {len(summary['bscans'])} B-scan(s) in {summary['seconds']} s on {summary['device']}"
           f"{runtime}; "
           f"classes shown: {', '.join(summary['classes_shown'])}")
+    choice = summary.get("score_choice")
+    print(f"score: {summary['score']}" + (f" ({choice})" if choice else ""))
     errors = summary.get("shapley", {}).get("stderr")
     if errors:  # how exact the sampled values are: each one's own standard error is in dida_results.npz
         print(f"Shapley values ({summary['shapley']['passes_per_image']} passes per B-scan): standard errors "
@@ -48,6 +50,22 @@ def print_written(out_dir: Path, summary: dict) -> None:
     print(f"wrote {len(files)} file(s) to {out}:")
     for p in files:
         print(f"  {p.relative_to(out)}")
+
+
+def print_open(out_dir: Path) -> None:
+    """Where to look first: a DiDA View figure (the middle one) and the interactive page."""
+    out = Path(out_dir)
+    figs = sorted((out / "figures").glob("dida_view_*.png"))
+    if figs:
+        print(f"open a DiDA View figure, e.g. {figs[len(figs) // 2].resolve()}")
+    page = out / "report.html"
+    if page.is_file():
+        print(f"{'or ' if figs else 'open '}the interactive DiDA View in a web browser: {page.resolve()}")
+
+
+def warn(message: str) -> None:
+    """A result that may mislead (saturated probabilities, a demonstration model on a real scan), on stderr."""
+    print(f"dida: warning: {message}", file=sys.stderr)
 
 
 def note(message: str) -> None:

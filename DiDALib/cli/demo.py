@@ -10,7 +10,7 @@ from ..io.output_dir import check_output
 from ..io.volume import OCTReadError, OCTVolume
 from ..models.package import demo_model_path, load_model_package, phantom_model_path
 from ..pipeline import ExplainSettings
-from .common import print_written
+from .common import print_open, print_written
 from .explain import run_explain
 from .runtime import add_runtime_option
 
@@ -84,10 +84,5 @@ def cmd_demo(args) -> int:
     summary = run_explain(volume, package, settings, list(range(volume.n_bscans)), Path(args.out),
                           force=args.force, truths=truths, quiet=args.quiet)
     print_written(Path(args.out), summary)
-    figs = sorted((Path(args.out) / "figures").glob("*.png"))
-    if figs:
-        print(f"open a DiDA View figure, e.g. {figs[len(figs) // 2].resolve()}")
-    page = Path(args.out) / "report.html"
-    if page.is_file():
-        print(f"or the interactive DiDA View in a web browser: {page.resolve()}")
+    print_open(Path(args.out))
     return 0

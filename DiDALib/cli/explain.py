@@ -9,20 +9,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__
-from ..engine.devices import describe_device
+from ..engine.devices import describe_device, resolve_device
 from ..engine.grid import grid_size
+from ..engine.saturation import saturation_warning
 from ..engine.schedule import SCHEDULES, format_grids, parse_grids
 from ..engine.scores import AUTO, SCORE_MODES
 from ..engine.estimators import ESTIMATORS, LEAVE_ONE_OUT, SHAPLEY_GRIDS, describe
 from ..footprint import parse_size
 from ..io.output_dir import RUN_FORMAT, check_output, staged_output
+from ..io.image_set import sizes_differ
 from ..io.registry import describe_formats, load_oct
 from ..io.run_folder import estimator_fields, seal_run, spacing_field, volume_fields, write_run_files
 from ..io.run_maps import MapChoices
 from ..io.volume import OCTVolume
 from ..models.package import ModelPackage, demo_model_path, load_model_package
 from ..pipeline import ExplainSettings, VolumeExplainer, VolumeExplanation, parse_top
-from .common import UsageError, note, parse_ints, print_written, progress_bar
+from .common import UsageError, note, parse_ints, print_open, print_written, progress_bar, warn
+from .independent import explain_images
 from .maps import check_pairs, map_choices
 from .preflight import check_loading, plan_run
 from .runtime import add_runtime_option, announcing_runtime
@@ -37,6 +40,9 @@ def add_parser(sub) -> None:
     e.add_argument("--model", help="model package folder (default: the bundled demo model)")
     e.add_argument("--out", required=True, help="output folder (must be new or empty, unless --force)")
     e.add_argument("--bscans", default="all", help="all (default), center, or indices/ranges such as 0,3,5-9")
+    e.add_argument("--images", action="store_true", help="the input's B-scans are unrelated images (different "
+                   "patients): explain each on its own at its own size, with a score table and no maps across "
+                   "them (automatic for a folder of images of different sizes)")
     e.add_argument("--grids", help="a grid schedule: paper (the default: the paper's 8 aligned grids 7-21, whose "
                    "Mixed Image the method shows), evidence (3 sizes at 2 x 2 half-cell offsets, for the most faithful "
                    "leave-one-out evidence map), or grid sizes such as 7,9,11 (N:K puts size N at K x K offsets); "
@@ -169,6 +175,7 @@ def settings_from_args(args) -> ExplainSettings:
     except (ValueError, TypeError) as exc:
         raise UsageError(f"--estimator shapley: {exc}") from None
     s.check()
+    resolve_device(args.device, option="--device")  # a GPU asked for must be there, said in the option's terms
     return s
 
 
@@ -205,7 +212,20 @@ def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSetti
         summary = _summary(volume, package, settings, explainer, explanation, classes, seconds)
         write_run_files(stage, volume, explanation, classes, summary, figures, point, truths, maps, report)
         seal_run(stage, summary)  # last: marks it whole
+    warn_about(package, summary, volume.source if volume.format != "phantom" else None)
     return summary
+
+
+def warn_about(package: ModelPackage, summary: dict, source: str | None) -> None:
+    """The warnings on a written result, one line each: saturated probabilities, and a demonstration package on a
+    real input ``source`` (None: the demo's phantom; keyed on the package's own 'demo' field, not on its folder:
+    any package may be marked so). Said once the result exists, so a run that fails says only why."""
+    if summary.get("score_warning"):
+        warn(summary["score_warning"])
+    if package.spec.demo and source is not None:
+        warn(f"'{package.spec.name}' is a demonstration model, not for clinical use: its scores and maps of "
+             f"{Path(source).name or 'this input'} are no diagnosis; explain with a model package of your own "
+             "(--model; dida package makes one)")
 
 
 def _explain(explainer: VolumeExplainer, volume: OCTVolume, indices: Sequence[int], passes: int,
@@ -242,6 +262,8 @@ def _summary(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings
         "score": explainer.engine.score,
         **({"score_choice": explainer.score_note} if explainer.score_note else {}),
         **(explainer.runtime_choice.to_json() if explainer.runtime_choice else {}),
+        **({"score_warning": warning} if (warning := saturation_warning(explanation.results.values())) else {}),
+        "memory_format": explainer.engine.memory_format_note,
         "fill": settings.fill,
         "grids": [g if isinstance(g, int) else str(g) for g in settings.grids],
         "grid_schedule": format_grids(settings.grids),
@@ -268,10 +290,19 @@ def cmd_explain(args) -> int:
     check_output(args.out, args.force, protect, "--out")  # before anything is loaded
     check_loading(model, limit)
     package = load_model_package(model, trust_code=args.trust_code)
+    if args.images or sizes_differ(args.input):
+        if not args.images:
+            note("the images differ in size: they are explained as independent B-scans, each on its own at its own "
+                 "size (no maps across them)")
+        return explain_images(args, package, settings, choices, point, limit, protect)
     volume = load_oct(args.input, bscan_distance=args.bscan_distance)
+    if volume.format == "image-folder" and volume.n_bscans > 1:
+        note(f"the {volume.n_bscans} images are explained as the B-scans of one volume, in file-name order; add "
+             "--images if they are unrelated B-scans (each explained on its own, no maps across them)")
     indices = parse_bscans(args.bscans, volume.n_bscans)
     summary = run_explain(volume, package, settings, indices, Path(args.out), force=args.force,
                           figures=not args.no_figures, point=point, quiet=args.quiet, protect=protect,
                           memory_limit=limit, maps=choices, report=not args.no_report)
     print_written(Path(args.out), summary)
+    print_open(Path(args.out))
     return 0

@@ -9,6 +9,7 @@ folder to another program, ran out of memory or met an unexpected error is 1. Th
 from __future__ import annotations
 
 import errno
+import re
 import signal
 import sys
 
@@ -17,8 +18,12 @@ from ..io.signals import Interrupted
 from .common import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
 
 
+#: Terminal control sequences (colour, bold) that libraries put in their messages (torch.load's): never printed.
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+
+
 def _line(text: object) -> str:
-    return " ".join(str(text).split())
+    return " ".join(_ESCAPES.sub("", str(text)).split())
 
 
 def _cancelled(exc: BaseException) -> bool:

@@ -54,6 +54,13 @@ def add_parser(sub) -> None:
     p.add_argument("--score", default=DEFAULT_SCORE, choices=SCORE_MODES + (AUTO,),
                    help="the package's default score mode (default: %(default)s, see README)")
     p.add_argument("--head", help="torchvision: the layer resized to the classes, e.g. fc or classifier.1")
+    p.add_argument("--output", help="which output holds the class scores, for a model that returns more than one: "
+                   "an index into its tuple (0) or a name (a dict key or attribute such as logits, an ONNX output)")
+    p.add_argument("--fixed-batch", type=int, help="the one batch size the model takes, if it was written for one "
+                   "(e.g. x.view(8, -1)); ONNX and torch.export files that fix it say so themselves")
+    p.add_argument("--strip-prefix", help="state dicts: remove this prefix from the checkpoint's keys, e.g. "
+                   "model_ema. (a prefix that alone fits the network, such as Lightning's model., is removed "
+                   "without asking); the package then holds the plain state dict as .safetensors")
     p.add_argument("--architecture-args", help="JSON object of keyword arguments for the network's builder")
     p.add_argument("--name", help="a name for the package (default: the weights file's name)")
     p.add_argument("--description", default="", help="one line saying what the model is and what it was trained on")
@@ -119,6 +126,10 @@ def build_spec(args, weights: Path, code: Path | None, examples: list[tuple[Path
             data[key] = values * channels if len(values) == 1 else values
     if args.head:
         data["head"] = args.head
+    if args.output is not None:
+        data["output"] = int(args.output) if args.output.strip().isdigit() else args.output.strip()
+    if args.fixed_batch is not None:
+        data["fixed_batch"] = args.fixed_batch
     if args.architecture_args:
         try:
             data["architecture_args"] = json.loads(args.architecture_args)
@@ -149,6 +160,23 @@ def onnx_sidecars(weights: Path) -> list[Path]:
     return [weights.parent / n for n in sorted(names)]
 
 
+def _stripped(weights: Path, prefix: str, target: Path) -> str:
+    """Write the checkpoint's state dict with ``prefix`` removed as a plain ``.safetensors`` file (the package then
+    loads without the flag); returns what was done, in words."""
+    from safetensors.torch import save_file
+
+    from ..models.checkpoints import read_checkpoint, strip_prefix
+
+    state, notes = read_checkpoint(weights)
+    try:
+        state = strip_prefix(state, prefix)
+    except ModelPackageError as exc:
+        raise ModelPackageError(f"{weights}: {exc}") from None
+    save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, str(target))
+    return (f"weights: {', '.join(notes + [f'prefix {prefix!r} removed from {len(state)} keys'])}, written as "
+            f"{target.name}")
+
+
 def _print_checks(package, images: list[str]) -> None:
     from ..models.validate import describe, predict, read_bscans
 
@@ -172,12 +200,19 @@ def cmd_package(args) -> int:
         code = _existing(file, "the python: code file")
     examples = _examples(args.example)
     data = build_spec(args, weights, code, examples)
+    if args.strip_prefix is not None:
+        if data["architecture"] in ("onnx", "torch-export", "torchscript"):
+            raise UsageError(f"--strip-prefix applies to state dicts (timm:, torchvision:, python:), not to an "
+                             f"{data['architecture']} file")
+        data["weights"] = f"{weights.stem}.safetensors"
     if weights.name == "model.json" or (code is not None and code.name in ("model.json", weights.name)):
         raise UsageError("the weights and code files need names of their own (not model.json, not each other's)")
     out = Path(args.out)
     protect = [weights, *([code] if code is not None else []), *(image for image, _ in examples)]
     with staged_output(out, args.force, protect, what="--out") as stage:
-        shutil.copy2(weights, stage / weights.name)
+        stripped = _stripped(weights, args.strip_prefix, stage / data["weights"]) if args.strip_prefix else None
+        if stripped is None:
+            shutil.copy2(weights, stage / weights.name)
         for extra in onnx_sidecars(weights) if data["architecture"] == "onnx" else []:
             target = stage / Path(extra).relative_to(weights.parent)
             if extra.is_file() and target.resolve().is_relative_to(stage.resolve()):
@@ -200,6 +235,8 @@ def cmd_package(args) -> int:
               f"{spec.normalisation}, score {spec.score}")
         checked = f"; its {len(spec.examples)} example B-scan(s) get the expected top class" if spec.examples else ""
         print(f"  loads and returns one score per class{checked}")
+        for line in ([stripped] if stripped else []) + list(package.notes):
+            print(f"  {line}")
         if args.check:
             print("top classes (probabilities) of the --check images:")
             _print_checks(package, args.check)

@@ -39,7 +39,14 @@ def plan_run(n_bscans: int, bscan_shape: Sequence[int], spec: ModelSpec, setting
     ``limit`` (default: the memory available now). Without ``--batch-size`` on the CPU, the engine may try
     batches up to 32 images: where those would not fit, the largest batch that does is fixed instead."""
     from ..engine.devices import CPU_BATCH_CANDIDATES, resolve_device
+    from ..engine.grid import validate_grids
+    from ..models.preprocess import input_region
 
+    _, _, height, width = input_region(tuple(bscan_shape), spec)
+    try:  # against the region the B-scans fill in the model input, before any progress is shown
+        validate_grids(settings.grids, height, width)
+    except ValueError as exc:
+        raise ValueError(f"--grids: {exc}") from None
     passes = settings.passes_per_image()
     shown = shown_classes(settings.classes, len(spec.classes))
 

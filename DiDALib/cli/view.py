@@ -36,6 +36,9 @@ def read_source(folder: Path) -> tuple[PageSource, bytes | None]:
     import SimpleITK as sitk
 
     run = read_run(folder)
+    if run.get("input_kind") == "independent B-scans" and run.get("images"):
+        raise UsageError(f"{folder} holds independent B-scans, each a result of its own: view one of them, e.g. "
+                         f"dida view {folder / str(run['images'][0].get('folder', ''))}")
     for needed in (RESULTS_FILE, "volume.nrrd"):
         if not (folder / needed).is_file():
             raise UsageError(f"{folder} has no {needed}: the page needs the results and the B-scans of the run "

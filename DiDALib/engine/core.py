@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..runtime import RuntimeChoice, RuntimeRequest
+from . import memory_format as formats
 from .devices import MAX_CUDA_BATCH_SIZE, BatchSizeTuner, resolve_device, resolve_precision
 from .estimators import LEAVE_ONE_OUT, Shapley, as_estimator
 from .grid import DEFAULT_GRIDS, GridKey, validate_grids
@@ -65,7 +66,9 @@ class DiDAEngine:
     """Runs DiDA for any classifier.
 
     ``model`` takes a float tensor (B, C, H, W) and returns (B, K) scores; a ``torch.nn.Module`` is put in eval
-    mode and moved to the device (channels-last where asked), a plain function is called as it is.
+    mode and moved to the device, a plain function is called as it is. ``channels_last=None`` chooses the memory
+    format by evidence on the first image (``memory_format.probe``: contiguous unless channels-last runs, agrees and
+    is faster); True or False asks for one. Either way a batch that fails in one format is tried in the other.
     ``score`` is ``"probabilities"`` (softmax of the outputs, sigmoid for a single output), ``"logits"`` or
     ``"log-odds"`` (``scores.py`` says when to choose which).
     ``fill`` is what a masked cell shows, in the model-input domain: a number, one per channel, ``"mean"``,
@@ -87,7 +90,7 @@ class DiDAEngine:
         fill: Fill = 0.0,
         batch_size: int | None = None,
         precision: str = "auto",
-        channels_last: bool = True,
+        channels_last: bool | None = None,
         compile: bool | str = False,
         class_names: Sequence[str] | None = None,
         runtime: str | RuntimeRequest = "torch",
@@ -105,13 +108,18 @@ class DiDAEngine:
         self.score = score
         self.fill = fill
         self.class_names = tuple(class_names) if class_names is not None else None
-        self.memory_format = torch.channels_last if channels_last and self.device.type != "mps" else torch.contiguous_format
         if isinstance(model, torch.nn.Module):
             model.eval()
             model.to(self.device)
-            if self.memory_format is torch.channels_last:
-                model.to(memory_format=torch.channels_last)
         self.model = model
+        #: the memory format of the model and its batches (None until the probe on the first image settled it)
+        self.memory_format: torch.memory_format | None = None
+        self.memory_format_note: str | None = None  # how it was chosen, for run records
+        if channels_last is not None:
+            self.memory_format = formats.CHANNELS_LAST if channels_last and self.device.type != "mps" \
+                else formats.CONTIGUOUS
+            self.memory_format_note = f"{formats.NAMES[self.memory_format]} (asked for)"
+            formats.convert(model, self.memory_format)
         self._forward_fn = model
         self._static_batch = False
         if compile:
@@ -164,12 +172,35 @@ class DiDAEngine:
             self._static_batch = False
             return self.model(x)
 
+    def _settle_format(self, batch: torch.Tensor) -> None:
+        """Choose the memory format on a real batch, once (``memory_format.probe``)."""
+        if self.memory_format is None:
+            choice = formats.probe(self._call_model, self.model, batch[: formats.probe_images(self.device)])
+            self.memory_format, self.memory_format_note = choice.format, choice.reason
+
+    def _in_other_format(self, x: torch.Tensor, exc: Exception):
+        """A batch that failed, tried in the other memory format (kept when it works), else the model's error."""
+        if self.device.type != "mps":
+            retried = formats.in_other_format(self._call_model, self.model, x, self.memory_format, exc)
+            if retried is not None:
+                out, choice = retried
+                self.memory_format, self.memory_format_note = choice.format, choice.reason
+                return out
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        text = lines[-1][:300] if lines else "no message"  # TorchScript puts the model's own message last
+        raise ModelCallError(
+            f"the model failed on a batch of {x.shape[0]} image(s) of shape {tuple(x.shape[1:])} "
+            f"({type(exc).__name__}: {text}): check that it works on such inputs"
+        ) from exc
+
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """The model's float32 scores (B, K) of a batch, in the engine's score mode, checked for shape."""
         return transform_scores(self.outputs(x), self.score)
 
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
         """The model's raw float32 outputs (B, K) of a batch (no score transform), checked for shape."""
+        self._settle_format(x)
+        x = x.contiguous(memory_format=self.memory_format)
         b = x.shape[0]
         pad = 0
         if self._static_batch and self._batch_size and b < self._batch_size:
@@ -180,12 +211,7 @@ class DiDAEngine:
         except torch.OutOfMemoryError:
             raise
         except Exception as exc:  # the model's own failure, named as such (not a traceback from deep inside it)
-            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-            text = lines[-1][:300] if lines else "no message"  # TorchScript puts the model's own message last
-            raise ModelCallError(
-                f"the model failed on a batch of {x.shape[0]} image(s) of shape {tuple(x.shape[1:])} "
-                f"({type(exc).__name__}: {text}): check that it works on such inputs"
-            ) from exc
+            out = self._in_other_format(x, exc)
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"the model returned a {type(out).__name__}: it must return a (B, K) tensor of scores")
         if out.ndim != 2 or out.shape[0] != x.shape[0] or out.shape[1] < 1:
@@ -251,6 +277,8 @@ class DiDAEngine:
         else:
             x = x.to(self.device)
         fill = fill_image(x, self.fill, reg)
+        if self.memory_format is None:  # settled on the first image's own masked images
+            self._settle_format(mask_batch(x[None], fill[None], plan.boxes[: formats.probe_images(self.device)]))
         # Kept as (1, C, H, W) in the model's memory format so that masks broadcast straight into that layout.
         source = x[None].contiguous(memory_format=self.memory_format)
         return _Item(index, source, fill[None], plan, reg)

@@ -17,8 +17,10 @@ MAX_CUDA_BATCH_SIZE = 2048
 _PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` gives CUDA when present, else the CPU; a named device must exist."""
+def resolve_device(device: str | torch.device = "auto", option: str | None = None) -> torch.device:
+    """``"auto"`` gives CUDA when present, else the CPU; a named device must exist. ``option`` is how the caller's
+    users name the setting (``"--device"`` on the command line): the fix in a message is then said their way."""
+    fix = (f"use {option} cpu or {option} auto" if option else "use device='cpu' or 'auto'")
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -29,12 +31,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if not torch.cuda.is_available():
             raise ValueError(
                 f"device {device!r} was asked for but this torch sees no CUDA GPU "
-                f"(torch {torch.__version__}, CUDA build {torch.version.cuda}): use device='cpu' or 'auto'"
+                f"(torch {torch.__version__}, CUDA build {torch.version.cuda}): {fix}"
             )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) found")
     elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device 'mps' was asked for but is not available: use device='cpu' or 'auto'")
+        raise ValueError(f"device 'mps' was asked for but is not available: {fix}")
     return dev
 
 

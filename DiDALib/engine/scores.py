@@ -77,6 +77,10 @@ def score_unit(mode: str) -> str:
     return _UNITS.get(mode, mode)
 
 
-def format_score(value: float, mode: str) -> str:
-    """A score as shown beside a class name: ``p = 0.93``, ``logit 2.10`` or ``log-odds 4.20``."""
-    return f"p = {value:.2f}" if mode == "probabilities" else f"{score_unit(mode)} {value:.2f}"
+def format_score(value: float, mode: str, digits: int = 2, signed: bool = False) -> str:
+    """A score as shown beside a class name, in its mode's own terms: ``p = 0.93``, ``logit 2.10`` or
+    ``log-odds 4.20`` (``signed``: a difference of two scores, ``p +0.12``, ``log-odds -1.30``)."""
+    number = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    if mode == "probabilities":
+        return f"p {number}" if signed else f"p = {number}"
+    return f"{score_unit(mode)} {number}"

@@ -116,12 +116,14 @@ def write_maps(folder: Path, explanation: VolumeExplanation, classes: Sequence[i
 
 
 def write_scores(path: Path, explanation: VolumeExplanation) -> Path:
-    """``scores.csv``: one row per explained B-scan, one column per class (the unmasked image's scores)."""
+    """``scores.csv``: one row per explained B-scan, its score mode (probabilities, logits or log-odds: the unit of
+    the numbers), then one column per class (the unmasked image's scores)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["bscan", *explanation.class_names])
+        w.writerow(["bscan", "score_mode", *explanation.class_names])
         for i in explanation.indices:
-            w.writerow([i, *(f"{v:.6g}" for v in explanation.results[i].base_scores)])
+            r = explanation.results[i]
+            w.writerow([i, r.score, *(f"{v:.6g}" for v in r.base_scores)])
     return path
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from ..explanation import VolumeExplanation
 from .output_dir import RUN_FILE, staged_output
 from .results import RESULTS_FILE, write_maps, write_results, write_scores
-from .run_maps import MapChoices, plan_maps, write_map_figures, write_map_outputs
+from .run_maps import MapChoices, plan_maps, save_figure, write_map_figures, write_map_outputs
 from .volume import OCTVolume
 
 
@@ -57,7 +57,7 @@ def write_run_files(stage: Path, volume: OCTVolume, explanation: VolumeExplanati
     reference = volume.to_sitk()
     sitk.WriteImage(reference, str(stage / "volume.nrrd"), useCompression=True)
     summary["class_files"] = write_maps(stage, explanation, classes, reference, volume.n_bscans, scale)
-    plan = plan_maps(maps, explanation)
+    plan = plan_maps(maps, explanation, classes)
     write_map_outputs(stage, volume, explanation, classes, plan, reference, summary)
     del reference
     write_scores(stage / "scores.csv", explanation)
@@ -65,11 +65,9 @@ def write_run_files(stage: Path, volume: OCTVolume, explanation: VolumeExplanati
     if figures:
         (stage / "figures").mkdir()
         for i in explanation.indices if "classes" in maps.views else ():  # one at a time, each at panel size
-            fig = dida_view_figure(volume.bscans[i], explanation, i, scale=scale, point=point,
-                                   truth=truths[i] if truths else None)
-            # Speckled B-scans barely compress: zlib level 1 wrote demo figures as small as optimize=True
-            # (950 vs 960 kB) in a sixth of the time (0.04 vs 0.26 s each).
-            fig.save(stage / "figures" / f"dida_view_bscan{i:03d}.png", compress_level=1)
+            fig = dida_view_figure(volume.bscans[i], explanation, i, explanation.figure_classes(i, classes),
+                                   scale=scale, point=point, truth=truths[i] if truths else None)
+            save_figure(fig, stage / "figures" / f"dida_view_bscan{i:03d}.png", summary)
         write_map_figures(stage, volume, explanation, classes, maps, plan, summary, point, truths)
     if report:  # last: it shows the fundus figure where one was drawn
         _write_report(stage, volume, explanation, summary, plan, point, truths)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from ..engine.result import DiDAResult
+from ..suggest import did_you_mean
 
 #: The default pairs: the top class against each of the next two (the paper's worked examples are such pairs).
 DEFAULT_RIVALS = 2
@@ -38,16 +39,22 @@ def contrast_result(result: DiDAResult, a: int | str, b: int | str) -> DiDAResul
                       estimator=result.estimator)  # Shapley values are linear in the score: phi_a - phi_b is one
 
 
-def default_pairs(ranking: Sequence[float], rivals: int = DEFAULT_RIVALS) -> list[tuple[int, int]]:
-    """The top class (by ``ranking``, one value per class, highest first) against each of the next ``rivals``."""
+def default_pairs(ranking: Sequence[float], rivals: int = DEFAULT_RIVALS,
+                  among: Iterable[int] | None = None) -> list[tuple[int, int]]:
+    """The top class (by ``ranking``, one value per class, highest first) against each of the next ``rivals``;
+    only classes ``among`` (the classes a run shows) take part when given."""
     order = [int(k) for k in np.argsort(-np.asarray(ranking, dtype=np.float64), kind="stable")]
+    if among is not None:
+        keep = {int(k) for k in among}
+        order = [k for k in order if k in keep]
     return [(order[0], k) for k in order[1 : 1 + rivals]]
 
 
-def parse_pairs(specs: Iterable[str], class_names: Sequence[str], ranking: Sequence[float] | None = None
-                ) -> list[tuple[int, int]]:
-    """Contrast pairs from ``A:B`` texts (class names) or ``top`` (the default pairs, from ``ranking``); each pair
-    given once, in the order given. A ValueError names a bad text and says how to write one."""
+def parse_pairs(specs: Iterable[str], class_names: Sequence[str], ranking: Sequence[float] | None = None,
+                among: Iterable[int] | None = None) -> list[tuple[int, int]]:
+    """Contrast pairs from ``A:B`` texts (class names) or ``top`` (the default pairs, from ``ranking``, among the
+    classes ``among`` where given); each pair given once, in the order given. A ValueError names a bad text and
+    says how to write one."""
     names = list(class_names)
     pairs: list[tuple[int, int]] = []
     for spec in specs:
@@ -55,7 +62,7 @@ def parse_pairs(specs: Iterable[str], class_names: Sequence[str], ranking: Seque
         if text.lower() == "top":
             if ranking is None:
                 raise ValueError("contrast 'top' needs the classes' scores to rank them")
-            found = default_pairs(ranking)
+            found = default_pairs(ranking, among=among)
         else:
             a, sep, b = text.partition(":")
             a, b = a.strip(), b.strip()
@@ -63,7 +70,8 @@ def parse_pairs(specs: Iterable[str], class_names: Sequence[str], ranking: Seque
                 raise ValueError(f"contrast {spec!r} is not 'A:B' (two class names) or 'top'")
             unknown = [c for c in (a, b) if c not in names]
             if unknown:
-                raise ValueError(f"contrast {spec!r}: {unknown} not among the model's classes {names}")
+                raise ValueError(f"contrast {spec!r}: {unknown} not among the model's classes {names}"
+                                 + did_you_mean(unknown[0], names))
             if a == b:
                 raise ValueError(f"contrast {spec!r} compares a class with itself: name two different classes")
             found = [(names.index(a), names.index(b))]

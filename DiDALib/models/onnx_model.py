@@ -39,14 +39,17 @@ def _session(path: Path, device_type: str):
 
 class OnnxModel(torch.nn.Module):
     """An ONNX classifier as a module: (B, C, H, W) float images in, (B, K) float32 outputs out, on the input's
-    device. ``fixed_batch_size`` is the batch size the file insists on (None when it takes any)."""
+    device. ``fixed_batch_size`` is the batch size the file insists on (None when it takes any); ``output_name`` the
+    graph output that holds the scores (the package's ``output``: it picks its output itself)."""
 
-    def __init__(self, path: Path, session, fixed_batch_size: int | None):
+    picks_output = True
+
+    def __init__(self, path: Path, session, fixed_batch_size: int | None, output_name: str | None = None):
         super().__init__()
         self.path = path
         self._sessions = {"cpu": session}
         inp = session.get_inputs()[0]
-        self.input_name, self.output_name = inp.name, session.get_outputs()[0].name
+        self.input_name, self.output_name = inp.name, output_name or session.get_outputs()[0].name
         self.input_dtype = _DTYPES[inp.type]
         self.fixed_batch_size = fixed_batch_size
 
@@ -78,8 +81,9 @@ def _check_input(inp, spec: ModelSpec, where: Path) -> int | None:
     want = [spec.channels, *spec.input_size]
     for got, expected, what in zip(shape[1:], want, ("'channels'", "'input_size' height", "'input_size' width")):
         if isinstance(got, int) and got != expected:
+            flag = "--channels" if what == "'channels'" else "--input-size"
             raise ModelPackageError(f"{where}: the ONNX input is {shape} (batch, channels, height, width) but "
-                                    f"model.json says {what} {expected}: make them agree")
+                                    f"model.json says {what} {expected}: make them agree (dida package {flag})")
     return batch_dimension(shape)
 
 
@@ -102,4 +106,23 @@ def load_onnx(spec: ModelSpec, source: Source) -> torch.nn.Module:
         raise ModelPackageError(f"{where}: the ONNX model takes {len(inputs)} inputs "
                                 f"({', '.join(i.name for i in inputs)}): DiDA gives one image batch")
     fixed = _check_input(inputs[0], spec, where)
-    return OnnxModel(where, session, fixed)
+    return OnnxModel(where, session, fixed, _output_name(session.get_outputs(), spec, where))
+
+
+def _output_name(outputs, spec: ModelSpec, where: Path) -> str:
+    """The graph output that holds the scores: the one there is, or the one ``output`` names (by name or index)."""
+    names = [o.name for o in outputs]
+    listed = ", ".join(f"{k}: {o.name!r} {list(o.shape)}" for k, o in enumerate(outputs))
+    if spec.output is None:
+        if len(names) == 1:
+            return names[0]
+        raise ModelPackageError(f"{where}: the ONNX model has {len(names)} outputs ({listed}): say which holds the "
+                                f"class scores with 'output' in model.json (its name or index, e.g. \"output\": "
+                                f"{names[0]!r}; dida package --output)")
+    if isinstance(spec.output, int):
+        if spec.output < len(names):
+            return names[spec.output]
+    elif spec.output in names:
+        return spec.output
+    raise ModelPackageError(f"{where}: 'output' is {spec.output!r} but the ONNX model's outputs are {listed}: name "
+                            "one of them or give its index")

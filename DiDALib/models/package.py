@@ -32,6 +32,7 @@ class ModelPackage:
     spec: ModelSpec
     model: torch.nn.Module
     path: Path
+    notes: tuple[str, ...] = ()  # what loading had to do to the weights (a checkpoint's wrapper or prefix removed)
 
 
 def load_model_package(package: str | Path, trust_code: bool = False) -> ModelPackage:
@@ -52,29 +53,38 @@ def load_model_package(package: str | Path, trust_code: bool = False) -> ModelPa
     weights = package_file(root, spec.weights, "the weights file")
     if not weights.is_file():
         raise ModelPackageError(f"{root}: the weights file {spec.weights!r} named in model.json is missing")
-    from .validate import check_examples  # imports torch: only where a model is loaded
+    from .outputs import call_as_packaged  # these import torch: only where a model is loaded
+    from .validate import check_examples
 
-    model = loader_for(spec.architecture)(spec, Source(root, weights, trust_code))
-    model.eval()
+    source = Source(root, weights, trust_code)
+    model = loader_for(spec.architecture)(spec, source)
+    model = call_as_packaged(model, spec.output, spec.fixed_batch, weights)
+    model.eval()  # BatchNorm and Dropout as evaluated, whatever mode the package's code left them in
     _check_output(model, spec, weights)
     check_examples(model, spec, root)
-    return ModelPackage(spec, model, root)
+    return ModelPackage(spec, model, root, tuple(source.notes))
 
 
 def _check_output(model: torch.nn.Module, spec: ModelSpec, where: Path) -> None:
     import torch
 
+    from .outputs import OutputError, unpicked
+
     x = torch.zeros((1, spec.channels, *spec.input_size))
     try:
         with torch.inference_mode():
             out = model(x)
+    except OutputError as exc:
+        raise ModelPackageError(f"{where}: {exc} (the field 'output' of model.json; dida package --output)") from None
     except Exception as exc:
         raise ModelPackageError(
             f"{where}: the model fails on a {tuple(x.shape)} input ({type(exc).__name__}: {exc}); "
-            "check 'input_size' and 'channels' in model.json"
+            "check 'input_size' and 'channels' in model.json (and 'fixed_batch' if it takes one batch size only)"
         ) from None
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, len(spec.classes)):
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if not isinstance(out, torch.Tensor):
+        raise ModelPackageError(f"{where}: {unpicked(out, len(spec.classes))}")
+    if tuple(out.shape) != (1, len(spec.classes)):
+        shape = tuple(out.shape)
         raise ModelPackageError(
             f"{where}: the model returns {shape} for one image but model.json lists {len(spec.classes)} classes"
         )

@@ -102,4 +102,5 @@ def load_python(spec: ModelSpec, source: Source):
     """The network the package's code builds, with the package's state dict."""
     from .weights import load_weights
 
-    return load_weights(build_python(spec, source), source.weights, spec.architecture, len(spec.classes))
+    return load_weights(build_python(spec, source), source.weights, spec.architecture, len(spec.classes),
+                        source.notes)

@@ -19,7 +19,7 @@ used, so a package of one format never needs another format's library.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
 
@@ -40,11 +40,13 @@ _FALLBACK = ARCHITECTURES["timm:"]
 @dataclass(frozen=True)
 class Source:
     """Where a loader finds a package's files: its folder, its weights file, and whether its own Python code
-    may run (only after the user said so)."""
+    may run (only after the user said so); a loader appends to ``notes`` what it had to do to the weights (a
+    checkpoint's wrapper or prefix removed), for the package to report."""
 
     root: Path
     weights: Path
     trust_code: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 def loader_for(architecture: str) -> Callable[[ModelSpec, Source], object]:

@@ -17,8 +17,10 @@
       "mean": [0.5], "std": [0.25],                 # per channel, on intensities in [0, 1] (mean-std only)
       "width_scale": 1.0,                           # B-scan width factor before resizing (the paper: 0.5)
       "resize": "stretch",                          # or "letterbox" (keep aspect, black margin)
-      "score": "probabilities",                     # default score mode: or logits, log-odds, auto
+      "score": "auto",                              # default score mode: or probabilities, logits, log-odds
       "examples": [{"image": "examples/a.png", "top": "drusen"}],  # checked on every load
+      "output": 0,                                  # which output holds the scores: an index or a name (call_fields)
+      "fixed_batch": 8,                             # the one batch size the model takes (call_fields)
       "demo": false,                                # true marks a demonstration model, not for clinical use
       "description": "..."
     }
@@ -33,6 +35,9 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from ..suggest import did_you_mean
+from .call_fields import check_fixed_batch, check_output
 
 FORMAT = "dida-model/1"
 NORMALISATIONS = ("mean-std", "none", "imagenet")
@@ -99,7 +104,7 @@ class ModelSpec:
     std: tuple[float, ...] = (0.25,)
     width_scale: float = 1.0
     resize: str = "stretch"
-    score: str = "probabilities"
+    score: str = "auto"  # log-odds where the model saturates, probabilities where it does not (engine.scores)
     weights: str = "model.safetensors"
     name: str = "model"
     demo: bool = False
@@ -108,6 +113,8 @@ class ModelSpec:
     head: str | None = None
     normalisation: str = "mean-std"
     examples: tuple[ModelExample, ...] = ()
+    output: int | str | None = None
+    fixed_batch: int | None = None
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "model.json") -> ModelSpec:
@@ -144,7 +151,8 @@ class ModelSpec:
             raise ModelPackageError(f"{where}: 'normalisation' is {normalisation!r}: use 'mean-std' (with 'mean' "
                                     "and 'std'), 'none' or 'imagenet'")
         if normalisation == "imagenet" and channels != 3:
-            raise ModelPackageError(f"{where}: 'imagenet' normalisation is per RGB channel: it needs 'channels' 3")
+            raise ModelPackageError(f"{where}: 'imagenet' normalisation is per RGB channel: it needs 'channels' 3 "
+                                    "(dida package --channels 3)")
         if normalisation != "mean-std" and ("mean" in data or "std" in data):
             raise ModelPackageError(f"{where}: 'normalisation' {normalisation!r} sets the mean and std itself: "
                                     "remove 'mean' and 'std', or use 'mean-std'")
@@ -161,7 +169,7 @@ class ModelSpec:
         resize = data.get("resize", "stretch")
         if resize not in ("stretch", "letterbox"):
             raise ModelPackageError(f"{where}: 'resize' is {resize!r}: use 'stretch' or 'letterbox'")
-        score = data.get("score", "probabilities")
+        score = data.get("score", "auto")
         if score not in SCORES:
             raise ModelPackageError(f"{where}: 'score' is {score!r}: use {', '.join(repr(s) for s in SCORES)}")
         head = data.get("head")
@@ -191,6 +199,8 @@ class ModelSpec:
             head=head,
             normalisation=normalisation,
             examples=examples,
+            output=check_output(data.get("output"), where),
+            fixed_batch=check_fixed_batch(data.get("fixed_batch"), where),
         )
 
     def to_dict(self) -> dict:
@@ -219,6 +229,9 @@ class ModelSpec:
             data["head"] = self.head
         if self.examples:
             data["examples"] = [{"image": e.image, "top": e.top} for e in self.examples]
+        for key in ("output", "fixed_batch"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
         return data
 
     def fill_value(self, raw: float = 0.0) -> list[float]:
@@ -237,7 +250,7 @@ def _examples(value, classes: list[str], where: str) -> tuple[ModelExample, ...]
                                     "\"top\": \"<class>\"}")
         if item["top"] not in classes:
             raise ModelPackageError(f"{where}: example {item['image']!r} expects the class {item['top']!r}, which is "
-                                    f"not among 'classes' {classes}")
+                                    f"not among 'classes' {classes}" + did_you_mean(str(item["top"]), classes))
         out.append(ModelExample(item["image"], item["top"]))
     return tuple(out)
 
@@ -252,17 +265,33 @@ def package_file(root: Path, name: str, what: str) -> Path:
     return root / relative
 
 
+#: Files a user may give as --model that are weights, not a package.
+WEIGHT_SUFFIXES = (".pth", ".pt", ".pt2", ".onnx", ".safetensors", ".ckpt", ".bin", ".tar", ".h5", ".pkl")
+
+
+def not_a_package(path: Path) -> str:
+    """The sentence for a weights file given where a model package is expected."""
+    return (f"{path} is a weights file, not a model package (a folder with model.json and the weights): make one "
+            f"with dida package {path.name} --architecture ... --classes ... --out my_package, then give "
+            "--model my_package")
+
+
 def read_spec(package: str | Path) -> ModelSpec:
     """Read and validate ``model.json`` of a package folder (or the file itself)."""
     path = Path(package)
     json_path = path / "model.json" if path.is_dir() else path
     if not json_path.exists():
         raise ModelPackageError(
-            f"{path}: no model.json found: a model package is a folder with model.json and a weights file"
+            f"{path}: no model.json found: a model package is a folder with model.json and a weights file "
+            "(dida package makes one)"
         )
+    if not path.is_dir() and path.suffix.lower() in WEIGHT_SUFFIXES:
+        raise ModelPackageError(not_a_package(path))
     try:
         data = json.loads(json_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ModelPackageError(not_a_package(json_path)) from None  # binary: weights, most likely
+    except json.JSONDecodeError as exc:
         raise ModelPackageError(f"{json_path}: not valid JSON ({exc})") from None
     return ModelSpec.from_dict(data, where=str(json_path))
 

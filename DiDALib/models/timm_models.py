@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from .registry import Source
+from ..suggest import did_you_mean
 from .spec import ModelPackageError, ModelSpec
 from .weights import load_weights
 
@@ -18,10 +19,8 @@ def build_timm(spec: ModelSpec) -> torch.nn.Module:
 
     name = spec.architecture.removeprefix(PREFIX)
     if not timm.is_model(name):
-        close = timm.list_models(f"*{name[:6]}*")[:5] if name else []
         raise ModelPackageError(
-            f"architecture {spec.architecture!r} is not a timm model"
-            + (f" (similar: {', '.join(close)})" if close else "")
+            f"architecture {spec.architecture!r} is not a timm model" + did_you_mean(name, timm.list_models())
             + "; use 'timm:<name>' with a name from timm.list_models(), or another architecture of "
             "DiDALib.models.registry (torchvision:<name>, python:<file.py>:<callable>, onnx, torch-export)"
         )
@@ -35,4 +34,4 @@ def build_timm(spec: ModelSpec) -> torch.nn.Module:
 
 def load_timm(spec: ModelSpec, source: Source) -> torch.nn.Module:
     """The timm network of ``spec`` with the weights of the package."""
-    return load_weights(build_timm(spec), source.weights, spec.architecture, len(spec.classes))
+    return load_weights(build_timm(spec), source.weights, spec.architecture, len(spec.classes), source.notes)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .export_eval import to_eval
 from .fixed_batch import batch_dimension, in_fixed_batches
 from .registry import Source
 from .spec import ModelPackageError, ModelSpec
@@ -75,15 +76,23 @@ def _check_graph(program) -> None:
         raise _Refused(f"its graph calls {target}, which is not a PyTorch operator")
 
 
+def to_eval_module(program) -> torch.fx.GraphModule:
+    """The program as a module, its training-mode BatchNorm and Dropout switched to evaluation mode."""
+    module = program.module()
+    to_eval(module)
+    return module
+
+
 class ExportedModel(torch.nn.Module):
     """An exported program as a module. Exported programs cannot switch between training and evaluation (they
-    were traced in one mode), so ``train()``/``eval()`` only set the flag; ``to(device)`` moves the program with
+    were traced in one mode), so ``train()``/``eval()`` only set the flag, and a program traced in training mode is
+    run as evaluated (``export_eval.to_eval``); ``to(device)`` moves the program with
     ``torch.export``'s own pass, which also moves devices written into the graph."""
 
     def __init__(self, program, fixed_batch_size: int | None):
         super().__init__()
         self.program = program
-        self.module_ = program.module()
+        self.module_ = to_eval_module(program)
         self.fixed_batch_size = fixed_batch_size
 
     def train(self, mode: bool = True) -> ExportedModel:
@@ -98,7 +107,7 @@ class ExportedModel(torch.nn.Module):
                 from torch.export.passes import move_to_device_pass
 
                 self.program = move_to_device_pass(self.program, torch.device(device))
-                self.module_ = self.program.module()
+                self.module_ = to_eval_module(self.program)
         if memory_format is not None:
             self.module_.to(memory_format=memory_format)
         return self

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from .registry import Source
+from ..suggest import did_you_mean
 from .spec import ModelPackageError, ModelSpec
 from .weights import load_weights
 
@@ -47,10 +48,8 @@ def build_torchvision(spec: ModelSpec) -> torch.nn.Module:
     name = spec.architecture.removeprefix(PREFIX)
     known = tvm.list_models(module=tvm)  # classifiers only, not detection or segmentation models
     if name not in known:
-        close = [m for m in known if name[:4] and m.startswith(name[:4])][:5]
         raise ModelPackageError(
-            f"architecture {spec.architecture!r} is not a torchvision classifier"
-            + (f" (similar: {', '.join(close)})" if close else "")
+            f"architecture {spec.architecture!r} is not a torchvision classifier" + did_you_mean(name, known)
             + "; use 'torchvision:<name>' with a name from torchvision.models.list_models(module=torchvision.models)"
         )
     if spec.channels != 3:
@@ -70,4 +69,5 @@ def build_torchvision(spec: ModelSpec) -> torch.nn.Module:
 
 def load_torchvision(spec: ModelSpec, source: Source) -> torch.nn.Module:
     """The torchvision classifier of ``spec`` with the weights of the package."""
-    return load_weights(build_torchvision(spec), source.weights, spec.architecture, len(spec.classes))
+    return load_weights(build_torchvision(spec), source.weights, spec.architecture, len(spec.classes),
+                        source.notes)

@@ -1,4 +1,6 @@
-"""State dicts from weight files, read without unpickling anything, and fitted to a network with clear errors."""
+"""State dicts from weight files, read without unpickling anything (``checkpoints``), and fitted to a network with
+clear errors: a head sized for another class count, a first layer for another number of channels, missing or
+unexpected keys."""
 
 from __future__ import annotations
 
@@ -6,29 +8,25 @@ from pathlib import Path
 
 import torch
 
+from .checkpoints import fit_keys, prefix_hint, read_checkpoint
 from .spec import ModelPackageError
 
 
-def read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a ``.safetensors`` file or of a ``torch.save`` state dict (``weights_only=True``), with a
-    ``module.`` prefix (DataParallel) removed and a ``state_dict``/``model`` wrapper unpacked."""
-    try:
-        if weights.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(weights), device="cpu")
-        obj = torch.load(str(weights), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelPackageError(
-            f"{weights}: the weights cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-            "expected a .safetensors file or a state dict saved with torch.save (loaded with weights_only=True)"
-        ) from None
-    for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelPackageError(f"{weights}: does not hold a state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
+def read_state_dict(weights: Path, own: set[str] | None = None, notes: list[str] | None = None
+                    ) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file or of a ``torch.save`` checkpoint (wrappers unpacked), with the one
+    prefix removed that makes them the keys ``own`` of the network (``checkpoints.fit_keys``); what was done is
+    appended to ``notes``."""
+    state, done = read_checkpoint(weights)
+    if own is not None:
+        try:
+            state, fitted = fit_keys(state, own)
+        except ModelPackageError as exc:
+            raise ModelPackageError(f"{weights}: {exc}") from None
+        done += [fitted] if fitted else []
+    if notes is not None and done:
+        notes.append(f"weights: {', '.join(done)}")
+    return state
 
 
 def _head_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], classes: int) -> str | None:
@@ -40,12 +38,30 @@ def _head_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor],
     return None
 
 
-def load_weights(model: torch.nn.Module, weights: Path, architecture: str, classes: int) -> torch.nn.Module:
+def _channel_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str | None:
+    """The first convolution trained for another number of input channels (grey 1 vs RGB 3), with the fix."""
+    for key, value in state.items():
+        mine = own.get(key)
+        if (mine is not None and mine.ndim == value.ndim == 4 and mine.shape[1] != value.shape[1]
+                and mine.shape[0] == value.shape[0] and mine.shape[2:] == value.shape[2:]
+                and {int(mine.shape[1]), int(value.shape[1])} <= {1, 3}):
+            n = int(value.shape[1])
+            extra = (" and --normalisation imagenet if it was trained on ImageNet-normalised images" if n == 3
+                     else "")
+            return (f"the weights' first layer {key!r} takes {n} input channel{'s' if n > 1 else ''} but the "
+                    f"package gives the network {int(mine.shape[1])}: set 'channels' to {n} (dida package --channels "
+                    f"{n}{extra})")
+    return None
+
+
+def load_weights(model: torch.nn.Module, weights: Path, architecture: str, classes: int,
+                 notes: list[str] | None = None) -> torch.nn.Module:
     """Load the state dict in ``weights`` into ``model`` strictly, or say exactly what does not fit (a head sized
-    for another class count, missing or unexpected keys)."""
-    state = read_state_dict(weights)
+    for another class count, a first layer for other channels, missing or unexpected keys); what had to be done to
+    the checkpoint (a wrapper, a prefix) is appended to ``notes``."""
     own = model.state_dict()
-    mismatch = _head_mismatch(own, state, classes)
+    state = read_state_dict(weights, set(own), notes)
+    mismatch = _head_mismatch(own, state, classes) or _channel_mismatch(own, state)
     if mismatch:
         raise ModelPackageError(f"{weights}: {mismatch}")
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
@@ -56,6 +72,7 @@ def load_weights(model: torch.nn.Module, weights: Path, architecture: str, class
             + ("; " if missing and unexpected else "")
             + (f"{len(unexpected)} unexpected key(s) (e.g. {unexpected[:3]})" if unexpected else "")
             + "; check that 'architecture' names the network the weights were trained with"
+            + prefix_hint(state, own)
         )
     try:
         model.load_state_dict(state, strict=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..engine.grid import passes_per_image
+from ..engine.saturation import saturation_warning
 from ..engine.schedule import format_grids, grid_json, grid_key
 from ..io.output_dir import RUN_FORMAT, check_output, foreign_files
 from ..io.run_folder import estimator_fields, spacing_field, volume_fields, write_run_folder
@@ -49,6 +50,7 @@ def run_summary(session: ExplainSession, volume: OCTVolume) -> dict:
         "bscans": list(explanation.indices),
         "classes_shown": [explanation.class_names[k] for k in shown],
         "saturation_scale": explanation.scale(),
+        **({"score_warning": w} if (w := saturation_warning(explanation.results.values())) else {}),
         "masked_images_per_bscan": info.get("shapley", {}).get("passes_per_image", passes_per_image(grids)) - 1,
         **estimator_fields(explanation, {k: info[k] for k in ("estimator", "shapley") if k in info}),
         **spacing_field(volume),

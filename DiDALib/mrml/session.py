@@ -20,6 +20,7 @@ import numpy as np
 
 from ..engine.grid import GridKey, check_weights
 from ..engine.result import DiDAResult
+from ..engine.saturation import saturation_warning
 from ..engine.schedule import grid_key
 from ..explanation import VolumeExplanation, chosen_bscans, class_indices
 from ..io.volume import unit_range_rule
@@ -352,7 +353,12 @@ class ExplainSession:
         return f" (runtime {self.runtime['runtime']}: {str(self.runtime.get('runtime_reason', '')).split('; ')[0]})"
 
     def summary(self) -> str:
-        """One line on where the run stands, for the status label."""
+        """One line on where the run stands, for the status label (with the saturation warning of its results)."""
+        line = self._state_line()
+        warning = saturation_warning(self.explanation.results.values()) if self.explanation is not None else None
+        return f"{line}. Warning: {warning}" if line and warning else line
+
+    def _state_line(self) -> str:
         done = len(self.explanation.results) if self.explanation is not None else 0
         if self.state == "running":
             if self.info is None:

@@ -11,7 +11,8 @@ from PIL import Image, ImageDraw, ImageFont
 from ..engine.grid import grid_size
 from ..engine.result import DiDAResult
 from ..engine.schedule import is_aligned
-from ..engine.scores import score_unit
+from ..engine.saturation import saturation_warning
+from ..engine.scores import format_score, score_unit
 from ..explanation import VolumeExplanation
 from ..maps.colour import grey_to_uint8, overlay
 from ..maps.contrast import contrast_result, default_pairs
@@ -19,6 +20,11 @@ from ..maps.evidence import evidence_map, strongest_point
 from ..maps.mixing import mixed_image, saturation_scale
 
 SQUARE_COLOUR = (255, 220, 0)
+#: Background of a band of text below a figure: the saturation warning (amber) and the demonstration notice (red).
+WARNING_COLOUR = (120, 80, 0)
+NOTICE_COLOUR = (150, 20, 20)
+#: Drawn into every figure (and shown on every page) of a package whose model.json says ``demo``.
+DEMO_NOTICE = "Demonstration model - not for clinical use"
 
 
 def load_font(size: int) -> ImageFont.ImageFont:
@@ -37,10 +43,11 @@ def panel_bscan(bscan: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return grey_to_uint8(small, 0.0, 1.0)
 
 
-def _label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, font, anchor: str) -> None:
+def _label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, font, anchor: str,
+           background: tuple[int, int, int] = (0, 0, 0)) -> None:
     box = draw.textbbox(xy, text, font=font, anchor=anchor)
     pad = 3
-    draw.rectangle((box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad), fill=(0, 0, 0))
+    draw.rectangle((box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad), fill=background)
     draw.text(xy, text, font=font, fill=(255, 255, 255), anchor=anchor)
 
 
@@ -67,11 +74,11 @@ def dida_view_figure(
     panels = []
     for k in classes:
         name = explanation.class_names[k]
-        panels.append((result, k, f"{titles.get(name, name)}  {result.base_scores[k]:.3f}"))
+        panels.append((result, k, f"{titles.get(name, name)}  {caption_score(result.base_scores[k], result.score)}"))
     legend = (f"red: evidence for the class · blue: evidence against · full brightness at |d| = {scale:.3g} "
               f"({score_unit(result.score)}) · {_grid_text(result)}")
-    return panel_figure(bscan, _header(index, truth), panels, explanation.weights, scale, legend, point,
-                        panel_width, opacity)
+    return panel_figure(bscan, bscan_header(index, truth), panels, explanation.weights, scale, legend, point,
+                        panel_width, opacity, saturation_warning([result]))
 
 
 def contrast_view_figure(
@@ -97,13 +104,13 @@ def contrast_view_figure(
     for a, b in pairs:
         c = contrast_result(result, a, b)
         panels.append((c, 0, f"{titles.get(names[a], names[a])} vs {titles.get(names[b], names[b])}  "
-                             f"{c.base_scores[0]:+.3f}"))
+                             f"{caption_score(c.base_scores[0], result.score, signed=True)}"))
     if scale is None:
         scale = saturation_scale([c for c, _, _ in panels], weights=explanation.weights)
     legend = (f"red: speaks for the first class rather than the second · blue: for the second · full brightness at "
               f"|d_A - d_B| = {scale:.3g} ({score_unit(result.score)}) · {_grid_text(result)}")
-    return panel_figure(bscan, _header(index, truth), panels, explanation.weights, scale, legend, point,
-                        panel_width, opacity)
+    return panel_figure(bscan, bscan_header(index, truth), panels, explanation.weights, scale, legend, point,
+                        panel_width, opacity, saturation_warning([result]))
 
 
 def strongest_place(panels: Sequence[tuple[DiDAResult, int]], shape: tuple[int, int],
@@ -117,10 +124,11 @@ def strongest_place(panels: Sequence[tuple[DiDAResult, int]], shape: tuple[int, 
 
 def panel_figure(bscan: np.ndarray, header: str, panels: Sequence[tuple[DiDAResult, int, str]], weights, scale: float,
                  legend: str, point: tuple[int, int] | None = None, panel_width: int = 480,
-                 opacity: float = 0.85) -> Image.Image:
+                 opacity: float = 0.85, warning: str | None = None) -> Image.Image:
     """The B-scan with ``header`` in its corner, then for each (result, class, caption) its Mixed Image (``weights``,
     ``scale``) laid over the B-scan with the caption, the same small square at ``point`` (B-scan pixels; default:
-    where the panels' evidence maps are strongest) in all of them, and ``legend`` below."""
+    where the panels' evidence maps are strongest) in all of them, ``legend`` below, and ``warning`` (the
+    saturation warning) in a band under it."""
     depth, width = np.asarray(bscan).shape
     ph = max(1, int(round(depth * panel_width / width)))
     mixed = [mixed_image(r, k, weights, scale, (ph, panel_width)) for r, k, _ in panels]
@@ -151,7 +159,35 @@ def panel_figure(bscan: np.ndarray, header: str, panels: Sequence[tuple[DiDAResu
         else:
             _label(draw, (x0 + panel_width - 6, ph - 6), caption, font, "rd")
     draw.text((6, ph + footer // 2), legend, font=load_font(max(11, panel_width // 34)), fill=(220, 220, 220), anchor="lm")
-    return fig
+    return add_band(fig, warning, WARNING_COLOUR) if warning else fig
+
+
+def caption_score(value: float, mode: str, signed: bool = False) -> str:
+    """A score in a panel's caption, named by its mode: ``p = 0.934``, ``log-odds 15.54`` (``engine.scores``)."""
+    return format_score(value, mode, 3 if mode == "probabilities" else 2, signed)
+
+
+def add_band(fig: Image.Image, text: str, background: tuple[int, int, int]) -> Image.Image:
+    """``fig`` with a band of ``text`` below it, drawn into the image (so it stays with every copy of the figure);
+    text wider than the figure wraps onto more lines."""
+    font = load_font(max(12, min(18, fig.width // 60)))
+    probe = ImageDraw.Draw(fig)
+    lines, line = [], ""
+    for word in text.split():
+        trial = f"{line} {word}".strip()
+        if line and probe.textlength(trial, font=font) > fig.width - 24:
+            lines.append(line)
+            line = word
+        else:
+            line = trial
+    lines.append(line)
+    step = int(font.size * 1.5) if hasattr(font, "size") else 16
+    out = Image.new("RGB", (fig.width, fig.height + step * len(lines) + 8), background)
+    out.paste(fig, (0, 0))
+    draw = ImageDraw.Draw(out)
+    for k, ln in enumerate(lines):
+        _label(draw, (10, fig.height + 4 + step * k + step // 2), ln, font, "lm", background=background)
+    return out
 
 
 def _explained(explanation: VolumeExplanation, index: int) -> DiDAResult:
@@ -160,8 +196,15 @@ def _explained(explanation: VolumeExplanation, index: int) -> DiDAResult:
     return explanation.results[index]
 
 
-def _header(index: int, truth: str | None) -> str:
-    return f"B-scan {index}" + (f" · diagnosis: {truth}" if truth else "")
+def bscan_header(index: int, truth: str | None) -> str:
+    """The B-scan panel's header: its number and, where the input knows it, its label, said to be the input's (a
+    bare diagnosis there read as the model's)."""
+    return f"B-scan {index}" + (f" · label (file): {truth}" if truth else "")
+
+
+def with_provenance(fig: Image.Image, demo: bool) -> Image.Image:
+    """A figure as it is saved: with the demonstration notice drawn in below it when the model is a demo."""
+    return add_band(fig, DEMO_NOTICE, NOTICE_COLOUR) if demo else fig
 
 
 def _grid_text(result: DiDAResult) -> str:

@@ -19,12 +19,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .. import __version__
-from .html_page import PAGE, STYLE
+from ..engine.saturation import saturation_warning
+from .html_page import ENFACE, PAGE, PLOT, STYLE
 from .html_script import SCRIPT
+from .figures import DEMO_NOTICE
 from .page_data import PageSource, page_data
 
 REPORT_FILE = "report.html"
-NOTICE = "Demonstration model, not for clinical use."
+NOTICE = DEMO_NOTICE
 
 
 def _sha256(text: str) -> str:
@@ -61,20 +63,27 @@ def report_html(src: PageSource, fundus_png: bytes | None = None, panel_width: i
     data = page_data(src, panel_width)
     run = src.run
     demo = bool(run.get("demo_model"))
+    warning = saturation_warning(src.explanation.results.values())
     fundus = ""
     if fundus_png:
         fundus = ('<h2>On the fundus image</h2><img id="fundus" alt="en-face evidence on the fundus image" src="'
                   "data:image/png;base64," + base64.b64encode(fundus_png).decode("ascii") + '">')
     enface = data["enface"]
-    enface_text = (f"strongest evidence along each A-scan · full brightness at |d| = {enface['scale']:.3g} · "
-                   f"{enface['size']}; B-scan 0 at the bottom, the current B-scan marked; click to go to a B-scan")
+    plot = PLOT if data["plot"] else ""
+    if enface is not None:
+        text = (f"strongest evidence along each A-scan · full brightness at |d| = {enface['scale']:.3g} · "
+                f"{enface['size']}; B-scan 0 at the bottom, the current B-scan marked; click to go to a B-scan")
+        enface_section = ENFACE.substitute(enface_text=html.escape(text), fundus=fundus)
+    else:
+        enface_section = ""
     footer = (f"Made by dida {__version__} from the run's results: red = evidence for, blue = against. "
               f"B-scans shown as {data['grey_format']}. Nothing on this page is loaded from anywhere else.")
     return PAGE.substitute(
         policy=content_policy(), title=html.escape(f"DiDA View · {os.path.basename(str(run.get('input', '')))}"),
         style=STYLE, script=SCRIPT, data=_json(data), run=_run_text(run, len(data["bscans"])),
-        notice=f'<p class="notice" id="notice">{html.escape(NOTICE)}</p>' if demo else "",
-        enface_text=html.escape(enface_text), fundus=fundus, footer=html.escape(footer))
+        notice=(f'<p class="notice" id="notice">{html.escape(NOTICE)}</p>' if demo else "")
+        + (f'<p class="notice warning" id="score-warning">{html.escape(warning)}</p>' if warning else ""),
+        plot=plot, enface=enface_section, footer=html.escape(footer))
 
 
 def write_report(path: str | os.PathLike, src: PageSource, fundus_png: bytes | None = None,

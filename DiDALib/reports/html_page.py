@@ -12,6 +12,7 @@ h2 { font-size: 15px; margin: 18px 0 6px; }
 .run { margin: 0 0 8px; color: #bbb; }
 .notice { display: inline-block; margin: 4px 0 10px; padding: 6px 10px; background: #5a1d1d; color: #fff;
           border: 1px solid #c33; font-weight: 600; }
+.notice.warning { background: #4a3500; border-color: #c90; }
 .controls { display: flex; flex-wrap: wrap; gap: 8px 18px; align-items: center; margin-bottom: 10px; }
 .controls fieldset { border: 1px solid #444; padding: 2px 8px; margin: 0; }
 .controls legend { padding: 0 4px; color: #aaa; }
@@ -40,6 +41,18 @@ button, select { background: #2a2a2a; color: #eee; border: 1px solid #555; paddi
 #fundus { max-width: 100%; display: block; }
 footer { margin-top: 18px; color: #888; font-size: 12px; }
 """
+
+#: The parts a page has only where the run has them: the scores along the volume (more than one B-scan explained)
+#: and the en-face evidence (a volume of more than one B-scan).
+PLOT = """<h2>Scores along the volume</h2>
+<canvas id="plot" width="960" height="170"></canvas>
+<div id="plot-legend"></div>"""
+ENFACE = Template("""<section id="enface-section">
+<h2>En-face evidence</h2>
+<p class="run">$enface_text</p>
+<div id="enface" class="row"></div>
+$fundus
+</section>""")
 
 #: The head of every DiDA page (the DiDA View, the audit page): its security policy first, then title and style.
 HEAD = """<!DOCTYPE html>
@@ -78,15 +91,8 @@ $notice
 <p id="legend"></p>
 <p id="readout-where"></p>
 <table id="readout-table"></table>
-<h2>Scores along the volume</h2>
-<canvas id="plot" width="960" height="170"></canvas>
-<div id="plot-legend"></div>
-<section id="enface-section">
-<h2>En-face evidence</h2>
-<p class="run">$enface_text</p>
-<div id="enface" class="row"></div>
-$fundus
-</section>
+$plot
+$enface
 <footer>$footer</footer>
 <script type="application/json" id="dida-data">$data</script>
 <script>$script</script>

@@ -44,19 +44,24 @@ SCRIPT = r"""
   }
 
   // -- what each panel shows ------------------------------------------------------------------------------------
-  const carried = (b) => b.order.filter((k) => D.class_slot[k] !== undefined);
+  const carried = (b) => b.order.filter((k) => D.shown.includes(k));  // the run's shown classes, best first
   function panelItems(b) {
     if (state.view === "contrast") {
       return D.pairs.slice(0, 3).map((pair, j) => ({kind: "pair", j, url: b.pairs[j],
-        caption: `${name(pair.a)} vs ${name(pair.b)}  ${signed(Math.fround(b.scores[pair.a] - b.scores[pair.b]), 3)}`}));
+        caption: `${name(pair.a)} vs ${name(pair.b)}  ` +
+          `${scoreText(Math.fround(b.scores[pair.a] - b.scores[pair.b]), true)}`}));
     }
     const auto = carried(b);
     return state.choice.map((c, p) => {
       const k = c === "auto" ? auto[p] : Number(c);
-      return {kind: "class", k, url: b.maps[D.class_slot[k]], caption: `${name(k)}  ${b.scores[k].toFixed(3)}`};
+      return {kind: "class", k, url: b.maps[D.class_slot[k]], caption: `${name(k)}  ${scoreText(b.scores[k], false)}`};
     });
   }
   const signed = (v, digits) => (v >= 0 ? "+" : "") + v.toFixed(digits);
+  // a score named by its mode, as the PNG figures name it: "p = 0.934", "log-odds 15.54", "p +0.120"
+  const scoreText = (v, diff) => D.score_label === "p"
+    ? (diff ? `p ${signed(v, 3)}` : `p = ${v.toFixed(3)}`)
+    : `${D.score_label} ${diff ? signed(v, 2) : v.toFixed(2)}`;
 
   // Each atom's colour and opacity once (a few thousand atoms), then every pixel: grey * (1 - a) + colour * a.
   const NA = D.atoms.n_rows * NC;
@@ -180,7 +185,7 @@ SCRIPT = r"""
     if (token !== state.token) return;
     panels.forEach((p, i) => { p.box.hidden = i > items.length; });
     panels[0].image.getContext("2d").putImageData(grey, 0, 0);
-    panels[0].head.textContent = `B-scan ${b.index}` + (b.truth ? ` · diagnosis: ${b.truth}` : "");
+    panels[0].head.textContent = `B-scan ${b.index}` + (b.truth ? ` · label (file): ${b.truth}` : "");
     items.forEach((it, i) => {
       const p = panels[i + 1];
       composite(grey, maps[i], p.data);
@@ -189,7 +194,9 @@ SCRIPT = r"""
       if (p.select) p.select.hidden = it.kind !== "class";
     });
     if (!state.userPoint) state.point = [b.point[0] * PH / DEPTH, b.point[1] * PW / WIDTH];
-    drawMarks(); readout(); drawPlot(); drawEnface(items);
+    drawMarks(); readout();
+    if (plot) drawPlot();
+    if (D.enface) drawEnface(items);
     $("bscan").value = String(state.pos);
     $("bscan-label").textContent = `${b.index} (${state.pos + 1} of ${D.bscans.length})`;
     state.renders++; state.lastRenderMs = performance.now() - started;
@@ -217,7 +224,7 @@ SCRIPT = r"""
   }
 
   // -- scores along the volume ----------------------------------------------------------------------------------
-  const plot = $("plot");
+  const plot = $("plot");  // absent where one B-scan was explained: a line of one point says nothing
   function plotX(index) { return 40 + (plot.width - 50) * (D.n_bscans > 1 ? index / (D.n_bscans - 1) : 0.5); }
   let plotBase = null;  // the lines, drawn once
   function drawPlot() {
@@ -251,14 +258,15 @@ SCRIPT = r"""
     });
     return base;
   }
-  plot.addEventListener("click", (e) => {
+  if (plot) plot.addEventListener("click", (e) => {
     const r = plot.getBoundingClientRect(), x = (e.clientX - r.left) * plot.width / r.width;
     go(nearest(Math.round((x - 40) / (plot.width - 50) * (D.n_bscans - 1))));
   });
 
   // -- en-face maps of the panels' classes ----------------------------------------------------------------------
   const enface = [];
-  const enfaceHeight = Math.max(24, D.n_bscans, Math.min(4 * PW, Math.round(PW * D.enface.aspect)));
+  // a volume of one B-scan has no en-face section (D.enface is null)
+  const enfaceHeight = D.enface ? Math.max(24, D.n_bscans, Math.min(4 * PW, Math.round(PW * D.enface.aspect))) : 0;
   function drawEnface(items) {
     $("enface-section").hidden = state.view === "contrast";
     items.forEach((it, i) => {
@@ -304,9 +312,9 @@ SCRIPT = r"""
 
   // -- controls ------------------------------------------------------------------------------------------------
   function setUp() {
-    const n = Math.min(3, D.classes.length);
+    const n = Math.min(3, D.shown.length);
     for (let p = 0; p <= n; p++) makePanel(p);
-    for (let p = 0; p < n; p++) { state.choice.push("auto"); makeEnface(); }
+    for (let p = 0; p < n; p++) { state.choice.push("auto"); if (D.enface) makeEnface(); }
     const slider = $("bscan");
     slider.max = String(D.bscans.length - 1);
     slider.disabled = D.bscans.length < 2;
@@ -335,14 +343,16 @@ SCRIPT = r"""
       state.half = Number(square.value); $("square-label").textContent = `${2 * state.half} px`; drawMarks();
     });
     $("reset-square").addEventListener("click", () => { state.userPoint = false; render(); });
-    const leg = $("plot-legend");
-    D.classes.forEach((k, s) => {
-      const span = document.createElement("span"), swatch = document.createElement("i");
-      swatch.style.background = D.class_colours[s];
-      span.append(swatch, name(k));
-      leg.appendChild(span);
-    });
-    plot.width = Math.max(480, Math.min(4 * PW + 18, 1400));
+    if (plot) {
+      const leg = $("plot-legend");
+      D.classes.forEach((k, s) => {
+        const span = document.createElement("span"), swatch = document.createElement("i");
+        swatch.style.background = D.class_colours[s];
+        span.append(swatch, name(k));
+        leg.appendChild(span);
+      });
+      plot.width = Math.max(480, Math.min(4 * PW + 18, 1400));
+    }
     legend();
   }
   function legend() {

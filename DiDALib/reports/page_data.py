@@ -45,6 +45,8 @@ LOSSLESS_GREY_BYTES = 8_000_000
 JPEG_QUALITY = 90
 #: Quantisation of the Mixed Image's brightness per sign on the page (the labelmaps use 16 for Slicer's table).
 PAGE_LEVELS = 256
+#: A score's name in the page's captions, as in the figures' (``reports.figures.caption_score``).
+SCORE_LABELS = {"probabilities": "p", "logits": "logit", "log-odds": "log-odds"}
 #: One line colour per class in the score plot (categorical; evidence keeps red and blue).
 CLASS_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7",
                  "#9c755f", "#bab0ac", "#17becf", "#bcbd22")
@@ -250,6 +252,7 @@ def page_data(src: PageSource, panel_width: int = 480) -> dict:
         "cell_bytes": [4 if w else 2 for w in wide],
         "d": d,
         "class_slot": {str(k): s for k, s in slot.items()},
+        "shown": _shown(ex, classes, src.run),
         "atoms": {"rows": b64(atoms.rows.astype(np.uint16)), "cols": b64(atoms.cols.astype(np.uint16)),
                   "n_rows": int(atoms.row_at.size), "n_cols": int(atoms.col_at.size)},
         "lut": b64(evidence_lut()),
@@ -260,11 +263,22 @@ def page_data(src: PageSource, panel_width: int = 480) -> dict:
         "contrast_scale": src.contrast_scale,
         "score_unit": score_unit(first.score),
         "estimator": first.estimator,
+        "score_label": SCORE_LABELS.get(first.score, first.score),  # how a caption names a score: "p = 0.934"
         "square": {"half": max(4, round(panel_width / 24)),  # as the figure's
                     "colour": _hex(SQUARE_COLOUR)},
         "grey_format": "PNG (lossless)" if lossless else f"JPEG (quality {JPEG_QUALITY})",
-        "enface": _enface(ex, classes, int(src.bscans.shape[0]), src.run),
+        # a volume of one B-scan has no en-face extent, and one explained B-scan no line of scores
+        "enface": _enface(ex, classes, int(src.bscans.shape[0]), src.run) if src.bscans.shape[0] > 1 else None,
+        "plot": len(indices) > 1,
     }
+
+
+def _shown(ex: VolumeExplanation, classes: Sequence[int], run: Mapping) -> list[int]:
+    """The classes the run shows (``--classes``), which the panels start with; every carried class when the run
+    does not say."""
+    names = list(ex.class_names)
+    shown = [names.index(c) for c in run.get("classes_shown", ()) if c in names and names.index(c) in classes]
+    return shown or list(classes)
 
 
 def _hex(rgb: Sequence[int]) -> str:

@@ -44,7 +44,7 @@ def model_throughput(engine: DiDAEngine, image: torch.Tensor, bs: int, seconds: 
     """The model's images/s at one batch size (same precision, memory format and call path as the engine, the
     B-scan DiDA explains repeated on the device: no masks, no transfers). Using the same pixels keeps any
     data-dependent cost, such as denormal arithmetic on a CPU, out of the ratio."""
-    x = image.to(engine.device)[None].repeat(bs, 1, 1, 1).contiguous(memory_format=engine.memory_format)
+    x = image.to(engine.device)[None].repeat(bs, 1, 1, 1)  # the engine puts it in the model's memory format
     for _ in range(2):
         engine.scores(x)
     _sync(engine.device)

@@ -16,6 +16,8 @@ export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 # 1. float16 (the CUDA default) within 1 % of float32 on the trained demo model.
 python3 -m pytest -q -s -p no:cacheprovider Testing/tests/engine/test_precision.py 2>&1 | tee "$out/precision.txt"
+# 1b. The memory-format probe on CUDA (channels-last only where the model runs in it and is faster).
+python3 -m pytest -q -s -p no:cacheprovider Testing/tests/engine/test_memory_format.py 2>&1 | tee "$out/memory_format.txt"
 # 2. One B-scan (efficiency, captum) and a 128-B-scan volume end to end, default precision (float16).
 python3 Testing/benchmarks/bench_engine.py --device cuda --precision auto --volume 128 --json \
   2> >(tee "$out/bench.log" >&2) | tee "$out/bench_auto.json"

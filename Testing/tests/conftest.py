@@ -66,6 +66,18 @@ def worker(tmp_path_factory):
     assert not client.home.exists(), "closing the worker left its folder behind"
 
 
+@pytest.fixture
+def drawn(monkeypatch) -> list[str]:
+    """Every text the PNG figures draw in a box (captions, headers, the bands below a figure), as drawn."""
+    from DiDALib.reports import figures
+
+    texts: list[str] = []
+    real = figures._label
+    monkeypatch.setattr(figures, "_label", lambda draw, xy, text, font, anchor, **kw: texts.append(text)
+                        or real(draw, xy, text, font, anchor, **kw))
+    return texts
+
+
 class LinearScorer(torch.nn.Module):
     """Scores that are linear in the pixels: ``z_k = sum_p W_k(p) x(p) + b_k``, so d is known in closed form."""
 

@@ -81,3 +81,9 @@ def test_shapley_benchmark_runs():
                "--channels", "1", "--grids", "2,3", "--shapley-grids", "2", "--permutations", "2", "--rounds", "1")
     assert out["passes"]["shapley"] <= out["passes"]["paper"] == 14 and out["shapley_permutations"] == [4]
     assert out["seconds_per_bscan"]["captum_shapley_one_class"] > 0 and out["speedup_vs_captum_all_classes"] > 0
+
+
+def test_zoo_fidelity_benchmark_runs():
+    out = _run("zoo_fidelity.py", "--grids", "3", "--models", "resnet", "--scores", "logits", "--fills", "black")
+    assert {(r["model"], r["format"]) for r in out["rows"]} >= {("resnet", "python"), ("resnet", "torch-export")}
+    assert out["worst_share_of_bound"] <= 1.0 and len(out["resnet_vs_torchscript"]) == 2

@@ -86,11 +86,12 @@ def test_outputs_hold_the_results(tmp_path, capsys, package):
     assert code == 0, err
     with open(out / "scores.csv") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["bscan", *CLASSES] and [r[0] for r in rows[1:]] == ["1", "3"]
+    assert rows[0] == ["bscan", "score_mode", *CLASSES] and [r[0] for r in rows[1:]] == ["1", "3"]
     ex = load_results(out / "dida_results.npz")
     assert ex.indices == [1, 3] and ex.class_names == CLASSES
     assert ex.weights == (1.0, 2.0)  # given for grids 3,2 and stored coarse to fine
-    np.testing.assert_allclose(ex.scores(), np.array([[float(v) for v in r[1:]] for r in rows[1:]]), rtol=1e-5)
+    assert {r[1] for r in rows[1:]} == {ex.results[1].score}
+    np.testing.assert_allclose(ex.scores(), np.array([[float(v) for v in r[2:]] for r in rows[1:]]), rtol=1e-5)
     scale = json.loads((out / "run.json").read_text())["saturation_scale"]
     assert scale == pytest.approx(ex.scale())
     for name in ("drusen", "normal"):

@@ -159,3 +159,28 @@ def test_every_map_is_written_for_the_evidence_schedule(tmp_path, capsys, packag
     assert figures == {"figures/dida_enface.png"} | {f"figures/dida_{kind}_bscan{i:03d}.png"
                                                      for kind in ("view", "contrast", "scale") for i in (1, 3)}
     assert set(run["files"]) >= figures | {"report.html", "DiDA-Scale.ctbl"}
+
+
+def test_classes_topn_limits_every_figure_and_the_top_contrasts_to_the_shown_classes(tmp_path, capsys, package,
+                                                                                     volume):
+    """--classes top2 printed two classes but the figure drew three panels and a contrast with the third class
+    was written: every figure and the 'top' contrasts now show only the classes shown."""
+    from PIL import Image
+
+    out = tmp_path / "out"
+    code, stdout, err = _run(capsys, "explain", volume, "--model", package, "--out", out, "--bscans", "1",
+                             "--classes", "top2", "--view", "classes,contrast,scale", *FAST[:-1])
+    assert code == 0, err
+    run = json.loads((out / "run.json").read_text())
+    shown = run["classes_shown"]
+    assert len(shown) == 2 and f"classes shown: {', '.join(shown)}" in stdout
+    panel, gap = 480, 6
+    for name in ("dida_view_bscan001.png", "dida_scale_bscan001.png"):
+        width = Image.open(out / "figures" / name).width
+        assert width == 3 * panel + 2 * gap, (name, width)  # the B-scan and the two shown classes
+    assert [c["classes"] for c in run["contrasts"]] == [shown]  # top vs second only
+    assert Image.open(out / "figures" / "dida_contrast_bscan001.png").width == 2 * panel + gap
+    assert not [f for f in run["files"] if f.startswith("DiDA-contrast_") and not all(c in f for c in shown)]
+    names = list(load_results(out / "dida_results.npz").class_names)
+    page = (out / "report.html").read_text()  # the page's panels start with the shown classes too
+    assert f'"shown":[{",".join(str(names.index(c)) for c in shown)}]' in page

@@ -123,7 +123,7 @@ def test_engine_batches_to_a_models_fixed_batch_size():
         fixed_batch_size = 5
 
     model = Fixed(SHAPE, 3)
-    engine = DiDAEngine(model, device="cpu")
+    engine = DiDAEngine(model, device="cpu", channels_last=False)  # no memory-format probe passes
     engine.explain(torch.rand(SHAPE), grids=(3,))
     assert engine.batch_size == 5 and model.calls == [5, 5]  # 10 passes (the original and 9 cells)
 
@@ -145,3 +145,115 @@ def test_dida_explain_score_modes(tmp_path, capsys, score):
     else:
         assert run["score"] == "log-odds" and "score_choice" not in run
     assert str(np.load(tmp_path / "r" / "dida_results.npz")["score"]) == run["score"]
+
+
+# -- honest score modes: auto by default, saturated probabilities warned about, the mode named everywhere ----------
+
+def test_a_package_that_names_no_score_mode_gets_auto():
+    spec = ModelSpec.from_dict({"architecture": "torchscript", "classes": ["a", "b"]})
+    assert spec.score == "auto" and ModelSpec(architecture="x", classes=("a", "b")).score == "auto"
+
+
+def _overconfident_package(folder: Path, score: str | None, scale: float = 400.0) -> Path:
+    """A TorchScript package of a model with logit margins in the tens, like the third-party Kermany classifier."""
+    import warnings
+
+    class Confident(torch.nn.Module):
+        def __init__(self, scale: float):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+            self.fc = torch.nn.Linear(4, 3)
+            self.scale = scale
+
+        def forward(self, x):
+            return self.fc(torch.tanh(self.conv(x)).mean(dim=(2, 3))) * self.scale
+
+    torch.manual_seed(1)
+    folder.mkdir(parents=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(Confident(scale).eval()), str(folder / "m.pt"))
+    data = {"architecture": "torchscript", "weights": "m.pt", "classes": ["CNV", "DME", "NORMAL"],
+            "input_size": [16, 16], **({"score": score} if score else {})}
+    (folder / "model.json").write_text(json.dumps(data))
+    return folder
+
+
+def _bscan_png(path: Path) -> Path:
+    rng = np.random.default_rng(4)
+    b = rng.random((20, 24)) * 0.4
+    b[8:12] += 0.5
+    Image.fromarray((b * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_saturated_probabilities_are_warned_about_on_console_record_figure_page_and_slicer(tmp_path, capsys,
+                                                                                            drawn):
+    """A package that insists on probabilities over a saturated model draws vivid maps of nothing: one line with the
+    fix (--score auto) on the console, in run.json, on the PNG figure and the page, and in Slicer's status line."""
+    from DiDALib.engine.saturation import saturation_warning
+
+    package = _overconfident_package(tmp_path / "pkg", "probabilities")
+    image = _bscan_png(tmp_path / "b.png")
+    code = cli.main([str(a) for a in ("explain", image, "--model", package, "--grids", "3", "--device", "cpu",
+                                      "--quiet", "--out", tmp_path / "r")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    warning = [line for line in err.splitlines() if "saturated" in line]
+    assert len(warning) == 1 and "--score auto" in warning[0] and warning[0].startswith("dida: warning:")
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert run["score"] == "probabilities" and "--score auto" in run["score_warning"]
+    assert any("saturated" in t and "--score auto" in t for t in drawn)  # on the figure itself
+    assert "--score auto" in (tmp_path / "r" / "report.html").read_text()
+    # Slicer's status line reads the same sentence from the session's results
+    from DiDALib.io.results import load_results
+
+    ex = load_results(tmp_path / "r" / "dida_results.npz")
+    assert saturation_warning(ex.results.values()) == run["score_warning"]
+    # auto on the same model: log-odds, no warning
+    code = cli.main([str(a) for a in ("explain", image, "--model", package, "--grids", "3", "--device", "cpu",
+                                      "--quiet", "--no-figures", "--no-report", "--score", "auto", "--out",
+                                      tmp_path / "a")])
+    _, err = capsys.readouterr()
+    assert code == 0 and "saturated" not in err.replace("is saturated (top probability", "")
+    assert "score_warning" not in json.loads((tmp_path / "a" / "run.json").read_text())
+
+
+def test_the_saturation_warning_thresholds():
+    from DiDALib.engine.result import DiDAResult
+    from DiDALib.engine.saturation import FAINT_SHARE, SATURATED_TOP, saturation_warning
+
+    def result(top: float, peak: float, score: str = "probabilities") -> DiDAResult:
+        d = np.zeros((2, 3, 3), np.float32)
+        d[0, 1, 1] = peak
+        return DiDAResult(base_scores=np.array([top, 1 - top], np.float32), deltas={3: d}, image_shape=(9, 9),
+                          region=(0, 0, 9, 9), score=score, index=0)
+
+    assert saturation_warning([result(0.9, 0.2)]) is None
+    assert "top probability 0.9995" in saturation_warning([result(0.9995, 0.2)])
+    assert SATURATED_TOP == 0.999 and FAINT_SHARE == 0.01
+    faint = saturation_warning([result(0.9, 0.005)])
+    assert faint is not None and "0.56 %" in faint and "--score log-odds" in faint  # 0.005 of a top score of 0.9
+    assert "--score auto" in saturation_warning([result(0.9995, 0.2)])
+    assert saturation_warning([result(0.9995, 0.2, "log-odds")]) is None  # only probabilities saturate
+
+
+def test_the_score_mode_is_named_wherever_a_score_is_shown(tmp_path, capsys, drawn):
+    """scores.csv says its mode, every panel caption names the unit ("CNV log-odds 15.54"), and the console says
+    which mode ran and, for auto, why."""
+    import csv
+
+    package = _overconfident_package(tmp_path / "pkg", None)  # no score field: auto, here log-odds
+    image = _bscan_png(tmp_path / "b.png")
+    code = cli.main([str(a) for a in ("explain", image, "--model", package, "--grids", "3", "--device", "cpu",
+                                      "--quiet", "--view", "classes,contrast", "--out", tmp_path / "r")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    with open(tmp_path / "r" / "scores.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:2] == ["bscan", "score_mode"] and rows[1][1] == "log-odds"
+    captions = [t for t in drawn if t.startswith(("CNV", "DME", "NORMAL"))]
+    assert captions and all("log-odds" in t for t in captions), captions
+    assert "score: log-odds (auto: log-odds, because the model is saturated" in out
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert '"score_label":"log-odds"' in page

@@ -185,7 +185,7 @@ def test_bscan_class_sign_and_view_change_what_is_drawn(driver, demo):
     n = renders(driver)
     driver.find_element("tag name", "body").send_keys(Keys.ARROW_RIGHT)
     settle(driver, n)
-    assert driver.find_element("css selector", "#panels .caption").text.startswith("B-scan 1 · diagnosis:")
+    assert driver.find_element("css selector", "#panels .caption").text.startswith("B-scan 1 · label (file):")
     r = ex.results[1]
     grey = panel_bscan(volume[1], shape)
     scale = ex.scale()

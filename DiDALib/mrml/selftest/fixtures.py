@@ -78,7 +78,8 @@ def make_test_package_apart(python: str, folder: str | Path) -> Path:
 
 def make_failing_package(folder: str | Path, fail_after: int) -> Path:
     """A TorchScript model package whose model raises once it has scored ``fail_after`` images (the load check
-    scores one): a model that breaks in the middle of a run, as a CUDA error would."""
+    scores one): a model that breaks in the middle of a run, as a CUDA error would. It has no convolution and a
+    fixed score mode, so that no image is scored but the run's (no memory-format probe, no ``auto`` pass)."""
     import json
     import warnings
 
@@ -87,8 +88,7 @@ def make_failing_package(folder: str | Path, fail_after: int) -> Path:
     class FailsLater(torch.nn.Module):
         def __init__(self, after: int):
             super().__init__()
-            self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
-            self.head = torch.nn.Linear(4, len(TEST_CLASSES))
+            self.head = torch.nn.Linear(16, len(TEST_CLASSES))
             self.after = after
             self.seen = 0
 
@@ -96,7 +96,7 @@ def make_failing_package(folder: str | Path, fail_after: int) -> Path:
             if self.seen >= self.after:
                 raise RuntimeError("CUDA error: device-side assert triggered (a test model that breaks on purpose)")
             self.seen += x.shape[0]
-            return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+            return self.head(torch.nn.functional.avg_pool2d(x, 8).flatten(1))
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def make_failing_package(folder: str | Path, fail_after: int) -> Path:
         torch.jit.script(FailsLater(fail_after)).save(str(out / "model.pt"))
     spec = {"format": "dida-model/1", "name": "DiDA failing test model", "architecture": "torchscript",
             "weights": "model.pt", "classes": list(TEST_CLASSES), "input_size": [32, 32], "channels": 1,
-            "mean": [0.5], "std": [0.25]}
+            "mean": [0.5], "std": [0.25], "score": "probabilities"}
     (out / "model.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
     return out
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from DiDALib.engine.saturation import saturation_warning
 from DiDALib.maps.labels import encode_labels
 from DiDALib.mrml.results import STATUS, find_runs, read_scores
 from DiDALib.mrml.selftest import fixtures
@@ -78,7 +79,10 @@ def test_fraction_and_summary(env, worker, mrml_package):
     assert session.summary().startswith("Starting: loading the model")
     session.wait(timeout=120)
     assert session.fraction_done() == pytest.approx(1.0)
-    assert session.summary() == "Done: 2 B-scan(s) explained"
+    # the random test model's probability maps are faint: the status line says so after the state
+    assert session.summary().startswith("Done: 2 B-scan(s) explained")
+    assert session.summary().removeprefix("Done: 2 B-scan(s) explained") in ("", ". Warning: " + str(
+        saturation_warning(session.explanation.results.values())))
     assert np.isfinite(float(session.run.table.GetAttribute("DiDA.Scale")))
 
 
@@ -159,3 +163,23 @@ def test_starting_writes_no_bscan_on_the_spot(env, worker, mrml_package):
     session.volume.GetImageData().Modified()
     session.start([0])
     assert session.wait(timeout=10) == "failed" and "1 NaN" in session.error and "\n" not in session.error
+
+
+def test_the_status_line_warns_about_saturated_probabilities(env):
+    """Slicer's status line carries the saturation warning of the run's results, with the fix."""
+    from DiDALib.engine.result import DiDAResult
+    from DiDALib.explanation import VolumeExplanation
+
+    volume = scenarios.make_test_volume(env, n_bscans=2)
+    names = tuple(scenarios.TEST_CLASSES)
+    d = np.full((len(names), 3, 3), 1e-7, np.float32)
+    base = np.full(len(names), 1e-5, np.float32)
+    base[0] = 1 - base[1:].sum()  # saturated: the top class at 0.99996
+    ex = VolumeExplanation(names, {}, (48, 64))
+    for score, i in (("probabilities", 0), ("probabilities", 1)):
+        ex.results[i] = DiDAResult(base_scores=base, deltas={3: d}, image_shape=(48, 64), region=(0, 0, 48, 64),
+                                   score=score, index=i, class_names=names)
+    stored = ExplainSession(env.scene, volume, None, None, name="stored")
+    assert stored.replay(ex) == "complete"
+    assert stored.summary().startswith("Done: 2 B-scan(s) explained. Warning: probabilities are saturated")
+    assert "--score auto" in stored.summary()
