@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .python_code import UntrustedCodeError, code_file, code_to_trust
+from .python_code import UntrustedCodeError, code_to_trust, consent_needed
 from .registry import Source, loader_for
 from .spec import ModelPackageError, ModelSpec, package_file, read_spec
 from .validate import check_examples
@@ -45,10 +45,10 @@ def load_model_package(package: str | Path, trust_code: bool = False) -> ModelPa
         raise ModelPackageError(f"{path}: no such model package folder")
     spec = read_spec(path)
     root = path if path.is_dir() else path.parent
-    code = code_file(spec, root)
-    if code is not None and not trust_code:
-        raise UntrustedCodeError(code)
     weights = package_file(root, spec.weights, "the weights file")
+    needed = None if trust_code else consent_needed(spec, root)
+    if needed is not None:
+        raise needed
     if not weights.is_file():
         raise ModelPackageError(f"{root}: the weights file {spec.weights!r} named in model.json is missing")
     model = loader_for(spec.architecture)(spec, Source(root, weights, trust_code))

@@ -22,14 +22,20 @@ from .spec import ModelPackageError, ModelSpec, package_file, read_spec
 PREFIX = "python:"
 
 
-class UntrustedCodeError(ModelPackageError):
-    """A package that runs its own Python code, opened without the user's consent; ``code_file`` is that file."""
+#: Why a ``python:`` package needs consent, as ``UntrustedCodeError`` says it.
+PYTHON_REASON = "this model package builds its network with its own Python code, which can do anything your user " \
+                "account can"
 
-    def __init__(self, code_file: Path):
+
+class UntrustedCodeError(ModelPackageError):
+    """A package that runs its own code (Python, or a program that calls more than tensor operators), opened
+    without the user's consent; ``code_file`` is that file and ``reason`` says what it would do."""
+
+    def __init__(self, code_file: Path, reason: str = PYTHON_REASON):
         self.code_file = Path(code_file)
+        self.reason = reason
         super().__init__(
-            f"{self.code_file}: this model package builds its network with its own Python code, which can do "
-            "anything your user account can; it runs only if you trust where the package came from: "
+            f"{self.code_file}: {reason}; it runs only if you trust where the package came from: "
             "add --trust-code (Python: trust_code=True)"
         )
 
@@ -51,11 +57,32 @@ def code_file(spec: ModelSpec, root: Path) -> Path | None:
     return package_file(root, file, "the code file")
 
 
-def code_to_trust(package: str | Path) -> Path | None:
-    """The Python file a package would run when loaded (None when it runs none), found from ``model.json`` alone:
-    ask the user about this file, then load with ``trust_code=True`` only if they agree."""
+def consent_needed(spec: ModelSpec, root: Path) -> UntrustedCodeError | None:
+    """What a package would run that needs the user's consent, as the error loading it without consent raises, or
+    None: its Python file (``python:``), or a TorchScript or exported program that calls more than tensor
+    operators (``graph_check``, read without torch and without running anything)."""
+    from .graph_check import program_refusal
+
+    code = code_file(spec, root)
+    if code is not None:
+        return UntrustedCodeError(code)
+    weights = package_file(root, spec.weights, "the weights file")
+    reason = program_refusal(spec.architecture, weights) if weights.is_file() else None
+    return UntrustedCodeError(weights, f"this model package's {reason}") if reason else None
+
+
+def consent_for(package: str | Path) -> UntrustedCodeError | None:
+    """``consent_needed`` of a package folder (or its ``model.json``), from the files alone."""
     path = Path(package)
-    return code_file(read_spec(path), path if path.is_dir() else path.parent)
+    return consent_needed(read_spec(path), path if path.is_dir() else path.parent)
+
+
+def code_to_trust(package: str | Path) -> Path | None:
+    """The file a package would run that needs consent (None when it runs none), found without running anything:
+    its Python file, or its TorchScript or exported program when that calls more than tensor operators; ask the
+    user about this file (``consent_for`` says why), then load with ``trust_code=True`` only if they agree."""
+    needed = consent_for(package)
+    return needed.code_file if needed else None
 
 
 def _run_file(path: Path) -> types.ModuleType:
