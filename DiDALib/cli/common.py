@@ -25,6 +25,18 @@ def parse_ints(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
+def max_memory(args) -> int | None:
+    """``--max-memory`` in bytes (None: the memory available now)."""
+    from ..footprint import parse_size
+
+    if getattr(args, "max_memory", None) is None:
+        return None
+    try:
+        return parse_size(args.max_memory)
+    except ValueError:
+        raise UsageError(f"--max-memory {args.max_memory!r} is not a size: use e.g. 8G, 500M or 1.5GB") from None
+
+
 def progress_bar(total: int, quiet: bool, desc: str):
     if quiet:
         return None

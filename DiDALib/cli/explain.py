@@ -13,7 +13,6 @@ from ..engine.devices import describe_device
 from ..engine.grid import grid_size, passes_per_image
 from ..engine.schedule import SCHEDULES, format_grids, parse_grids
 from ..engine.scores import AUTO, SCORE_MODES
-from ..footprint import parse_size
 from ..io.output_dir import RUN_FORMAT, check_output, staged_output
 from ..io.registry import describe_formats, load_oct
 from ..io.run_folder import seal_run, spacing_field, volume_fields, write_run_files
@@ -21,7 +20,7 @@ from ..io.run_maps import MapChoices
 from ..io.volume import OCTVolume
 from ..models.package import ModelPackage, demo_model_path, load_model_package
 from ..pipeline import ExplainSettings, VolumeExplainer, VolumeExplanation, parse_top
-from .common import UsageError, note, parse_ints, print_written, progress_bar
+from .common import UsageError, max_memory, note, parse_ints, print_written, progress_bar
 from .maps import check_pairs, map_choices
 from .preflight import check_loading, plan_run
 
@@ -73,25 +72,24 @@ def parse_bscans(text: str, n_bscans: int) -> list[int]:
         return list(range(n_bscans))
     if t in ("center", "centre"):
         return [n_bscans // 2]
-    chosen: list[int] = []
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    chosen: set[int] = set()
     for part in t.split(","):
         part = part.strip()
         try:
-            if "-" in part:
-                a, b = (int(v) for v in part.split("-", 1))
-                if b < a:
-                    raise ValueError
-                chosen.extend(range(a, b + 1))
-            elif part:
-                chosen.append(int(part))
+            a, b = (int(v) for v in part.split("-", 1)) if "-" in part else (int(part),) * 2 if part else (0, -1)
         except ValueError:
-            raise UsageError(f"--bscans {text!r}: use all, center, or indices and ranges like 0,3,5-9") from None
+            raise UsageError(f"--bscans {shown!r}: use all, center, or indices and ranges like 0,3,5-9") from None
+        if part and b < a:
+            raise UsageError(f"--bscans {shown!r}: the range {a}-{b} runs backwards: use all, center, or indices and "
+                             "ranges like 0,3,5-9 (lower index first)")
+        if part and not 0 <= a <= b < n_bscans:  # checked before a range is expanded
+            what = f"B-scan(s) [{a}] do not exist" if a == b else f"the range {a}-{b} goes past the volume's B-scans"
+            raise UsageError(f"--bscans {shown!r}: {what}; the volume has 0..{n_bscans - 1}")
+        chosen.update(range(a, b + 1))
     if not chosen:
-        raise UsageError(f"--bscans {text!r} selects no B-scan: use all, center, or indices and ranges like 0,3,5-9")
-    bad = [i for i in chosen if not 0 <= i < n_bscans]
-    if bad:
-        raise UsageError(f"--bscans {text!r}: B-scan(s) {bad} do not exist; the volume has 0..{n_bscans - 1}")
-    return sorted(set(chosen))
+        raise UsageError(f"--bscans {shown!r} selects no B-scan: use all, center, or indices and ranges like 0,3,5-9")
+    return sorted(chosen)
 
 
 def parse_grid_option(text: str) -> tuple:
@@ -140,16 +138,6 @@ def settings_from_args(args) -> ExplainSettings:
                         device=args.device, precision=args.precision, batch_size=args.batch_size)
     s.check()
     return s
-
-
-def max_memory(args) -> int | None:
-    """``--max-memory`` in bytes (None: the memory available now)."""
-    if not getattr(args, "max_memory", None):
-        return None
-    try:
-        return parse_size(args.max_memory)
-    except ValueError:
-        raise UsageError(f"--max-memory {args.max_memory!r} is not a size: use e.g. 8G, 500M or 1.5GB") from None
 
 
 def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings, indices: Sequence[int],
@@ -235,7 +223,7 @@ def cmd_explain(args) -> int:
     check_output(args.out, args.force, protect, "--out")  # before anything is loaded
     check_loading(model, limit)
     package = load_model_package(model, trust_code=args.trust_code)
-    volume = load_oct(args.input, bscan_distance=args.bscan_distance)
+    volume = load_oct(args.input, bscan_distance=args.bscan_distance, max_bytes=limit)
     indices = parse_bscans(args.bscans, volume.n_bscans)
     summary = run_explain(volume, package, settings, indices, Path(args.out), force=args.force,
                           figures=not args.no_figures, point=point, quiet=args.quiet, protect=protect,

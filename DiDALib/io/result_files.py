@@ -25,16 +25,25 @@ from .signals import signals_deferred
 
 
 def read_run(folder: Path, what: str = "the results folder") -> dict:
-    """``run.json`` of a DiDA result folder (format ``dida-run/1``), or an ``OutputFolderError`` saying why not."""
+    """``run.json`` of a DiDA result folder (format ``dida-run/1``), or an ``OutputFolderError`` saying why not:
+    the folder's own regular file (not a link), of a sane size."""
+    from .files import FileRefused, open_inside
+    from .result_reading import MAX_RUN_BYTES
+
     path = Path(folder) / RUN_FILE
     if not Path(folder).is_dir():
         raise OutputFolderError(f"{what} {folder} is not a folder: give a folder that dida explain wrote")
+    if not os.path.lexists(path):
+        raise OutputFolderError(f"{what} {folder} has no {RUN_FILE}: give a folder that dida explain wrote")
     try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OutputFolderError(f"{what} {folder} has no {RUN_FILE}: give a folder that dida explain wrote") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise OutputFolderError(f"{path} cannot be read ({exc}): give a folder that dida explain wrote") from None
+        with open_inside(folder, RUN_FILE, RUN_FILE, "give a folder that dida explain wrote", MAX_RUN_BYTES,
+                         OutputFolderError) as f:
+            run = json.loads(f.read(MAX_RUN_BYTES + 1).decode("utf-8"))
+    except (FileRefused, OutputFolderError):
+        raise
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise OutputFolderError(f"{path} cannot be read ({' '.join(str(exc).split())[:200]}): give a folder that "
+                                "dida explain wrote") from None
     if not isinstance(run, dict) or run.get("format") != RUN_FORMAT or not isinstance(run.get("files"), list):
         raise OutputFolderError(f"{path} is not the record of a DiDA run ({RUN_FORMAT}): run dida explain again to "
                                 "make a result this dida can read")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ..io.files import check_regular
 from .python_code import UntrustedCodeError, code_to_trust, consent_needed
 from .registry import Source, loader_for
 from .spec import ModelPackageError, ModelSpec, package_file, read_spec
@@ -49,8 +50,10 @@ def load_model_package(package: str | Path, trust_code: bool = False) -> ModelPa
     needed = None if trust_code else consent_needed(spec, root)
     if needed is not None:
         raise needed
-    if not weights.is_file():
+    if not weights.exists():
         raise ModelPackageError(f"{root}: the weights file {spec.weights!r} named in model.json is missing")
+    check_regular(weights, "the weights file named in model.json", "put the weights file itself in the package "
+                  "folder", ModelPackageError)
     model = loader_for(spec.architecture)(spec, Source(root, weights, trust_code))
     model.eval()
     _check_output(model, spec, weights)
