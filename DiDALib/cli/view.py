@@ -68,6 +68,9 @@ def read_source(folder: Path, max_bytes: int | None = None) -> tuple[PageSource,
         scale = contrast_scale(explanation, pairs)
     figure = "figures/dida_enface_fundus.png"
     fundus = read_figure_inside(folder, figure) if run.get("enface_on_fundus") == figure else None
+    if run.get("enface_on_fundus") == figure and fundus is None:
+        note(f"{folder / figure} is not the run's own PNG file (a symbolic link, a folder, or too large): the page "
+             "is made without the fundus figure")
     return PageSource(explanation, bscans, run, pairs, scale), fundus
 
 
