@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..io.files import check_regular
-from .python_code import UntrustedCodeError, code_to_trust, consent_needed
+from .python_code import PackageCodeExit, UntrustedCodeError, code_to_trust, consent_needed
 from .registry import Source, loader_for
 from .spec import ModelPackageError, ModelSpec, package_file, read_spec
 from .validate import check_examples
@@ -66,6 +66,8 @@ def _check_output(model: torch.nn.Module, spec: ModelSpec, where: Path) -> None:
     try:
         with torch.inference_mode():
             out = model(x)
+    except PackageCodeExit:
+        raise
     except Exception as exc:
         raise ModelPackageError(
             f"{where}: the model fails on a {tuple(x.shape)} input ({type(exc).__name__}: {exc}); "

@@ -11,6 +11,7 @@ into the package) as a module of its own.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 import types
@@ -38,6 +39,41 @@ class UntrustedCodeError(ModelPackageError):
             f"{self.code_file}: {reason}; it runs only if you trust where the package came from: "
             "add --trust-code (Python: trust_code=True)"
         )
+
+
+class PackageCodeExit(ModelPackageError):
+    """The package's own code raised ``SystemExit`` (or a ``KeyboardInterrupt`` no user sent), which would have
+    ended DiDA as if it had finished or been cancelled: the model's failure, reported as such."""
+
+    def __init__(self, path: Path, exc: BaseException):
+        how = "as if you had pressed Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "with nothing said"
+        super().__init__(f"{path}: the package's own code raised {type(exc).__name__}"
+                         f"{'(' + repr(exc.args[0])[:40] + ')' if exc.args else ''}, which would have ended the "
+                         f"process {how}: the model package fails, not DiDA; fix its code")
+
+
+def ends_process(exc: BaseException) -> bool:
+    """Whether ``exc`` is the package code's attempt to end the process: ``SystemExit``, or a ``KeyboardInterrupt``
+    while DiDA turns real Ctrl-Cs into ``Interrupted`` (so this one was raised by code)."""
+    from ..io.signals import Interrupted, interrupts_are_marked
+
+    if isinstance(exc, SystemExit):
+        return True
+    return isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted) and interrupts_are_marked()
+
+
+def _guarded(forward, path: Path):
+    """The module's ``forward``, with a package's attempt to end the process turned into its failure."""
+    @functools.wraps(forward)
+    def call(*args, **kwargs):
+        try:
+            return forward(*args, **kwargs)
+        except (SystemExit, KeyboardInterrupt) as exc:
+            if ends_process(exc):
+                raise PackageCodeExit(path, exc) from None
+            raise
+
+    return call
 
 
 def parse_architecture(architecture: str) -> tuple[str, str]:
@@ -92,6 +128,11 @@ def _run_file(path: Path) -> types.ModuleType:
     sys.modules[name] = module  # dataclasses, typing and pickling look a class's module up there
     try:
         exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), module.__dict__)
+    except (SystemExit, KeyboardInterrupt) as exc:
+        del sys.modules[name]
+        if ends_process(exc):
+            raise PackageCodeExit(path, exc) from None
+        raise
     except Exception as exc:
         del sys.modules[name]
         raise ModelPackageError(f"{path}: the package's code fails when run ({type(exc).__name__}: {exc})") from None
@@ -116,12 +157,15 @@ def build_python(spec: ModelSpec, source: Source) -> object:
         raise ModelPackageError(f"{path}: defines no callable {name!r}"
                                 + (f" (its nn.Module classes: {', '.join(found)})" if found else ""))
     try:
-        model = builder(**spec.architecture_args)
+        model = _guarded(builder, path)(**spec.architecture_args)
+    except PackageCodeExit:
+        raise
     except Exception as exc:
         raise ModelPackageError(f"{path}: {name}(**{spec.architecture_args}) fails ({type(exc).__name__}: {exc}); "
                                 "check 'architecture_args' in model.json") from None
     if not isinstance(model, torch.nn.Module):
         raise ModelPackageError(f"{path}: {name}() returned a {type(model).__name__}, not a torch.nn.Module")
+    model.forward = _guarded(model.forward, path)  # an instance attribute: nn.Module.__call__ finds it first
     return model
 
 

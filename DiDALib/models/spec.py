@@ -47,7 +47,7 @@ class ModelPackageError(ValueError):
 #: The largest ``model.json`` read: a model description is a few kB.
 MAX_SPEC_BYTES = 1_000_000
 #: Bounds of the fields a number can break: the model input's side, a channel's mean and std.
-MAX_INPUT_SIDE = 16384
+MAX_INPUT_SIDE = 65536
 STD_RANGE = (1e-6, 1e6)
 
 

@@ -128,7 +128,7 @@ def test_torchvision_head_keeps_the_auxiliary_classifiers_as_built(tmp_path):
     ({"head": "features"}, "is a Sequential"),
     ({"channels": 1}, "take 3 channels"),
     ({"architecture": "timm:test_efficientnet", "head": "fc"}, "'head' names the layer of a torchvision"),
-    ({"architecture_args": {"dropout": "high"}}, "architecture_args.* do not fit"),
+    ({"architecture_args": {"dropout": "high"}}, "'dropout' is 'high': it must be a number from 0 to 1"),
 ])  # fmt: skip
 def test_torchvision_errors(tmp_path, third_party, fields, match):
     base = dict(architecture="torchvision:squeezenet1_1", weights="m.pth", channels=3)
