@@ -3,6 +3,7 @@ written."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -13,6 +14,41 @@ EXIT_CANCELLED = 130
 
 class UsageError(ValueError):
     """A bad command-line value."""
+
+
+#: Devices ``--device`` names: ``cuda`` may carry an index (``cuda:1``).
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser with its errors in one line (the problem and where the help is, not the whole usage), and
+    an option given an empty value refused: an empty ``--model`` or ``--classes`` is an unset shell variable, not a
+    choice, and must not quietly mean the default."""
+
+    def error(self, message: str):
+        raise UsageError(f"{' '.join(message.split())}; see {self.prog} --help")  # reported as any bad input
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, extra = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            value = getattr(parsed, action.dest, None)
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, str) and not v.strip() for v in values) and value is not action.default:
+                name = "/".join(action.option_strings) or action.dest
+                self.error(f"{name} is empty (an unset variable?): give a value, or leave {name} out for its "
+                           "default")
+        return parsed, extra
+
+
+def device_option(text: str) -> str:
+    """``--device``: auto, cpu, cuda, cuda:N or mps (checked here, where it enters, before torch sees it)."""
+    if not text.strip():
+        return text  # refused as empty by OneLineParser, in the same words as any option
+    name, _, index = text.strip().lower().partition(":")
+    if name not in DEVICES or (index and (name != "cuda" or not index.isdigit())):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device DiDA runs on: use auto, cpu, cuda (or cuda:N "
+                                         "for the N-th GPU) or mps")
+    return text.strip().lower()
 
 
 def parse_ints(text: str, what: str) -> tuple[int, ...]:

@@ -8,7 +8,7 @@ from ..io.output_dir import check_output
 from ..io.volume import OCTVolume
 from ..models.package import demo_model_path, load_model_package
 from ..pipeline import ExplainSettings
-from .common import print_written
+from .common import device_option, print_written
 from .explain import run_explain
 
 
@@ -17,7 +17,8 @@ def add_parser(sub) -> None:
     d = sub.add_parser("demo", help="run DiDA with the bundled demo model on a synthetic OCT volume")
     d.add_argument("--out", default="dida-demo", help="output folder (default: %(default)s)")
     d.add_argument("--bscans", type=int, default=9, help="number of synthetic B-scans (default: %(default)s)")
-    d.add_argument("--device", default="auto")
+    d.add_argument("--device", default="auto", type=device_option, help="auto (default: CUDA when present), cpu or "
+                   "cuda")
     d.add_argument("--force", action="store_true", help="replace an earlier DiDA result in --out (never other files)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_demo)

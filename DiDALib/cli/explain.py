@@ -20,7 +20,7 @@ from ..io.run_maps import MapChoices
 from ..io.volume import OCTVolume
 from ..models.package import ModelPackage, demo_model_path, load_model_package
 from ..pipeline import ExplainSettings, VolumeExplainer, VolumeExplanation, parse_top
-from .common import UsageError, max_memory, note, parse_ints, print_written, progress_bar
+from .common import UsageError, device_option, max_memory, note, parse_ints, print_written, progress_bar
 from .maps import check_pairs, map_choices
 from .preflight import check_loading, plan_run
 
@@ -47,7 +47,8 @@ def add_parser(sub) -> None:
     e.add_argument("--trust-code", action="store_true", help="run the model package's own Python code (python: "
                    "packages); only for packages whose source you trust")
     e.add_argument("--classes", default="top3", help="top3 (default), topN, all, or class names separated by commas")
-    e.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu or cuda")
+    e.add_argument("--device", default="auto", type=device_option, help="auto (default: CUDA when present), cpu or "
+                   "cuda")
     e.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
     e.add_argument("--batch-size", type=int, help="masked images per model call (default: chosen for the device)")
     e.add_argument("--point", help="ROW,COL (B-scan pixels) of the square in the figures (default: strongest)")
@@ -133,6 +134,9 @@ def settings_from_args(args) -> ExplainSettings:
         parse_top(classes)
     except ValueError:
         classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+        if not classes:
+            raise UsageError(f"--classes {args.classes!r} names no class: give top3, topN, all, or class names "
+                             "separated by commas") from None
     fill: str | float = args.fill
     s = ExplainSettings(grids=grids, weights=weights, fill=fill, score=args.score, classes=classes,
                         device=args.device, precision=args.precision, batch_size=args.batch_size)

@@ -20,12 +20,18 @@ when stdin closes; in the latter case the session that started it is gone, and i
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m DiDALib.worker", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from ..cli.common import OneLineParser
+
+    parser = OneLineParser(prog="python -m DiDALib.worker", description=DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", metavar="FOLDER",
                         help="the starting session's folder (its job folders live there); removed if stdin closes "
                              "without a shutdown request")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except ValueError as exc:  # OneLineParser's one line
+        print(f"DiDA worker: error: {exc}", file=sys.stderr)
+        return 2
     from .server import Worker
 
     return Worker(sys.stdin, sys.stderr, args.home).serve()
