@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from .server import Worker
 
-    return Worker(sys.stdin, sys.stderr, args.home).serve()
+    return Worker(sys.stdin.buffer, sys.stderr, args.home).serve()
 
 
 if __name__ == "__main__":
