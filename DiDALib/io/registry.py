@@ -116,7 +116,8 @@ def file_dialog_filter() -> str:
     return ";;".join(entries)
 
 
-def load_oct(path: str | os.PathLike, *, bscan_distance: float | None = None, max_bytes: int | None = None) -> OCTVolume:
+def load_oct(path: str | os.PathLike, *, bscan_distance: float | None = None,
+             max_bytes: int | None = None) -> OCTVolume:
     """Read an OCT file or folder (any of ``SUPPORTED_FORMATS``) as display intensities in [0, 1].
 
     B-scan distance placeholder: where the file gives no usable distance (a single B-scan, a distance of 0, an

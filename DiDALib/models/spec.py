@@ -299,6 +299,7 @@ def read_spec(package: str | Path) -> ModelSpec:
         raise ModelPackageError(f"{json_path}: not valid JSON ({' '.join(str(exc).split())[:200]}): fix the file, "
                                 "or give the package folder's model.json") from None
     except RecursionError:
-        raise ModelPackageError(f"{json_path}: its JSON nests deeper than any model description: fix the file") from None
+        raise ModelPackageError(f"{json_path}: its JSON nests deeper than any model description: fix the "
+                                "file") from None
     return ModelSpec.from_dict(data, where=str(json_path))
 

@@ -29,7 +29,11 @@ def peak():
             return int(line.split()[1]) * 1024
 code = 1
 try:
-    from DiDALib.cli import main
+    if argv[:1] == ["--worker"]:
+        from DiDALib.worker.__main__ import main
+        argv = argv[1:]
+    else:
+        from DiDALib.cli import main
     code = main(argv)
 except SystemExit as exc:
     code = exc.code if isinstance(exc.code, int) else 2
@@ -43,13 +47,16 @@ finally:
 """
 
 
-def run_capped(argv, tmp: Path, cap: int = 6 << 30, timeout: float = 300) -> tuple[object, str, int]:
-    """``dida ARGV`` in a child process under an address-space cap: (exit code, stderr, peak RSS in bytes). The
-    cap leaves room for torch's own reservations (about 3.6 GB of address space) and little more."""
+def run_capped(argv, tmp: Path, cap: int = 6 << 30, timeout: float = 300, stdin: bytes | None = None,
+               root: Path = ROOT) -> tuple[object, str, int]:
+    """``dida ARGV`` (``["--worker", ...]``: the worker, fed ``stdin``) in a child process under an address-space
+    cap: (exit code, stderr, peak RSS in bytes). The cap leaves room for torch's own reservations (about 3.6 GB of
+    address space) and little more. ``root``: the checkout whose DiDALib runs."""
     report = tmp / f"report-{os.getpid()}-{len(list(tmp.glob('report-*')))}.json"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", _LAUNCHER, str(report), str(cap), *map(str, argv)], cwd=tmp,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+                          env=env, capture_output=True, timeout=timeout, input=stdin if stdin is not None else b"")
+    proc.stderr = proc.stderr.decode(errors="replace")
     try:
         info = json.loads(report.read_text())
     except (OSError, ValueError):  # killed before it could report (the cap hit native code): its exit status

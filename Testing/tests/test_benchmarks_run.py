@@ -49,3 +49,8 @@ def test_view_benchmark_runs():
     need_browser()
     out = _run("bench_view.py", "--bscans", "2")
     assert out["bscans"] == 2 and out["page_mb"] > 0 and out["open_first_s"] > 0
+
+
+def test_graph_check_benchmark_runs():
+    out = _run("bench_graph_check.py", "--model", "test_efficientnet", "--input-size", "32", "--rounds", "1")
+    assert all(out[how]["load_s"] > 0 and out[how]["check_before_s"] > 0 for how in ("script", "trace", "export"))
