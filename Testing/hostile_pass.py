@@ -32,7 +32,8 @@ sys.path[:0] = [str(HERE.parent), str(HERE / "tests")]
 
 import numpy as np  # noqa: E402
 from bombs import npz_bomb, nrrd_bomb, run_capped, tiff_bomb  # noqa: E402
-from cli_helpers import CLASSES, FAST, make_package, make_torchscript_package, write_volume  # noqa: E402
+from cli_helpers import CLASSES, FAST, changed_package, make_package, make_torchscript_package, write_volume  # noqa: E402
+from hostile_models import edited_export, program_package  # noqa: E402
 
 TIMEOUT = 120  # seconds: a case that runs longer hangs
 PEAK_LIMIT = 1.5e9  # bytes: a refusal that peaked above this decoded first
@@ -79,14 +80,7 @@ class Sandbox:
 # -- builders --------------------------------------------------------------------------------------------------------
 
 def _changed(sb: Sandbox, base: Path, text: str | None = None, **fields) -> Path:
-    folder = sb.path("pkg")
-    shutil.copytree(base, folder)
-    if text is None:
-        data = json.loads((folder / "model.json").read_text())
-        data.update(fields)
-        text = json.dumps(data)
-    (folder / "model.json").write_text(text)
-    return folder
+    return changed_package(sb.path("pkg"), base, text, **fields)
 
 
 def _scripted(sb: Sandbox, source: str, marker: Path) -> Path:
@@ -200,47 +194,11 @@ class Net(Base):
 
 
 def _exported(sb: Sandbox, marker: Path, target: str | None = None) -> Path:
-    """A torch.export package whose graph was edited: a from_file node (creating ``marker``), or a node whose target
-    is ``target``."""
-    import torch
-    import zipfile
-
+    """A torch.export package whose graph was edited (``hostile_models.edited_export``)."""
     folder = sb.path("pt2")
     folder.mkdir()
-
-    class Net(torch.nn.Module):
-        def forward(self, x):
-            return torch.relu(x).mean(dim=(2, 3)).repeat(1, len(CLASSES))
-
-    base = folder / "base.pt2"
-    batch = torch.export.Dim("batch", min=1, max=64)
-    torch.export.save(torch.export.export(Net(), (torch.zeros(2, 1, 32, 32),), dynamic_shapes=({0: batch},)),
-                      str(base))
-    with zipfile.ZipFile(base) as zin, zipfile.ZipFile(folder / "model.pt2", "w") as zout:
-        for item in zin.infolist():
-            data = zin.read(item.filename)
-            if item.filename.endswith("models/model.json"):
-                if target:
-                    data = data.replace(b"torch.ops.aten.relu.default", target.encode())
-                else:
-                    program = json.loads(data)
-                    graph = program["graph_module"]["graph"]
-                    graph["nodes"].insert(0, {
-                        "target": "torch.ops.aten.from_file.default", "name": "ff", "metadata": {},
-                        "inputs": [{"name": "filename", "arg": {"as_string": str(marker)}, "kind": 1},
-                                   {"name": "shared", "arg": {"as_bool": True}, "kind": 1},
-                                   {"name": "size", "arg": {"as_int": 16}, "kind": 1}],
-                        "outputs": [{"as_tensor": {"name": "ff"}}], "is_hop_single_tensor_return": None})
-                    graph["tensor_values"]["ff"] = {
-                        "dtype": 7, "sizes": [{"as_int": 16}], "strides": [{"as_int": 1}], "requires_grad": False,
-                        "device": {"type": "cpu", "index": None}, "storage_offset": {"as_int": 0}, "layout": 5}
-                    data = json.dumps(program).encode()
-            zout.writestr(item.filename, data)
-    base.unlink()
-    (folder / "model.json").write_text(json.dumps({
-        "architecture": "torch-export", "weights": "model.pt2", "classes": list(CLASSES), "input_size": [32, 32],
-        "channels": 1, "normalisation": "none"}))
-    return folder
+    edited_export(folder / "model.pt2", marker, target)
+    return program_package(folder, "torch-export", "model.pt2")
 
 
 class _Payload:

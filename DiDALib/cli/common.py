@@ -35,8 +35,9 @@ class OneLineParser(argparse.ArgumentParser):
             values = value if isinstance(value, list) else [value]
             if any(isinstance(v, str) and not v.strip() for v in values) and value is not action.default:
                 name = "/".join(action.option_strings) or action.dest
-                self.error(f"{name} is empty (an unset variable?): give a value, or leave {name} out for its "
-                           "default")
+                optional = action.option_strings and not action.required
+                self.error(f"{name} is empty (an unset variable?): give a value"
+                           + (f", or leave {name} out for its default" if optional else ""))
         return parsed, extra
 
 

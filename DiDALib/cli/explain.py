@@ -44,8 +44,9 @@ def add_parser(sub) -> None:
     e.add_argument("--score", choices=SCORE_MODES + (AUTO,), help="probabilities, logits, log-odds (does not "
                    "saturate on confident models) or auto (log-odds when the model is saturated); default: the "
                    "model package's")
-    e.add_argument("--trust-code", action="store_true", help="run the model package's own Python code (python: "
-                   "packages); only for packages whose source you trust")
+    e.add_argument("--trust-code", action="store_true", help="run the model package's own code (python: packages, "
+                   "or TorchScript and torch.export programs that call more than tensor operators); only for "
+                   "packages whose source you trust")
     e.add_argument("--classes", default="top3", help="top3 (default), topN, all, or class names separated by commas")
     e.add_argument("--device", default="auto", type=device_option, help="auto (default: CUDA when present), cpu or "
                    "cuda")

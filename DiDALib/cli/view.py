@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..io.output_dir import new_file
 from ..io.result_files import add_result_file, read_run
-from ..io.results import RESULTS_FILE, load_results
+from ..io.results import RESULTS_FILE
 from ..reports.html import REPORT_FILE
 from ..reports.page_data import PageSource
 from .common import UsageError, max_memory, note, parse_ints

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -17,7 +18,9 @@ def read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             return load_file(str(weights), device="cpu")
-        obj = torch.load(str(weights), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a refused pickle is said once, in our line, not with torch's warning too
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(weights), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelPackageError(
             f"{weights}: the weights cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "

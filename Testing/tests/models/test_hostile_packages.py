@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
 from pathlib import Path
 
 import pytest
-from cli_helpers import FAST, make_package, one_line, run, write_volume
+from cli_helpers import FAST, changed_package, make_package, one_line, run, write_volume
 
 from DiDALib import cli
 
@@ -30,14 +29,7 @@ def volume(tmp_path_factory) -> Path:
 
 
 def _with(tmp_path: Path, package: Path, text: str | None = None, **fields) -> Path:
-    folder = tmp_path / "changed"
-    shutil.copytree(package, folder)
-    if text is None:
-        data = json.loads((folder / "model.json").read_text())
-        data.update(fields)
-        text = json.dumps(data)
-    (folder / "model.json").write_text(text)
-    return folder
+    return changed_package(tmp_path / "changed", package, text, **fields)
 
 
 def _refused(capsys, tmp_path: Path, volume: Path, model: Path, match: str, *extra) -> str:

@@ -5,28 +5,19 @@ and exported) still load without it. The marker files here must never appear wit
 
 from __future__ import annotations
 
-import json
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Tuple
 
 import pytest
 import torch
 from cli_helpers import CLASSES, FAST, make_torchscript_package, one_line, run, write_volume
+from hostile_models import INPUT, edited_export, program_package
 
 from DiDALib import cli
 from DiDALib.models.package import UntrustedCodeError, code_to_trust, load_model_package
 from DiDALib.mrml.trust import CodeTrust
 
-INPUT = [32, 32]
-
-
-def _spec(folder: Path, architecture: str, weights: str) -> Path:
-    (folder / "model.json").write_text(json.dumps({
-        "format": "dida-model/1", "name": "user program", "architecture": architecture, "weights": weights,
-        "classes": list(CLASSES), "input_size": INPUT, "channels": 1, "normalisation": "none"}))
-    return folder
 
 
 def _scripted(folder: Path, module: torch.nn.Module) -> Path:
@@ -34,7 +25,7 @@ def _scripted(folder: Path, module: torch.nn.Module) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript is deprecated; users still bring it
         torch.jit.save(torch.jit.script(module), str(folder / "model.pt"))
-    return _spec(folder, "torchscript", "model.pt")
+    return program_package(folder, "torchscript", "model.pt")
 
 
 class _Head(torch.nn.Module):
@@ -125,43 +116,12 @@ def test_the_slicer_module_asks_before_running_such_a_program(tmp_path):
     assert question.endswith("Run it?") and not marker.exists()
 
 
-def _exported_reading(path: Path, marker: Path) -> Path:
-    """A torch.export program whose graph was edited to call aten::from_file (shared: it creates the marker), as a
-    hostile author can: torch.export.load reads it and the graph runs it."""
-    class Net(torch.nn.Module):
-        def forward(self, x):
-            return torch.relu(x).mean(dim=(2, 3)).repeat(1, len(CLASSES))
-
-    base = path.with_suffix(".base.pt2")
-    batch = torch.export.Dim("batch", min=1, max=64)
-    torch.export.save(torch.export.export(Net(), (torch.zeros(2, 1, *INPUT),), dynamic_shapes=({0: batch},)),
-                      str(base))
-    with zipfile.ZipFile(base) as zin, zipfile.ZipFile(path, "w") as zout:
-        for item in zin.infolist():
-            data = zin.read(item.filename)
-            if item.filename.endswith("models/model.json"):
-                program = json.loads(data)
-                graph = program["graph_module"]["graph"]
-                graph["nodes"].insert(0, {
-                    "target": "torch.ops.aten.from_file.default", "name": "ff", "metadata": {},
-                    "inputs": [{"name": "filename", "arg": {"as_string": str(marker)}, "kind": 1},
-                               {"name": "shared", "arg": {"as_bool": True}, "kind": 1},
-                               {"name": "size", "arg": {"as_int": 16}, "kind": 1}],
-                    "outputs": [{"as_tensor": {"name": "ff"}}], "is_hop_single_tensor_return": None})
-                graph["tensor_values"]["ff"] = {"dtype": 7, "sizes": [{"as_int": 16}], "strides": [{"as_int": 1}],
-                                                "requires_grad": False, "device": {"type": "cpu", "index": None},
-                                                "storage_offset": {"as_int": 0}, "layout": 5}
-                data = json.dumps(program).encode()
-            zout.writestr(item.filename, data)
-    return path
-
-
 def test_an_exported_program_that_touches_files_runs_only_with_trust_code(tmp_path, capsys):
     marker = tmp_path / "marker.bin"
     folder = tmp_path / "pkg"
     folder.mkdir()
-    _exported_reading(folder / "model.pt2", marker)
-    package = _spec(folder, "torch-export", "model.pt2")
+    edited_export(folder / "model.pt2", marker)
+    package = program_package(folder, "torch-export", "model.pt2")
     volume = write_volume(tmp_path / "v.nrrd", n=1)
     code, _, err = run(capsys, "explain", volume, "--model", package, "--out", tmp_path / "out", *FAST)
     assert code == cli.EXIT_BAD_INPUT and one_line(err), err
@@ -184,14 +144,14 @@ def test_real_networks_need_no_consent(tmp_path, how):
         folder.mkdir()
         program = torch.export.export(net, (x,), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},))
         torch.export.save(program, str(folder / "model.pt2"))
-        _spec(folder, "torch-export", "model.pt2")
+        program_package(folder, "torch-export", "model.pt2")
     else:
         folder.mkdir()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             scripted = torch.jit.script(net) if how == "script" else torch.jit.trace(net, x)
             torch.jit.save(scripted, str(folder / "model.pt"))
-        _spec(folder, "torchscript", "model.pt")
+        program_package(folder, "torchscript", "model.pt")
     assert code_to_trust(folder) is None and CodeTrust().question(folder) is None
     pkg = load_model_package(folder)
     with torch.inference_mode():
