@@ -28,23 +28,20 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         raise UsageError(f"{' '.join(message.split())}; see {self.prog} --help")  # reported as any bad input
 
-    def parse_known_args(self, args=None, namespace=None):
-        parsed, extra = super().parse_known_args(args, namespace)
-        for action in self._actions:
-            value = getattr(parsed, action.dest, None)
-            values = value if isinstance(value, list) else [value]
-            if any(isinstance(v, str) and not v.strip() for v in values) and value is not action.default:
-                name = "/".join(action.option_strings) or action.dest
-                optional = action.option_strings and not action.required
-                self.error(f"{name} is empty (an unset variable?): give a value"
-                           + (f", or leave {name} out for its default" if optional else ""))
-        return parsed, extra
+    def _get_value(self, action, arg_string):
+        # Every value given on the command line passes here before its type is applied (argparse's own hook).
+        subcommand = isinstance(action, argparse._SubParsersAction)  # it hands its values on to the subcommand
+        if isinstance(arg_string, str) and not arg_string.strip() and not subcommand \
+                and arg_string is not action.default:  # an empty default ("no description") is no unset variable
+            name = "/".join(action.option_strings) or action.dest
+            optional = action.option_strings and not action.required
+            raise argparse.ArgumentError(None, f"{name} is empty (an unset variable?): give a value"
+                                         + (f", or leave {name} out for its default" if optional else ""))
+        return super()._get_value(action, arg_string)
 
 
 def device_option(text: str) -> str:
     """``--device``: auto, cpu, cuda, cuda:N or mps (checked here, where it enters, before torch sees it)."""
-    if not text.strip():
-        return text  # refused as empty by OneLineParser, in the same words as any option
     name, _, index = text.strip().lower().partition(":")
     if name not in DEVICES or (index and (name != "cuda" or not index.isdigit())):
         raise argparse.ArgumentTypeError(f"{text!r} is not a device DiDA runs on: use auto, cpu, cuda (or cuda:N "

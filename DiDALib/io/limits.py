@@ -141,16 +141,19 @@ def _dicom_file(pydicom, path: Path) -> tuple[int, str]:
 
 
 def _vol(path: Path) -> Estimate:
-    """The VOL file header: A-scans, B-scans, samples per A-scan (float32 each) and the SLO's pixels."""
+    """The VOL file header: A-scans, B-scans, samples per A-scan (float32 each) and the SLO's pixels. The samples
+    are stored uncompressed, so a header that promises more than the file holds is a damaged file, which the
+    reader refuses itself: the estimate is bounded by what the file can hold."""
     with open(path, "rb") as f:
         head = f.read(56)
-    if len(head) < 56:
-        raise _Unreadable
+    if len(head) < 56 or not head.startswith((b"HSF-OCT", b"ep-v")):
+        raise _Unreadable  # not a VOL file: the reader says so
     size_x, n_bscans, size_y = struct.unpack_from("<3I", head, 12)
     slo_x, slo_y = struct.unpack_from("<2I", head, 48)
-    pixels = size_x * n_bscans * size_y
+    stored = os.stat(path).st_size
+    pixels = min(size_x * n_bscans * size_y, stored // 4)
     # eyepy holds the raw float32 samples and their float64 transform, then uint8 and DiDA's float32.
-    return Estimate(pixels * 17 + slo_x * slo_y * 6,
+    return Estimate(pixels * 17 + min(slo_x * slo_y, stored) * 6,
                     f"{n_bscans} B-scans of {size_x} x {size_y} samples, a {slo_x} x {slo_y} SLO")
 
 

@@ -236,8 +236,8 @@ def _check_layout(headers: dict, where) -> None:
         shape, dtype = headers[name]
         if len(shape) != 4 or shape[:2] != (b, k) or dtype.kind != "f" or max(shape[2:]) > 4096:
             raise bad(f"{name!r} has shape {shape} ({dtype}), not ({b} B-scans, {k} classes, rows, columns)")
-    if "weights" in headers and headers["weights"][0] != (g,):
-        raise bad(f"'weights' has shape {headers['weights'][0]} for {g} grids")
+    if "weights" in headers and not (len(headers["weights"][0]) == 1 and 1 <= headers["weights"][0][0] <= g):
+        raise bad(f"'weights' has shape {headers['weights'][0]} for {g} grids")  # one per grid size
 
 
 def _check_values(arrays: dict, where) -> None:
@@ -275,6 +275,10 @@ def _grids(arrays: dict, headers: dict, where) -> list:
             grids = [int(n) for n in arrays["grids"]]
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: its grids cannot be read ({exc}): run dida explain again") from None
+    sizes = {getattr(n, "n", n) for n in grids}
+    if "weights" in arrays and len(arrays["weights"]) != len(sizes):
+        raise ValueError(f"{where}: {len(arrays['weights'])} weights for {len(sizes)} grid sizes: run dida explain "
+                         "again")
     for n in grids:
         name = _array_name(n)
         size = getattr(n, "n", n)

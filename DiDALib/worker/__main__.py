@@ -14,8 +14,10 @@ between runs: the model package stays loaded, so a second run on the same model 
 
 It reads requests from stdin, one JSON object per line ("job", "cancel", "shutdown"); each job names a folder
 that holds its B-scans (bscans.npy, memory-mapped) and receives its events (events.jsonl: ready, progress, grid,
-result, done / cancelled / error). DiDALib/worker/protocol.py describes every field. It ends on "shutdown" or
-when stdin closes; in the latter case the session that started it is gone, and it removes that session's folders.
+result, done / cancelled / error). DiDALib/worker/protocol.py describes every field; a line that is not a valid
+request (DiDALib/worker/requests.py: a job folder must be a job-* folder directly inside --home) is answered with
+an error event or a line on stderr, and the worker goes on. It ends on "shutdown" or when stdin closes; in the
+latter case the session that started it is gone, and it removes what it wrote there (nothing else).
 """
 
 
@@ -25,8 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m DiDALib.worker", description=DESCRIPTION,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", metavar="FOLDER",
-                        help="the starting session's folder (its job folders live there); removed if stdin closes "
-                             "without a shutdown request")
+                        help="the starting session's folder (its job folders live there): what the worker wrote "
+                             "there is removed if stdin closes without a shutdown request")
     try:
         args = parser.parse_args(argv)
     except ValueError as exc:  # OneLineParser's one line

@@ -27,12 +27,14 @@ def _bad(capsys, tmp_path: Path, *argv) -> str:
 
 
 @pytest.mark.parametrize("option", ["--model", "--classes", "--contrast", "--view", "--bscans", "--fill",
-                                    "--weights", "--point", "--max-memory", "--grids", "--device"])
+                                    "--weights", "--point", "--max-memory", "--grids", "--device", "--out",
+                                    "--bscan-distance", "--batch-size"])
 def test_an_empty_option_is_an_unset_variable(tmp_path, capsys, package, option):
     volume = write_volume(tmp_path / "v.nrrd", n=1)
     model = [] if option == "--model" else ["--model", package]
+    out = [] if option == "--out" else ["--out", tmp_path / "out"]
     opts = [v for i, v in enumerate(FAST) if option not in FAST[max(0, i - 1):i + 1]]
-    err = _bad(capsys, tmp_path, "explain", volume, *model, "--out", tmp_path / "out", *opts, option, "")
+    err = _bad(capsys, tmp_path, "explain", volume, *model, *out, *opts, option, "")
     assert f"{option} is empty (an unset variable?)" in err
 
 
