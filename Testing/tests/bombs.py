@@ -35,8 +35,8 @@ try:
     else:
         from DiDALib.cli import main
     code = main(argv)
-except SystemExit as exc:
-    code = exc.code if isinstance(exc.code, int) else 2
+except SystemExit as exc:  # as the interpreter ends: None is 0, a message is 1
+    code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
 except MemoryError:
     code = "MemoryError"
 finally:
