@@ -45,17 +45,38 @@ def parse_size(text: str) -> int:
 
 
 def available_memory() -> int | None:
-    """Memory the OS can give this process now without swapping (Linux ``MemAvailable``), or None if unknown."""
+    """Memory the OS can give this process now without swapping (Linux ``MemAvailable``), or None if unknown; less
+    where the process's address space is capped (``RLIMIT_AS``, e.g. ``ulimit -v``) below what it holds plus that."""
+    machine = None
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    machine = int(line.split()[1]) * 1024
+                    break
     except (OSError, ValueError, IndexError):
         pass
+    if machine is None:
+        try:
+            machine = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            machine = None
+    capped = _address_space_left()
+    return capped if machine is None else machine if capped is None else min(machine, capped)
+
+
+def _address_space_left() -> int | None:
+    """Bytes of address space this process may still map under ``RLIMIT_AS``, or None when it is not capped."""
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/statm", encoding="ascii") as f:
+            used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        return max(0, soft - used)
+    except (ImportError, OSError, ValueError, IndexError, AttributeError):
         return None
 
 

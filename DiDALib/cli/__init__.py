@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from ..io.signals import signals_deferred, stop_signals_raise
-from .common import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED, UsageError
+from .common import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED, OneLineParser, UsageError
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_FAILED", "UsageError", "build_parser", "main", "parse_bscans",
            "run_explain"]
@@ -34,7 +34,7 @@ def __getattr__(name: str):
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="dida",
         description="DiDA: which regions of an OCT B-scan speak for (red) and against (blue) each diagnosis.",
     )

@@ -3,6 +3,7 @@ written."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -15,6 +16,39 @@ class UsageError(ValueError):
     """A bad command-line value."""
 
 
+#: Devices ``--device`` names: ``cuda`` may carry an index (``cuda:1``).
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser with its errors in one line (the problem and where the help is, not the whole usage), and
+    an option given an empty value refused: an empty ``--model`` or ``--classes`` is an unset shell variable, not a
+    choice, and must not quietly mean the default."""
+
+    def error(self, message: str):
+        raise UsageError(f"{' '.join(message.split())}; see {self.prog} --help")  # reported as any bad input
+
+    def _get_value(self, action, arg_string):
+        # Every value given on the command line passes here before its type is applied (argparse's own hook).
+        subcommand = isinstance(action, argparse._SubParsersAction)  # it hands its values on to the subcommand
+        if isinstance(arg_string, str) and not arg_string.strip() and not subcommand \
+                and arg_string is not action.default:  # an empty default ("no description") is no unset variable
+            name = "/".join(action.option_strings) or action.dest
+            optional = action.option_strings and not action.required
+            raise argparse.ArgumentError(None, f"{name} is empty (an unset variable?): give a value"
+                                         + (f", or leave {name} out for its default" if optional else ""))
+        return super()._get_value(action, arg_string)
+
+
+def device_option(text: str) -> str:
+    """``--device``: auto, cpu, cuda, cuda:N or mps (checked here, where it enters, before torch sees it)."""
+    name, _, index = text.strip().lower().partition(":")
+    if name not in DEVICES or (index and (name != "cuda" or not index.isdigit())):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device DiDA runs on: use auto, cpu, cuda (or cuda:N "
+                                         "for the N-th GPU) or mps")
+    return text.strip().lower()
+
+
 def parse_ints(text: str, what: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
@@ -23,6 +57,18 @@ def parse_ints(text: str, what: str) -> tuple[int, ...]:
     if not values:
         raise UsageError(f"{what} is empty")
     return values
+
+
+def max_memory(args) -> int | None:
+    """``--max-memory`` in bytes (None: the memory available now)."""
+    from ..footprint import parse_size
+
+    if getattr(args, "max_memory", None) is None:
+        return None
+    try:
+        return parse_size(args.max_memory)
+    except ValueError:
+        raise UsageError(f"--max-memory {args.max_memory!r} is not a size: use e.g. 8G, 500M or 1.5GB") from None
 
 
 def progress_bar(total: int, quiet: bool, desc: str):

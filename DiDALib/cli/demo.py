@@ -10,7 +10,7 @@ from ..io.output_dir import check_output
 from ..io.volume import OCTReadError, OCTVolume
 from ..models.package import demo_model_path, load_model_package, phantom_model_path
 from ..pipeline import ExplainSettings
-from .common import print_open, print_written
+from .common import device_option, print_open, print_written
 from .explain import run_explain
 from .runtime import add_runtime_option
 
@@ -26,7 +26,8 @@ def add_parser(sub) -> None:
                    "(lesions known pixel by pixel)")
     d.add_argument("--bscans", type=int, default=9, help="number of synthetic B-scans with --phantom "
                    "(default: %(default)s)")
-    d.add_argument("--device", default="auto")
+    d.add_argument("--device", default="auto", type=device_option, help="auto (default: CUDA when present), cpu or "
+                   "cuda")
     add_runtime_option(d)
     d.add_argument("--force", action="store_true", help="replace an earlier DiDA result in --out (never other files)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")

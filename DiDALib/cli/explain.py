@@ -15,7 +15,6 @@ from ..engine.saturation import saturation_warning
 from ..engine.schedule import SCHEDULES, format_grids, parse_grids
 from ..engine.scores import AUTO, SCORE_MODES
 from ..engine.estimators import ESTIMATORS, LEAVE_ONE_OUT, SHAPLEY_GRIDS, describe
-from ..footprint import parse_size
 from ..io.output_dir import RUN_FORMAT, check_output, staged_output
 from ..io.image_set import sizes_differ
 from ..io.registry import describe_formats, load_oct
@@ -24,7 +23,8 @@ from ..io.run_maps import MapChoices
 from ..io.volume import OCTVolume
 from ..models.package import ModelPackage, demo_model_path, load_model_package
 from ..pipeline import ExplainSettings, VolumeExplainer, VolumeExplanation, parse_top
-from .common import UsageError, note, parse_ints, print_open, print_written, progress_bar, warn
+from .common import (UsageError, device_option, max_memory, note, parse_ints, print_open, print_written,
+                     progress_bar, warn)
 from .independent import explain_images
 from .maps import check_pairs, map_choices
 from .preflight import check_loading, plan_run
@@ -62,10 +62,12 @@ def add_parser(sub) -> None:
     e.add_argument("--score", choices=SCORE_MODES + (AUTO,), help="probabilities, logits, log-odds (does not "
                    "saturate on confident models) or auto (log-odds when the model is saturated); default: the "
                    "model package's")
-    e.add_argument("--trust-code", action="store_true", help="run the model package's own Python code (python: "
-                   "packages); only for packages whose source you trust")
+    e.add_argument("--trust-code", action="store_true", help="run the model package's own code (python: packages, "
+                   "or TorchScript and torch.export programs that call more than tensor operators); only for "
+                   "packages whose source you trust")
     e.add_argument("--classes", default="top3", help="top3 (default), topN, all, or class names separated by commas")
-    e.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu or cuda")
+    e.add_argument("--device", default="auto", type=device_option, help="auto (default: CUDA when present), cpu or "
+                   "cuda")
     e.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"))
     e.add_argument("--batch-size", type=int, help="masked images per model call (default: chosen for the device)")
     add_runtime_option(e)
@@ -91,25 +93,24 @@ def parse_bscans(text: str, n_bscans: int) -> list[int]:
         return list(range(n_bscans))
     if t in ("center", "centre"):
         return [n_bscans // 2]
-    chosen: list[int] = []
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    chosen: set[int] = set()
     for part in t.split(","):
         part = part.strip()
         try:
-            if "-" in part:
-                a, b = (int(v) for v in part.split("-", 1))
-                if b < a:
-                    raise ValueError
-                chosen.extend(range(a, b + 1))
-            elif part:
-                chosen.append(int(part))
+            a, b = (int(v) for v in part.split("-", 1)) if "-" in part else (int(part),) * 2 if part else (0, -1)
         except ValueError:
-            raise UsageError(f"--bscans {text!r}: use all, center, or indices and ranges like 0,3,5-9") from None
+            raise UsageError(f"--bscans {shown!r}: use all, center, or indices and ranges like 0,3,5-9") from None
+        if part and b < a:
+            raise UsageError(f"--bscans {shown!r}: the range {a}-{b} runs backwards: use all, center, or indices and "
+                             "ranges like 0,3,5-9 (lower index first)")
+        if part and not 0 <= a <= b < n_bscans:  # checked before a range is expanded
+            what = f"B-scan(s) [{a}] do not exist" if a == b else f"the range {a}-{b} goes past the volume's B-scans"
+            raise UsageError(f"--bscans {shown!r}: {what}; the volume has 0..{n_bscans - 1}")
+        chosen.update(range(a, b + 1))
     if not chosen:
-        raise UsageError(f"--bscans {text!r} selects no B-scan: use all, center, or indices and ranges like 0,3,5-9")
-    bad = [i for i in chosen if not 0 <= i < n_bscans]
-    if bad:
-        raise UsageError(f"--bscans {text!r}: B-scan(s) {bad} do not exist; the volume has 0..{n_bscans - 1}")
-    return sorted(set(chosen))
+        raise UsageError(f"--bscans {shown!r} selects no B-scan: use all, center, or indices and ranges like 0,3,5-9")
+    return sorted(chosen)
 
 
 def parse_grid_option(text: str) -> tuple:
@@ -166,6 +167,9 @@ def settings_from_args(args) -> ExplainSettings:
         parse_top(classes)
     except ValueError:
         classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+        if not classes:
+            raise UsageError(f"--classes {args.classes!r} names no class: give top3, topN, all, or class names "
+                             "separated by commas") from None
     fill: str | float = args.fill
     s = ExplainSettings(grids=grids, weights=weights, fill=fill, score=args.score, classes=classes,
                         device=args.device, precision=args.precision, batch_size=args.batch_size,
@@ -177,16 +181,6 @@ def settings_from_args(args) -> ExplainSettings:
     s.check()
     resolve_device(args.device, option="--device")  # a GPU asked for must be there, said in the option's terms
     return s
-
-
-def max_memory(args) -> int | None:
-    """``--max-memory`` in bytes (None: the memory available now)."""
-    if not getattr(args, "max_memory", None):
-        return None
-    try:
-        return parse_size(args.max_memory)
-    except ValueError:
-        raise UsageError(f"--max-memory {args.max_memory!r} is not a size: use e.g. 8G, 500M or 1.5GB") from None
 
 
 def run_explain(volume: OCTVolume, package: ModelPackage, settings: ExplainSettings, indices: Sequence[int],
@@ -295,7 +289,7 @@ def cmd_explain(args) -> int:
             note("the images differ in size: they are explained as independent B-scans, each on its own at its own "
                  "size (no maps across them)")
         return explain_images(args, package, settings, choices, point, limit, protect)
-    volume = load_oct(args.input, bscan_distance=args.bscan_distance)
+    volume = load_oct(args.input, bscan_distance=args.bscan_distance, max_bytes=limit)
     if volume.format == "image-folder" and volume.n_bscans > 1:
         note(f"the {volume.n_bscans} images are explained as the B-scans of one volume, in file-name order; add "
              "--images if they are unrelated B-scans (each explained on its own, no maps across them)")

@@ -189,7 +189,8 @@ def _print_checks(package, images: list[str]) -> None:
 
 def cmd_package(args) -> int:
     from .. import __version__
-    from ..io.output_dir import RUN_FILE, RUN_FORMAT, staged_output
+    from ..io.output_dir import RUN_FORMAT, staged_output
+    from ..io.run_folder import seal_run
     from ..models.package import load_model_package
     from ..models.python_code import PREFIX, parse_architecture
 
@@ -240,10 +241,8 @@ def cmd_package(args) -> int:
         if args.check:
             print("top classes (probabilities) of the --check images:")
             _print_checks(package, args.check)
-        # Last, as for a run: says that dida wrote the folder and which files, so --force may replace it later.
-        written = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
-        (stage / RUN_FILE).write_text(json.dumps({"format": RUN_FORMAT, "command": "dida package",
-                                                  "dida_version": __version__, "files": written}, indent=2) + "\n",
-                                      encoding="utf-8")
+        # Last, as for a run: says that dida wrote the folder, which files and their fingerprints, so --force may
+        # replace it later (only while they are as written).
+        seal_run(stage, {"format": RUN_FORMAT, "command": "dida package", "dida_version": __version__})
     print(f"wrote {out.resolve()}")
     return 0

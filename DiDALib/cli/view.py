@@ -9,10 +9,10 @@ from pathlib import Path
 
 from ..io.output_dir import new_file
 from ..io.result_files import add_result_file, read_run
-from ..io.results import RESULTS_FILE, load_results
+from ..io.results import RESULTS_FILE
 from ..reports.html import REPORT_FILE
 from ..reports.page_data import PageSource
-from .common import UsageError, note, parse_ints
+from .common import UsageError, max_memory, note, parse_ints
 
 
 def add_parser(sub) -> None:
@@ -27,30 +27,34 @@ def add_parser(sub) -> None:
                    "each B-scan's strongest evidence, as in the figures)")
     v.add_argument("--panel-width", type=int, default=480, help="panel width in pixels (default: %(default)s, as "
                    "the PNG figures)")
+    v.add_argument("--max-memory", help="refuse a result whose files would need more memory than this, e.g. 8G "
+                   "(default: the memory available now)")
     v.set_defaults(func=cmd_view)
 
 
-def read_source(folder: Path) -> tuple[PageSource, bytes | None]:
-    """A result folder as the page's source, and its en-face-on-fundus figure where the run drew one."""
-    import numpy as np
-    import SimpleITK as sitk
+def read_source(folder: Path, max_bytes: int | None = None) -> tuple[PageSource, bytes | None]:
+    """A result folder as the page's source, and its en-face-on-fundus figure where the run drew one. Only the
+    folder's own regular files are read (``io.result_reading``: no link followed, sizes bounded by ``max_bytes``,
+    default the memory available now, before anything is decoded)."""
+    from ..io.result_reading import (
+        check_run_fields,
+        exists_inside,
+        read_figure_inside,
+        read_results_inside,
+        read_volume_inside,
+    )
 
     run = read_run(folder)
     if run.get("input_kind") == "independent B-scans" and run.get("images"):
         raise UsageError(f"{folder} holds independent B-scans, each a result of its own: view one of them, e.g. "
                          f"dida view {folder / str(run['images'][0].get('folder', ''))}")
+    check_run_fields(run, str(folder / "run.json"))
     for needed in (RESULTS_FILE, "volume.nrrd"):
-        if not (folder / needed).is_file():
-            raise UsageError(f"{folder} has no {needed}: the page needs the results and the B-scans of the run "
-                             "(run dida explain again)")
-    explanation = load_results(folder / RESULTS_FILE)
-    try:
-        bscans = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "volume.nrrd"))).astype(np.float32)
-    except RuntimeError as exc:
-        raise UsageError(f"{folder / 'volume.nrrd'} cannot be read ({' '.join(str(exc).split())[:200]}): run dida "
-                         "explain again") from None
-    if bscans.ndim == 2:
-        bscans = bscans[None]
+        if not exists_inside(folder, needed):
+            raise UsageError(f"{folder} has no {needed} of its own: the page needs the results and the B-scans of "
+                             "the run (run dida explain again)")
+    explanation = read_results_inside(folder, RESULTS_FILE, max_bytes)
+    bscans = read_volume_inside(folder, "volume.nrrd", max_bytes)
     if bscans.ndim != 3 or tuple(bscans.shape[1:]) != tuple(explanation.bscan_shape) \
             or max(explanation.indices) >= bscans.shape[0]:
         raise UsageError(f"{folder / 'volume.nrrd'} (shape {bscans.shape}) does not hold the B-scans of "
@@ -59,7 +63,7 @@ def read_source(folder: Path) -> tuple[PageSource, bytes | None]:
     names = list(explanation.class_names)
     pairs = []
     for entry in run.get("contrasts") or []:
-        a, b = (entry.get("classes") or [None, None])[:2]
+        a, b = entry["classes"]
         if a in names and b in names:
             pairs.append((names.index(a), names.index(b)))
     scale = float(run.get("contrast_scale") or 0.0)
@@ -67,10 +71,12 @@ def read_source(folder: Path) -> tuple[PageSource, bytes | None]:
         from ..io.map_files import contrast_scale
 
         scale = contrast_scale(explanation, pairs)
-    fundus = folder / "figures" / "dida_enface_fundus.png"
-    shown = run.get("enface_on_fundus") == "figures/dida_enface_fundus.png" and fundus.is_file()
-    src = PageSource(explanation, bscans, run, pairs, scale)
-    return src, fundus.read_bytes() if shown else None
+    figure = "figures/dida_enface_fundus.png"
+    fundus = read_figure_inside(folder, figure) if run.get("enface_on_fundus") == figure else None
+    if run.get("enface_on_fundus") == figure and fundus is None:
+        note(f"{folder / figure} is not the run's own PNG file (a symbolic link, a folder, or too large): the page "
+             "is made without the fundus figure")
+    return PageSource(explanation, bscans, run, pairs, scale), fundus
 
 
 def cmd_view(args) -> int:
@@ -87,7 +93,7 @@ def cmd_view(args) -> int:
 
         return cmd_view_item(args, folder, point)
     read_run(folder)  # before anything is read: is it a result at all?
-    src, fundus = read_source(folder)
+    src, fundus = read_source(folder, max_memory(args))
     written = write_page(args, folder, src, fundus, point, REPORT_FILE, "the results folder")
     size = written.stat().st_size
     print(f"wrote {written} ({size / 1e6:.1f} MB): open it in a web browser; it needs no network")

@@ -2,16 +2,20 @@
 
 The rules, in one place (the ``dida`` command and the Slicer module both follow them):
 
-- A new folder is written beside its destination (``.NAME.dida-staging-PID``) and moved into place only when it is
+- A new folder is written beside its destination (``.NAME.dida-staging-RUNID``) and moved into place only when it is
   complete, by a rename that fails if the destination appeared meanwhile; so a failed, cancelled or interrupted
   run leaves nothing, and a concurrent writer is never overwritten (the loser keeps its result beside it).
-- Replacing an existing folder (``force``) is allowed only for a DiDA result (its ``run.json`` says so and lists
-  every file in it), and never for a folder that holds, lies above or lies inside a protected path (the input,
+- Replacing an existing folder (``force``) is allowed only for a DiDA result exactly as DiDA wrote it (its
+  ``run.json`` lists every file in it with the size and SHA-256 each had at sealing, and every file still has
+  them: ``proof``), and never for a folder that holds, lies above or lies inside a protected path (the input,
   the model package, the current folder).
 - A lock file beside the destination (``.NAME.dida-lock``, held with an OS file lock that dies with its process)
-  keeps two runs from writing the same folder: the second is refused before it computes anything.
-- Staging folders of a killed run (SIGKILL, a power cut) are recognised by their name and removed by the next
-  run in that folder, once it holds their lock; the interrupted replacement of an old result is undone.
+  keeps two runs from writing the same folder: the second is refused before it computes anything. It records the
+  random id of the run that holds it.
+- What a killed run (SIGKILL, a power cut) left is removed by the next run in that folder, once it holds the
+  lock, by proof (``proof``): only the staging entries named with the id the lock recorded, a folder only when
+  the marker DiDA wrote into it says that id; the interrupted replacement of an old result is undone. Anything
+  merely named like DiDA's is left alone, with a note.
 - Folders are created with the user's umask; missing parent folders that a failed run created are removed.
 
 Single files (an export from Slicer) go through ``new_file``: written beside, moved into place, never replacing
@@ -36,6 +40,7 @@ from pathlib import Path
 
 from ..footprint import size_text
 from .no_replace import rename_noreplace
+from .proof import MARKER, carries_marker, new_run_id, read_record, run_id_of, unproven, write_marker
 from .signals import Interrupted, signals_deferred
 
 RUN_FILE = "run.json"
@@ -45,7 +50,7 @@ RESULT_PATTERNS = tuple(re.compile(p) for p in (
     r"volume\.nrrd", r"DiDA_.+_(label|net)\.nrrd", r"DiDA-RedBlue\.ctbl", r"scores\.csv", r"dida_results\.npz",
     r"run\.json", r"figures/dida_view_bscan\d+\.png",
 ))
-_TAGGED = re.compile(r"^\.(?P<base>.+)\.dida-(?P<tag>staging|old)-\d+$")
+_TAGGED = re.compile(r"^\.(?P<base>.+)\.dida-(?P<tag>staging|old)-(?P<run>[0-9a-f]{16}|\d+)$")
 _LOCKED = re.compile(r"^\.(?P<base>.+)\.dida-lock$")
 _LEGACY = re.compile(r"^\.(?P<base>.+)\.partial-[A-Za-z0-9_]{8}$")  # staging folders of dida 0.1 (no lock)
 
@@ -156,7 +161,25 @@ def check_output(out: str | os.PathLike, force: bool = False, protect: Iterable[
     if foreign:
         raise OutputFolderError(f"{what} {text} is a DiDA result but also holds files dida did not write "
                                 f"({_shown(foreign)}): move them out, or choose another folder")
+    changed = changed_files(real)
+    if changed:
+        raise OutputFolderError(f"{what} {text} is a DiDA result whose files are not as dida wrote them "
+                                f"({_shown(changed)}: changed since, or no fingerprint in its run.json), so "
+                                f"{'--force' if cli else 'DiDA'} will not replace it: move it away, or choose "
+                                "another folder")
     return OutputPlan(real, "replace")
+
+
+def changed_files(folder: Path) -> list[str]:
+    """The files of a DiDA result (``foreign_files`` found none foreign) whose size or SHA-256 differ from what its
+    ``run.json`` recorded when it was sealed, or that it recorded no fingerprint for (``proof.unproven``)."""
+    try:
+        run = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return [RUN_FILE]
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                   if p.is_file() and not p.is_symlink() and p.name != RUN_FILE)
+    return unproven(folder, run if isinstance(run, dict) else {}, files)
 
 
 def _base(name: str) -> str:
@@ -241,44 +264,59 @@ def _holder(lock: Path) -> str:
         return "its lock file is " + str(lock)
 
 
-def _lock(out: Path, what: str) -> tuple[Path, int]:
-    """Hold the lock of destination ``out`` (to be given back with ``_release``), or refuse: another run has it."""
+def _lock(out: Path, what: str) -> tuple[Path, int, str | None]:
+    """Hold the lock of destination ``out`` (to be given back with ``_release``), or refuse: another run has it.
+    Also the id of the run that held it last (a killed run's, whose debris may be removed): None if none."""
     lock = hidden_sibling(out, "lock")
     fd = _acquire(lock)
     if fd is None:
         raise OutputFolderError(f"another dida run ({_holder(lock)}) is writing {what} {out}: wait for it to "
                                 "finish, or choose another folder")
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "name": out.name}
+    return lock, fd, run_id_of(read_record(fd))
+
+
+def _claim(fd: int, out: Path, run_id: str) -> None:
+    """Record this run (and its id) in the lock it holds: written before it stages anything."""
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "name": out.name, "run": run_id}
     os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
     os.write(fd, json.dumps(info).encode())
-    return lock, fd
+    os.fsync(fd)
 
 
 # -- what killed runs left behind ---------------------------------------------------------------------------------
 
 
-def _recover(out: Path, note: Callable[[str], None], restore: bool = True) -> None:
-    """Remove the staging folders a killed run left for ``out`` (whose lock the caller holds), and undo a
-    replacement it left half done (the old result moved aside, the new one not yet in place); without
-    ``restore`` (the destination's name is not known for sure) such an old result is only named."""
+def _recover(out: Path, note: Callable[[str], None], killed: str | None,
+             restore: bool = True) -> None:
+    """Remove what the killed run ``killed`` (the id its lock record names; the caller holds that lock) left for
+    ``out``: its staging folder (with its marker) or file, and undo a replacement it left half done (the old result
+    moved aside, the new one not yet in place); without ``restore`` (the destination's name is not known for sure)
+    such an old result is only named. Entries merely named like DiDA's are left alone, with a note."""
     stage_prefix = hidden_sibling(out, "staging-").name
     old_prefix = hidden_sibling(out, "old-").name
     for entry in sorted(out.parent.iterdir()):
-        if entry.name.startswith(stage_prefix) and _TAGGED.match(entry.name):
-            kind = "folder" if entry.is_dir() and not entry.is_symlink() else "file"
-            if kind == "folder":
-                shutil.rmtree(entry, ignore_errors=True)
+        m = _TAGGED.match(entry.name)
+        if not m or not entry.name.startswith((stage_prefix, old_prefix)):
+            continue
+        ours = killed is not None and m["run"] == killed
+        if m["tag"] == "staging":
+            is_folder = entry.is_dir() and not entry.is_symlink()
+            if ours and (carries_marker(entry, killed) if is_folder else entry.is_file()):
+                shutil.rmtree(entry, ignore_errors=True) if is_folder else entry.unlink(missing_ok=True)
+                note(f"removed {entry}, the staging {'folder' if is_folder else 'file'} of a dida run that was killed")
             else:
-                entry.unlink(missing_ok=True)
-            note(f"removed {entry}, the staging {kind} of a dida run that was killed")
-        elif entry.name.startswith(old_prefix) and _TAGGED.match(entry.name):
-            if not restore:
-                note(f"{entry} is an earlier result that a killed dida run had moved aside: rename it back")
-            elif out.exists():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                rename_noreplace(entry, out)
-                note(f"put the earlier result back in {out}: a dida run replacing it was killed")
+                note(f"left {entry} as it is: it is named like a dida staging folder, but nothing proves that dida "
+                     "wrote it; delete it yourself if it is no longer needed")
+        elif not ours or not restore:
+            note(f"{entry} is an earlier result that a killed dida run may have moved aside: rename it back")
+        elif not out.exists() and not out.is_symlink():
+            rename_noreplace(entry, out)
+            note(f"put the earlier result back in {out}: a dida run replacing it was killed")
+        elif foreign_files(entry) == [] and not changed_files(entry):
+            shutil.rmtree(entry, ignore_errors=True)  # the replacement was complete: the old result had been due to go
+        else:
+            note(f"{entry} is an earlier result that a killed dida run had moved aside: look at it, then delete it")
 
 
 def recover_folder(folder: Path, note: Callable[[str], None], skip: str = "") -> None:
@@ -301,7 +339,7 @@ def recover_folder(folder: Path, note: Callable[[str], None], skip: str = "") ->
         if fd is None:
             continue  # a live run owns these
         try:
-            _recover(out, note, restore=False)
+            _recover(out, note, run_id_of(read_record(fd)), restore=False)
         finally:
             _release(lock, fd)
 
@@ -323,7 +361,7 @@ def _commit(stage: Path, plan: OutputPlan, old: Path) -> None:
         if plan.kind == "empty":
             os.rmdir(out)  # fails if something was written into it meanwhile
         elif plan.kind == "replace":
-            if foreign_files(out) != []:
+            if foreign_files(out) != [] or changed_files(out):
                 raise FileExistsError(out)
             rename_noreplace(out, old)
         rename_noreplace(stage, out)
@@ -358,18 +396,19 @@ def staged_output(out: str | os.PathLike, force: bool = False, protect: Iterable
     created: list[Path] = []
     lock = stage = None
     done = False
+    run_id = new_run_id()
     try:
         with signals_deferred(), _writable(parent, what):  # what exists is always known, so cleaned up
             created = _make_parents(parent)
-            lock = _lock(plan.path, what)
-        _recover(plan.path, note)
+            *lock, killed = _lock(plan.path, what)
+        _recover(plan.path, note, killed)
         recover_folder(parent, note, skip=plan.path.name)
         plan = check_output(out, force, protect, what)  # again, now that no other dida run can change it
         with signals_deferred(), _writable(parent, what):
-            stage = hidden_sibling(plan.path, f"staging-{os.getpid()}")
+            _claim(lock[1], plan.path, run_id)  # the proof first, then what it proves
+            stage = hidden_sibling(plan.path, f"staging-{run_id}")
             os.mkdir(stage)
-        (stage / ".probe").write_bytes(b"")
-        (stage / ".probe").unlink()
+            write_marker(stage, run_id)
         free = _free_bytes(stage)
         if need_bytes > free:
             raise OutputFolderError(f"{what} {out} needs about {size_text(need_bytes)} but only {size_text(free)} "
@@ -378,7 +417,8 @@ def staged_output(out: str | os.PathLike, force: bool = False, protect: Iterable
         committed = False
         try:
             with signals_deferred():
-                _commit(stage, plan, hidden_sibling(plan.path, f"old-{os.getpid()}"))
+                (stage / MARKER).unlink()  # a result never carries it
+                _commit(stage, plan, hidden_sibling(plan.path, f"old-{run_id}"))
                 committed = True
         except Interrupted as exc:  # a stop signal held back during the move: the result may be whole
             exc.written = plan.path if committed else None
@@ -420,7 +460,7 @@ def new_file(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(os.path.abspath(os.fspath(path)))
     if target.exists() or target.is_symlink():
         raise FileExistsError(f"{target} exists: DiDA does not overwrite files; choose another name")
-    tmp = hidden_sibling(target, f"staging-{os.getpid()}")
+    tmp = hidden_sibling(target, f"staging-{new_run_id()}")
     try:
         yield tmp
         with signals_deferred():

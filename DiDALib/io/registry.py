@@ -37,6 +37,7 @@ from .heyex_vol import read_heyex_vol
 from .heyex_xml import read_heyex_xml
 from .images import IMAGE_EXTENSIONS, open_pil, read_image, read_image_folder
 from .itk import itk_reader
+from .limits import check_decoded
 from .octconverter import is_optovue, read_topcon, read_vendor_oct, read_zeiss_img
 from .volume import OCTReadError, OCTVolume, check_bscan_distance
 
@@ -115,13 +116,18 @@ def file_dialog_filter() -> str:
     return ";;".join(entries)
 
 
-def load_oct(path: str | os.PathLike, *, bscan_distance: float | None = None) -> OCTVolume:
+def load_oct(path: str | os.PathLike, *, bscan_distance: float | None = None,
+             max_bytes: int | None = None) -> OCTVolume:
     """Read an OCT file or folder (any of ``SUPPORTED_FORMATS``) as display intensities in [0, 1].
 
     B-scan distance placeholder: where the file gives no usable distance (a single B-scan, a distance of 0, an
     image stack), the third spacing is ``bscan_distance`` if the caller gives one (in the volume's spacing
     unit: mm, or pixels for plain images), else the lateral spacing, and ``spacing_placeholder`` is True. A
     distance the file does give always wins over ``bscan_distance``.
+
+    Reading needs the memory the file's header promises (``limits``): a file that would take more than
+    ``max_bytes`` (default: the memory available now) is refused with ``NotEnoughMemory`` before any pixel is
+    decoded.
 
     Raises :class:`OCTReadError` for anything that cannot be read, naming the file, what was found and what
     was expected, and ValueError for a ``bscan_distance`` that is not a positive number.
@@ -131,6 +137,7 @@ def load_oct(path: str | os.PathLike, *, bscan_distance: float | None = None) ->
     p = Path(os.fspath(path))
     try:
         fmt, target = _locate(p)
+        check_decoded(fmt, target, max_bytes)
         return READERS[fmt](target, bscan_distance, source=str(p))
     except OSError as e:  # permissions, disk errors, files vanishing mid-read
         raise OCTReadError(f"{p}: cannot be read ({e.__class__.__name__}: {e})") from e

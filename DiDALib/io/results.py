@@ -13,6 +13,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import SimpleITK as sitk
@@ -161,38 +162,150 @@ def write_results(path: Path, explanation: VolumeExplanation, extra: dict | None
     return path
 
 
-def load_results(path: str | Path) -> VolumeExplanation:
-    """Read a results file back into a ``VolumeExplanation`` (without unpickling anything)."""
-    p = Path(path)
+def load_results(path: str | Path | BinaryIO, max_bytes: int | None = None,
+                 where: str | None = None) -> VolumeExplanation:
+    """Read a results file back into a ``VolumeExplanation`` (without unpickling anything).
+
+    The file may come from anyone: every array's shape and type is checked from the npz headers first (``limits``:
+    nothing is decompressed), against each other (a class name per score column, d of every grid for every B-scan
+    and class) and against ``max_bytes`` (default: the memory available now); a ``ValueError`` names what is
+    wrong. ``path`` may be an open binary file (read from its start; ``where`` names it in messages)."""
+    from ..footprint import Footprint
+    from .limits import npz_bytes, npz_headers
+
+    where = where or str(path)
     try:
-        data = np.load(p, allow_pickle=False)
+        headers = npz_headers(path)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{p}: not a DiDA results file ({exc})") from None
+        raise ValueError(f"{where}: not a DiDA results file ({exc})") from None
+    _check_layout(headers, where)
+    need = 2 * npz_bytes(headers)  # the arrays, and a copy while they are read
+    part = f"the arrays of {Path(str(where)).name}"
+    Footprint({part: need}, {part: "this results file is larger than its run could have written: run dida "
+                             "explain again"}, need).check(max_bytes, f"reading {where}")
+    if hasattr(path, "seek"):
+        path.seek(0)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{where}: not a DiDA results file ({exc})") from None
     with data:
-        if "format" not in data or str(data["format"]) not in (RESULTS_FORMAT, RESULTS_FORMAT_OFFSETS,
-                                                                 RESULTS_FORMAT_ESTIMATOR):
-            raise ValueError(f"{p}: not a DiDA results file (expected format {RESULTS_FORMAT})")
-        names = tuple(str(c) for c in data["class_names"])
-        if "grid_keys" in data:
-            grids = list(parse_grids(",".join(str(g) for g in data["grid_keys"])))
-        else:
-            grids = [int(n) for n in data["grids"]]
-        region = tuple(int(v) for v in data["region"])
-        image_shape = tuple(int(v) for v in data["image_shape"])
-        weights = tuple(float(w) for w in data["weights"]) if "weights" in data else None
-        estimator = str(data["estimator"]) if "estimator" in data else "leave-one-out"
-        errors = all(_array_name(n, "se_") in data for n in grids)
-        out = VolumeExplanation(names, {}, tuple(int(v) for v in data["bscan_shape"]), weights)
-        for row, i in enumerate(int(v) for v in data["bscans"]):
-            out.results[i] = DiDAResult(
-                base_scores=data["base_scores"][row],
-                deltas={n: data[_array_name(n)][row] for n in grids},
-                image_shape=image_shape,
-                region=region,
-                score=str(data["score"]),
-                index=i,
-                class_names=names,
-                estimator=estimator,
-                stderr={n: data[_array_name(n, "se_")][row] for n in grids} if errors else None,
-            )
+        arrays = {name: data[name] for name in headers}  # each member decompressed once
+    grids = _grids(arrays, headers, where)
+    _check_values(arrays, where)
+    names = tuple(str(c) for c in arrays["class_names"])
+    region = tuple(int(v) for v in arrays["region"])
+    image_shape = tuple(int(v) for v in arrays["image_shape"])
+    weights = tuple(float(w) for w in arrays["weights"]) if "weights" in arrays else None
+    estimator = str(arrays["estimator"]) if "estimator" in arrays else "leave-one-out"
+    errors = all(_array_name(n, "se_") in arrays for n in grids)
+    out = VolumeExplanation(names, {}, tuple(int(v) for v in arrays["bscan_shape"]), weights)
+    for row, i in enumerate(int(v) for v in arrays["bscans"]):
+        out.results[i] = DiDAResult(
+            base_scores=arrays["base_scores"][row],
+            deltas={n: arrays[_array_name(n)][row] for n in grids},
+            image_shape=image_shape,
+            region=region,
+            score=str(arrays["score"]),
+            index=i,
+            class_names=names,
+            estimator=estimator,
+            stderr={n: arrays[_array_name(n, "se_")][row] for n in grids} if errors else None,
+        )
     return out
+
+
+#: Every array a results file holds, and its number of dimensions (the shapes are checked in ``_check_layout``).
+_REQUIRED = {"format": 0, "class_names": 1, "bscans": 1, "base_scores": 2, "grids": 1, "image_shape": 1,
+             "region": 1, "bscan_shape": 1, "score": 0}
+
+
+def _check_layout(headers: dict, where) -> None:
+    """Refuse (``ValueError``, naming the array and what it should be) a results file whose arrays' shapes and
+    types (``npz_headers``) do not fit together."""
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{where}: not a DiDA results file this dida can read ({what}): run dida explain again")
+
+    for name, ndim in _REQUIRED.items():
+        if name not in headers:
+            raise bad(f"it has no {name!r} array")
+        shape, dtype = headers[name]
+        if len(shape) != ndim:
+            raise bad(f"{name!r} has shape {shape}")
+        text = name in ("format", "class_names", "score")
+        if text != (dtype.kind == "U") or (not text and dtype.kind not in "iuf"):
+            raise bad(f"{name!r} holds {dtype}")
+    (k,), (b,) = headers["class_names"][0], headers["bscans"][0]
+    if k < 1 or b < 1 or headers["base_scores"][0] != (b, k):
+        raise bad(f"{k} class names and {b} B-scans but scores of shape {headers['base_scores'][0]}")
+    for name, size in (("image_shape", 2), ("region", 4), ("bscan_shape", 2)):
+        if headers[name][0] != (size,):
+            raise bad(f"{name!r} has shape {headers[name][0]}, not ({size},)")
+    keys = "grid_keys" if "grid_keys" in headers else "grids"
+    (g,) = headers[keys][0]
+    if g < 1 or headers["grids"][0] != (g,):
+        raise bad(f"{g} grid keys but 'grids' of shape {headers['grids'][0]}")
+    d_arrays = sorted(n for n in headers if n.startswith("d_"))
+    if len(d_arrays) != g:
+        raise bad(f"{len(d_arrays)} d arrays for {g} grids")
+    for name in d_arrays:
+        shape, dtype = headers[name]
+        if len(shape) != 4 or shape[:2] != (b, k) or dtype.kind != "f" or max(shape[2:]) > 4096:
+            raise bad(f"{name!r} has shape {shape} ({dtype}), not ({b} B-scans, {k} classes, rows, columns)")
+    if "weights" in headers and not (len(headers["weights"][0]) == 1 and 1 <= headers["weights"][0][0] <= g):
+        raise bad(f"'weights' has shape {headers['weights'][0]} for {g} grids")  # one per grid size
+
+
+def _check_values(arrays: dict, where) -> None:
+    """Refuse values no run writes: repeated or negative B-scan indices, empty or repeated class names, sizes that
+    are not positive, a region outside the model input, an unknown score mode."""
+    from ..engine.scores import SCORE_MODES
+
+    names = [str(c) for c in arrays["class_names"]]
+    bscans = [int(v) for v in arrays["bscans"]]
+    depth, width = (int(v) for v in arrays["bscan_shape"])
+    height, wide = (int(v) for v in arrays["image_shape"])
+    top, left, tall, across = (int(v) for v in arrays["region"])
+    problems = [
+        (not all(names) or len(set(names)) != len(names), f"class names {names[:5]} are empty or repeated"),
+        (min(bscans) < 0 or len(set(bscans)) != len(bscans), "B-scan indices are negative or repeated"),
+        (not (0 < depth <= 65536 and 0 < width <= 65536), f"'bscan_shape' is {depth} x {width}"),
+        (not (0 < height <= 65536 and 0 < wide <= 65536), f"'image_shape' is {height} x {wide}"),
+        (not (0 <= top and 0 <= left and 0 < tall and 0 < across and top + tall <= height and left + across <= wide),
+         "'region' lies outside the model input"),
+        (str(arrays["score"]) not in SCORE_MODES, f"score mode {str(arrays['score'])[:40]!r}"),
+    ]
+    for wrong, what in problems:
+        if wrong:
+            raise ValueError(f"{where}: not a DiDA results file this dida can read ({what}): run dida explain again")
+
+
+def _grids(arrays: dict, headers: dict, where) -> list:
+    """The grids of a results file (sizes, or the names of shifted grids), each with its d array of the right size."""
+    if str(arrays["format"]) not in (RESULTS_FORMAT, RESULTS_FORMAT_OFFSETS, RESULTS_FORMAT_ESTIMATOR):
+        raise ValueError(f"{where}: not a DiDA results file (expected format {RESULTS_FORMAT})")
+    try:
+        if "grid_keys" in arrays:
+            grids = list(parse_grids(",".join(str(g) for g in arrays["grid_keys"])))
+        else:
+            grids = [int(n) for n in arrays["grids"]]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: its grids cannot be read ({exc}): run dida explain again") from None
+    sizes = {getattr(n, "n", n) for n in grids}
+    if "weights" in arrays and len(arrays["weights"]) != len(sizes):
+        raise ValueError(f"{where}: {len(arrays['weights'])} weights for {len(sizes)} grid sizes: run dida explain "
+                         "again")
+    for n in grids:
+        name = _array_name(n)
+        size = getattr(n, "n", n)
+        shape = headers.get(name, ((),))[0]
+        if name not in arrays or not (size >= 1 and all(size <= v <= size + 1 for v in shape[2:])):
+            raise ValueError(f"{where}: the d array of grid {n} is missing or has shape {shape}: run dida explain "
+                             "again")
+        errors = headers.get(_array_name(n, "se_"))
+        if errors is not None and errors[0] != shape:
+            raise ValueError(f"{where}: the standard errors of grid {n} have shape {errors[0]}, not {shape}: run "
+                             "dida explain again")
+    if "estimator" in arrays and str(arrays["estimator"]) not in ("leave-one-out", "shapley"):
+        raise ValueError(f"{where}: estimator {str(arrays['estimator'])[:40]!r} is not known: run dida explain again")
+    return grids

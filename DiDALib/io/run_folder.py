@@ -14,6 +14,7 @@ import numpy as np
 
 from ..explanation import VolumeExplanation
 from .output_dir import RUN_FILE, staged_output
+from .proof import HASHES_FIELD, MARKER, fingerprints
 from .results import RESULTS_FILE, write_maps, write_results, write_scores
 from .run_maps import MapChoices, plan_maps, save_figure, write_map_figures, write_map_outputs
 from .volume import OCTVolume
@@ -84,8 +85,11 @@ def _write_report(stage: Path, volume: OCTVolume, explanation: VolumeExplanation
 
 
 def seal_run(stage: Path, summary: dict) -> None:
-    """Write ``run.json`` last, listing every file written: it marks the folder as a whole DiDA result."""
-    summary["files"] = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+    """Write ``run.json`` last, listing every file written with its size and SHA-256 (``proof``): it marks the
+    folder as a whole DiDA result, and only a result whose files still match may be replaced later."""
+    summary["files"] = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*")
+                              if p.is_file() and p.relative_to(stage).as_posix() != MARKER)
+    summary[HASHES_FIELD] = fingerprints(stage, summary["files"])
     (stage / RUN_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 

@@ -67,6 +67,8 @@ def stop_signals_raise() -> Iterator[None]:
             return
         raise Interrupted(signum)
 
+    on_stop.raises_interrupted = True  # see interrupts_are_marked
+
     def on_alarm(_signum, frame):
         if held:
             on_stop(held.pop(0), frame)
@@ -83,6 +85,13 @@ def stop_signals_raise() -> Iterator[None]:
             signal.signal(s, handler)
         if held:  # the block ended inside an import's hold: the signal still ends the process its own way
             _redeliver(held, previous)
+
+
+def interrupts_are_marked() -> bool:
+    """Whether a Ctrl-C now raises ``Interrupted`` (``stop_signals_raise`` is in force): then a plain
+    ``KeyboardInterrupt`` can only come from code that raised it, not from the user."""
+    handler = signal.getsignal(signal.SIGINT)
+    return bool(getattr(handler, "raises_interrupted", False))
 
 
 def _redeliver(signums: list[int], handlers: dict) -> None:

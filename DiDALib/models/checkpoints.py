@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -62,7 +63,9 @@ def read_checkpoint(weights: Path) -> tuple[dict[str, torch.Tensor], list[str]]:
             from safetensors.torch import load_file
 
             return load_file(str(weights), device="cpu"), []
-        obj = torch.load(str(weights), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a refused pickle is said once, in our line, not with torch's warning too
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(weights), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise _refusal(weights, exc) from None
     notes = []

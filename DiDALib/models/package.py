@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .python_code import UntrustedCodeError, code_file, code_to_trust
+from ..io.files import check_regular
+from .python_code import PackageCodeExit, UntrustedCodeError, code_to_trust, consent_needed
 from .registry import Source, loader_for
 from .spec import ModelPackageError, ModelSpec, package_file, read_spec
 
@@ -47,12 +48,14 @@ def load_model_package(package: str | Path, trust_code: bool = False) -> ModelPa
         raise ModelPackageError(f"{path}: no such model package folder")
     spec = read_spec(path)
     root = path if path.is_dir() else path.parent
-    code = code_file(spec, root)
-    if code is not None and not trust_code:
-        raise UntrustedCodeError(code)
     weights = package_file(root, spec.weights, "the weights file")
-    if not weights.is_file():
+    needed = None if trust_code else consent_needed(spec, root)
+    if needed is not None:
+        raise needed
+    if not weights.exists():
         raise ModelPackageError(f"{root}: the weights file {spec.weights!r} named in model.json is missing")
+    check_regular(weights, "the weights file named in model.json", "put the weights file itself in the package "
+                  "folder", ModelPackageError)
     from .outputs import call_as_packaged  # these import torch: only where a model is loaded
     from .validate import check_examples
 
@@ -74,6 +77,8 @@ def _check_output(model: torch.nn.Module, spec: ModelSpec, where: Path) -> None:
     try:
         with torch.inference_mode():
             out = model(x)
+    except PackageCodeExit:
+        raise
     except OutputError as exc:
         raise ModelPackageError(f"{where}: {exc} (the field 'output' of model.json; dida package --output)") from None
     except Exception as exc:

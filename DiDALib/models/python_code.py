@@ -11,6 +11,7 @@ into the package) as a module of its own.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 import types
@@ -22,16 +23,57 @@ from .spec import ModelPackageError, ModelSpec, package_file, read_spec
 PREFIX = "python:"
 
 
-class UntrustedCodeError(ModelPackageError):
-    """A package that runs its own Python code, opened without the user's consent; ``code_file`` is that file."""
+#: Why a ``python:`` package needs consent, as ``UntrustedCodeError`` says it.
+PYTHON_REASON = "this model package builds its network with its own Python code, which can do anything your user " \
+                "account can"
 
-    def __init__(self, code_file: Path):
+
+class UntrustedCodeError(ModelPackageError):
+    """A package that runs its own code (Python, or a program that calls more than tensor operators), opened
+    without the user's consent; ``code_file`` is that file and ``reason`` says what it would do."""
+
+    def __init__(self, code_file: Path, reason: str = PYTHON_REASON):
         self.code_file = Path(code_file)
+        self.reason = reason
         super().__init__(
-            f"{self.code_file}: this model package builds its network with its own Python code, which can do "
-            "anything your user account can; it runs only if you trust where the package came from: "
+            f"{self.code_file}: {reason}; it runs only if you trust where the package came from: "
             "add --trust-code (Python: trust_code=True)"
         )
+
+
+class PackageCodeExit(ModelPackageError):
+    """The package's own code raised ``SystemExit`` (or a ``KeyboardInterrupt`` no user sent), which would have
+    ended DiDA as if it had finished or been cancelled: the model's failure, reported as such."""
+
+    def __init__(self, path: Path, exc: BaseException):
+        how = "as if you had pressed Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "with nothing said"
+        super().__init__(f"{path}: the package's own code raised {type(exc).__name__}"
+                         f"{'(' + repr(exc.args[0])[:40] + ')' if exc.args else ''}, which would have ended the "
+                         f"process {how}: the model package fails, not DiDA; fix its code")
+
+
+def ends_process(exc: BaseException) -> bool:
+    """Whether ``exc`` is the package code's attempt to end the process: ``SystemExit``, or a ``KeyboardInterrupt``
+    while DiDA turns real Ctrl-Cs into ``Interrupted`` (so this one was raised by code)."""
+    from ..io.signals import Interrupted, interrupts_are_marked
+
+    if isinstance(exc, SystemExit):
+        return True
+    return isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted) and interrupts_are_marked()
+
+
+def _guarded(forward, path: Path):
+    """The module's ``forward``, with a package's attempt to end the process turned into its failure."""
+    @functools.wraps(forward)
+    def call(*args, **kwargs):
+        try:
+            return forward(*args, **kwargs)
+        except (SystemExit, KeyboardInterrupt) as exc:
+            if ends_process(exc):
+                raise PackageCodeExit(path, exc) from None
+            raise
+
+    return call
 
 
 def parse_architecture(architecture: str) -> tuple[str, str]:
@@ -51,11 +93,32 @@ def code_file(spec: ModelSpec, root: Path) -> Path | None:
     return package_file(root, file, "the code file")
 
 
-def code_to_trust(package: str | Path) -> Path | None:
-    """The Python file a package would run when loaded (None when it runs none), found from ``model.json`` alone:
-    ask the user about this file, then load with ``trust_code=True`` only if they agree."""
+def consent_needed(spec: ModelSpec, root: Path) -> UntrustedCodeError | None:
+    """What a package would run that needs the user's consent, as the error loading it without consent raises, or
+    None: its Python file (``python:``), or a TorchScript or exported program that calls more than tensor
+    operators (``graph_check``, read without torch and without running anything)."""
+    from .graph_check import program_refusal
+
+    code = code_file(spec, root)
+    if code is not None:
+        return UntrustedCodeError(code)
+    weights = package_file(root, spec.weights, "the weights file")
+    reason = program_refusal(spec.architecture, weights) if weights.is_file() else None
+    return UntrustedCodeError(weights, f"this model package's {reason}") if reason else None
+
+
+def consent_for(package: str | Path) -> UntrustedCodeError | None:
+    """``consent_needed`` of a package folder (or its ``model.json``), from the files alone."""
     path = Path(package)
-    return code_file(read_spec(path), path if path.is_dir() else path.parent)
+    return consent_needed(read_spec(path), path if path.is_dir() else path.parent)
+
+
+def code_to_trust(package: str | Path) -> Path | None:
+    """The file a package would run that needs consent (None when it runs none), found without running anything:
+    its Python file, or its TorchScript or exported program when that calls more than tensor operators; ask the
+    user about this file (``consent_for`` says why), then load with ``trust_code=True`` only if they agree."""
+    needed = consent_for(package)
+    return needed.code_file if needed else None
 
 
 def _run_file(path: Path) -> types.ModuleType:
@@ -65,6 +128,11 @@ def _run_file(path: Path) -> types.ModuleType:
     sys.modules[name] = module  # dataclasses, typing and pickling look a class's module up there
     try:
         exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), module.__dict__)
+    except (SystemExit, KeyboardInterrupt) as exc:
+        del sys.modules[name]
+        if ends_process(exc):
+            raise PackageCodeExit(path, exc) from None
+        raise
     except Exception as exc:
         del sys.modules[name]
         raise ModelPackageError(f"{path}: the package's code fails when run ({type(exc).__name__}: {exc})") from None
@@ -89,12 +157,15 @@ def build_python(spec: ModelSpec, source: Source) -> object:
         raise ModelPackageError(f"{path}: defines no callable {name!r}"
                                 + (f" (its nn.Module classes: {', '.join(found)})" if found else ""))
     try:
-        model = builder(**spec.architecture_args)
+        model = _guarded(builder, path)(**spec.architecture_args)
+    except PackageCodeExit:
+        raise
     except Exception as exc:
         raise ModelPackageError(f"{path}: {name}(**{spec.architecture_args}) fails ({type(exc).__name__}: {exc}); "
                                 "check 'architecture_args' in model.json") from None
     if not isinstance(model, torch.nn.Module):
         raise ModelPackageError(f"{path}: {name}() returned a {type(model).__name__}, not a torch.nn.Module")
+    model.forward = _guarded(model.forward, path)  # an instance attribute: nn.Module.__call__ finds it first
     return model
 
 

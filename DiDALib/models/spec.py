@@ -49,23 +49,43 @@ class ModelPackageError(ValueError):
     """A model package that cannot be used, with the reason and the fix."""
 
 
+#: The largest ``model.json`` read: a model description is a few kB.
+MAX_SPEC_BYTES = 1_000_000
+#: Bounds of the fields a number can break: the model input's side, a channel's mean and std.
+MAX_INPUT_SIDE = 65536
+STD_RANGE = (1e-6, 1e6)
+
+
+def _shown(v) -> str:
+    """A field's value for a message, shortened (a 400-digit number or a long list stays readable)."""
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite int or float of a size a float holds (a 400-digit integer is none)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
 
 
 def _number(data: dict, key: str, default: float, where: str) -> float:
     """A finite number field, or an error naming the field and what was found."""
     v = data.get(key, default)
-    if not _is_number(v) or not math.isfinite(v):
-        raise ModelPackageError(f"{where}: {key!r} is {v!r}: it must be a finite number")
+    if not _is_number(v):
+        raise ModelPackageError(f"{where}: {key!r} is {_shown(v)}: it must be a finite number")
     return float(v)
 
 
 def _numbers(data: dict, key: str, default: list[float], count: int, where: str) -> tuple[float, ...]:
     """A list of ``count`` finite numbers (one per channel), or an error naming the field and what was found."""
     v = data.get(key, default)
-    if not isinstance(v, list) or not all(_is_number(x) and math.isfinite(x) for x in v):
-        raise ModelPackageError(f"{where}: {key!r} is {v!r}: it must be a list of finite numbers, one per channel")
+    if not isinstance(v, list) or not all(_is_number(x) for x in v):
+        raise ModelPackageError(f"{where}: {key!r} is {_shown(v)}: it must be a list of finite numbers, one per "
+                                "channel")
     if len(v) != count:
         raise ModelPackageError(f"{where}: {key!r} has {len(v)} value(s) but 'channels' is {count}: give one per "
                                 "channel")
@@ -143,9 +163,9 @@ class ModelSpec:
             raise ModelPackageError(f"{where}: 'channels' is {channels!r}: use 1 (grey) or 3 (grey repeated)")
         size = data.get("input_size", [224, 224])
         if not (isinstance(size, list) and len(size) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 8 for v in size)):
-            raise ModelPackageError(f"{where}: 'input_size' is {size!r}: it must be [height, width], each an "
-                                    "integer >= 8")
+                and all(isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= MAX_INPUT_SIDE for v in size)):
+            raise ModelPackageError(f"{where}: 'input_size' is {_shown(size)}: it must be [height, width], each an "
+                                    f"integer from 8 to {MAX_INPUT_SIDE}")
         normalisation = data.get("normalisation", "mean-std")
         if normalisation not in NORMALISATIONS:
             raise ModelPackageError(f"{where}: 'normalisation' is {normalisation!r}: use 'mean-std' (with 'mean' "
@@ -161,8 +181,10 @@ class ModelSpec:
                                                                                                  (0.25,) * channels))
         mean = _numbers(data, "mean", list(default_mean), channels, where)
         std = _numbers(data, "std", list(default_std), channels, where)
-        if any(v <= 0 for v in std):
-            raise ModelPackageError(f"{where}: 'std' is {list(std)}: every value must be > 0")
+        if not all(STD_RANGE[0] <= v <= STD_RANGE[1] for v in std) or not all(abs(v) <= STD_RANGE[1] for v in mean):
+            raise ModelPackageError(f"{where}: 'std' is {list(std)} and 'mean' {list(mean)}: each std must lie "
+                                    f"between {STD_RANGE[0]:g} and {STD_RANGE[1]:g} and each mean within "
+                                    f"+-{STD_RANGE[1]:g} (intensities are in [0, 1]; e.g. \"std\": [0.25])")
         width_scale = _number(data, "width_scale", 1.0, where)
         if not 0 < width_scale <= 4:
             raise ModelPackageError(f"{where}: 'width_scale' {width_scale} must be in (0, 4]")
@@ -178,9 +200,16 @@ class ModelSpec:
             raise ModelPackageError(f"{where}: 'head' names the layer of a torchvision: architecture resized to the "
                                     "classes (e.g. \"classifier.1\" or \"fc\"); remove it for other architectures")
         examples = _examples(data.get("examples", []), classes, where)
-        args = data.get("architecture_args", {})
-        if not isinstance(args, dict):
-            raise ModelPackageError(f"{where}: 'architecture_args' must be an object")
+        for key, limit in (("name", 200), ("description", 10000)):
+            if key in data and not (isinstance(data[key], str) and len(data[key]) <= limit):
+                raise ModelPackageError(f"{where}: {key!r} is {_shown(data[key])}: it must be a text of at most "
+                                        f"{limit} characters")
+        if not isinstance(data.get("demo", False), bool):
+            raise ModelPackageError(f"{where}: 'demo' is {_shown(data['demo'])}: it must be true or false (without "
+                                    "quotes)")
+        from .arguments import check_architecture_args  # it names this module's error
+
+        args = check_architecture_args(str(data["architecture"]), data.get("architecture_args", {}), where)
         return cls(
             architecture=str(data["architecture"]),
             classes=tuple(classes),
@@ -193,7 +222,7 @@ class ModelSpec:
             score=score,
             weights=_weights_name(data, where),
             name=str(data.get("name", "model")),
-            demo=bool(data.get("demo", False)),
+            demo=data.get("demo", False),
             description=str(data.get("description", "")),
             architecture_args=dict(args),
             head=head,
@@ -278,6 +307,8 @@ def not_a_package(path: Path) -> str:
 
 def read_spec(package: str | Path) -> ModelSpec:
     """Read and validate ``model.json`` of a package folder (or the file itself)."""
+    from ..io.files import read_regular
+
     path = Path(package)
     json_path = path / "model.json" if path.is_dir() else path
     if not json_path.exists():
@@ -287,11 +318,17 @@ def read_spec(package: str | Path) -> ModelSpec:
         )
     if not path.is_dir() and path.suffix.lower() in WEIGHT_SUFFIXES:
         raise ModelPackageError(not_a_package(path))
+    text = read_regular(json_path, "model.json", "a model package's model.json is a small JSON file: see "
+                        "DiDALib/models/spec.py", MAX_SPEC_BYTES, ModelPackageError)
     try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
+        data = json.loads(text.decode("utf-8"))
     except UnicodeDecodeError:
         raise ModelPackageError(not_a_package(json_path)) from None  # binary: weights, most likely
-    except json.JSONDecodeError as exc:
-        raise ModelPackageError(f"{json_path}: not valid JSON ({exc})") from None
+    except ValueError as exc:  # ValueError: bad JSON, or an integer of thousands of digits
+        raise ModelPackageError(f"{json_path}: not valid JSON ({' '.join(str(exc).split())[:200]}): fix the file, "
+                                "or give the package folder's model.json") from None
+    except RecursionError:
+        raise ModelPackageError(f"{json_path}: its JSON nests deeper than any model description: fix the "
+                                "file") from None
     return ModelSpec.from_dict(data, where=str(json_path))
 

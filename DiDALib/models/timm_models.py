@@ -28,8 +28,10 @@ def build_timm(spec: ModelSpec) -> torch.nn.Module:
         return timm.create_model(
             name, pretrained=False, num_classes=len(spec.classes), in_chans=spec.channels, **spec.architecture_args
         )
-    except TypeError as exc:
-        raise ModelPackageError(f"architecture_args {spec.architecture_args} do not fit {name}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- a builder argument of the wrong kind fails anywhere inside timm
+        raise ModelPackageError(f"'architecture_args' {spec.architecture_args} do not fit {name} "
+                                f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}): check them in "
+                                "model.json") from None
 
 
 def load_timm(spec: ModelSpec, source: Source) -> torch.nn.Module:

@@ -4,17 +4,15 @@ supported successor.
 ``torch.export.load`` may unpickle parts of an archive (tensor subclasses, custom objects, legacy weights), and a
 program's graph can name any attribute of ``torch``; neither is safe for a file from elsewhere. So the archive is
 read first without running anything: every weight and constant must be a plain tensor (no pickle), and the sample
-inputs must load with ``weights_only=True``; after loading, every operation of the graph must be a PyTorch
-operator (ATen, prims, higher-order) or plain arithmetic. A program exported with a fixed batch size is run in
-batches of that size.
+inputs must load with ``weights_only=True``. Unless the user trusts the package, the graph may call only tensor
+operators (``graph_check``: checked in the archive before loading, and in the loaded program). A program exported
+with a fixed batch size is run in batches of that size.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import operator
 import zipfile
 from pathlib import Path
 
@@ -22,15 +20,10 @@ import torch
 
 from .export_eval import to_eval
 from .fixed_batch import batch_dimension, in_fixed_batches
+from .graph_check import GraphRefused, check_export_program, scan_export_archive
+from .python_code import UntrustedCodeError
 from .registry import Source
 from .spec import ModelPackageError, ModelSpec
-
-_SAFE_NAMESPACES = ("aten", "prims", "higher_order")
-_SAFE_FUNCTIONS = {getattr(operator, n) for n in ("getitem", "add", "sub", "mul", "truediv", "floordiv", "mod", "neg",
-                                                  "pow", "eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "not_")}
-_SAFE_FUNCTIONS |= {getattr(math, n) for n in ("ceil", "floor", "trunc", "sqrt")}
-_SAFE_FUNCTIONS |= {getattr(torch, n) for n in dir(torch) if n.startswith("sym_") and callable(getattr(torch, n))}
-
 
 class _Refused(Exception):
     pass
@@ -61,19 +54,6 @@ def _check_archive(path: Path) -> None:
                     raise _Refused(f"its sample inputs ({inner}) need unpickling beyond plain tensors") from None
         if not any(n.split("/", 1)[-1].startswith(c.MODELS_DIR) for n in names):
             raise _Refused("it holds no exported program (no models/*.json)")
-
-
-def _check_graph(program) -> None:
-    graphs = [m.graph for m in program.graph_module.modules() if isinstance(m, torch.fx.GraphModule)]
-    for node in (n for g in graphs for n in g.nodes):  # the subgraphs of higher-order operators too
-        if node.op not in ("call_function", "call_method", "call_module"):
-            continue
-        target = node.target
-        if node.op == "call_function" and (target in _SAFE_FUNCTIONS or (
-                isinstance(target, (torch._ops.OpOverload, torch._ops.HigherOrderOperator))
-                and getattr(target, "namespace", "").split(".")[0] in _SAFE_NAMESPACES)):
-            continue
-        raise _Refused(f"its graph calls {target}, which is not a PyTorch operator")
 
 
 def to_eval_module(program) -> torch.fx.GraphModule:
@@ -121,6 +101,8 @@ def load_torch_export(spec: ModelSpec, source: Source) -> torch.nn.Module:
     where = source.weights
     try:
         _check_archive(where)
+        if not source.trust_code:
+            scan_export_archive(where)
         logger = logging.getLogger("torch.export")
         level = logger.level
         logger.setLevel(logging.ERROR)  # a damaged file is reported once, by us, not with torch's traceback too
@@ -130,7 +112,10 @@ def load_torch_export(spec: ModelSpec, source: Source) -> torch.nn.Module:
             raise _Refused(str(exc).splitlines()[0][:200]) from None
         finally:
             logger.setLevel(level)
-        _check_graph(program)
+        if not source.trust_code:
+            check_export_program(program)
+    except GraphRefused as refused:
+        raise UntrustedCodeError(where, "this model package's " + refused.phrase("exported program")) from None
     except _Refused as why:
         raise ModelPackageError(f"{where}: this torch.export file is refused: {why}") from None
     except Exception as exc:  # anything else torch.export.load raises means the archive is not one it can read

@@ -60,8 +60,10 @@ def build_torchvision(spec: ModelSpec) -> torch.nn.Module:
         args.setdefault("num_classes", len(spec.classes))
     try:
         model = tvm.get_model(name, weights=None, **args)
-    except (TypeError, ValueError) as exc:
-        raise ModelPackageError(f"architecture_args {spec.architecture_args} do not fit {name}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- a builder argument of the wrong kind fails anywhere inside torchvision
+        raise ModelPackageError(f"'architecture_args' {spec.architecture_args} do not fit {name} "
+                                f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}): check them in "
+                                "model.json") from None
     if spec.head is not None:
         _replace_head(model, spec.head, len(spec.classes))
     return model

@@ -116,7 +116,9 @@ def describe_model(folder: str | Path) -> str:
     text = f"{spec.name}: {len(spec.classes)} classes ({', '.join(spec.classes)})"
     code = code_to_trust(folder)
     if code is not None:
-        text += f" - builds its network with its own Python code ({code.name}): DiDA asks before running it"
+        how = "builds its network with its own Python code" if code.suffix == ".py" else "runs a program that calls " \
+            "more than tensor operators"
+        text += f" - {how} ({code.name}): DiDA asks before running it"
     return text + (" - a demonstration model, not for clinical use" if spec.demo else "")
 
 

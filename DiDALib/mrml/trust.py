@@ -1,5 +1,6 @@
-"""Whether a model package may run its own Python code (``architecture: "python:<file.py>:<callable>"``), decided in
-the Slicer module without Qt: the module asks the user with the sentence ``CodeTrust.question`` gives (a dialog
+"""Whether a model package may run its own code (``architecture: "python:<file.py>:<callable>"``, or a TorchScript or
+exported program that calls more than tensor operators: ``models.graph_check``), decided in the Slicer module
+without Qt and without torch: the module asks the user with the sentence ``CodeTrust.question`` gives (a dialog
 that names the file), and only after a Yes does the run's ``ModelRequest`` carry ``trust_code=True``.
 
 Consent is for one file with one content: a package whose code file changes after the user agreed is asked about
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ..models.python_code import code_to_trust
+from ..models.python_code import PYTHON_REASON, code_to_trust, consent_for
 from ..worker.protocol import ModelRequest
 
 
@@ -35,12 +36,15 @@ class CodeTrust:
     def question(self, folder: str | Path) -> str | None:
         """The confirmation to show before running a package, or None when it runs no code of its own or the user
         already agreed to that file as it is now."""
-        code = self.code_file(folder)
-        if code is None or self._key(code) in self._agreed:
+        needed = consent_for(folder)
+        if needed is None or self._key(needed.code_file) in self._agreed:
             return None
-        return (f"The model package {Path(folder).name} builds its network with its own Python code, "
-                f"{code}. That file runs with your user account's rights and can do anything you can. "
-                "Run it only if you trust where the package came from. Run it?")
+        name, code = Path(folder).name, needed.code_file
+        program = needed.reason.removeprefix("this model package's ")
+        what = (f"builds its network with its own Python code, {code}" if needed.reason == PYTHON_REASON else
+                f"runs {code}, whose {program}")
+        return (f"The model package {name} {what}. That file runs with your user account's rights and can do "
+                "anything you can. Run it only if you trust where the package came from. Run it?")
 
     def agree(self, folder: str | Path) -> None:
         """The user said Yes to the package's code file as it is now."""

@@ -14,21 +14,29 @@ between runs: the model package stays loaded, so a second run on the same model 
 
 It reads requests from stdin, one JSON object per line ("job", "cancel", "shutdown"); each job names a folder
 that holds its B-scans (bscans.npy, memory-mapped) and receives its events (events.jsonl: ready, progress, grid,
-result, done / cancelled / error). DiDALib/worker/protocol.py describes every field. It ends on "shutdown" or
-when stdin closes; in the latter case the session that started it is gone, and it removes that session's folders.
+result, done / cancelled / error). DiDALib/worker/protocol.py describes every field; a line that is not a valid
+request (DiDALib/worker/requests.py: a job folder must be a job-* folder directly inside --home) is answered with
+an error event or a line on stderr, and the worker goes on. It ends on "shutdown" or when stdin closes; in the
+latter case the session that started it is gone, and it removes what it wrote there (nothing else).
 """
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m DiDALib.worker", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from ..cli.common import OneLineParser
+
+    parser = OneLineParser(prog="python -m DiDALib.worker", description=DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", metavar="FOLDER",
-                        help="the starting session's folder (its job folders live there); removed if stdin closes "
-                             "without a shutdown request")
-    args = parser.parse_args(argv)
+                        help="the starting session's folder (its job folders live there): what the worker wrote "
+                             "there is removed if stdin closes without a shutdown request")
+    try:
+        args = parser.parse_args(argv)
+    except ValueError as exc:  # OneLineParser's one line
+        print(f"DiDA worker: error: {exc}", file=sys.stderr)
+        return 2
     from .server import Worker
 
-    return Worker(sys.stdin, sys.stderr, args.home).serve()
+    return Worker(sys.stdin.buffer, sys.stderr, args.home).serve()
 
 
 if __name__ == "__main__":

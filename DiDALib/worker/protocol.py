@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,11 +137,17 @@ def decode_result(data: dict, class_names: tuple[str, ...] | None = None) -> DiD
 
 
 class EventWriter:
-    """The worker's side of ``events.jsonl``: each event is one line, flushed at once so the session sees it."""
+    """The worker's side of ``events.jsonl``: each event is one line, flushed at once so the session sees it. The
+    file is created here, never opened if it exists (so never through a symbolic link someone put there)."""
 
     def __init__(self, path: str | Path):
-        self._file = open(path, "ab")  # noqa: SIM115 (closed by close())
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) \
+            | getattr(os, "O_BINARY", 0)
+        self._file = os.fdopen(os.open(path, flags, 0o600), "ab")  # noqa: SIM115 (closed by close())
         self._seq = 0
+
+    def fileno(self) -> int:
+        return self._file.fileno()
 
     def write(self, event: str, /, **data: Any) -> None:
         line = json.dumps({"seq": self._seq, "event": event, **data}, separators=(",", ":"))

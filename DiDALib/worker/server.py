@@ -2,9 +2,12 @@
 the engine with the batch size it settled on) loaded between them, so a second job on the same model starts at once.
 
 A thread reads the requests on stdin, so that a cancel reaches the job in flight (the engine checks it before
-every batch). When stdin ends without a ``shutdown`` request the session that started the worker is gone: the job
-in flight is cancelled and the worker removes what the session left (its job folders, its ``--home`` folder).
-torch is imported with the first job, not at start, so ``--help`` and a worker that is never used cost nothing.
+every batch). Every line is validated first (``requests``): a bad one is answered with an ``error`` event (where
+its job folder is valid) or a line on stderr, and the worker goes on serving. When stdin ends without a
+``shutdown`` request the session that started the worker is gone: the job in flight is cancelled, the worker
+removes what its manifest lists (the files of the jobs it served, its log; the folders once empty: nothing it did
+not write or was not handed) and ends. torch is imported with the first job, not at start, so ``--help`` and a
+worker that is never used cost nothing.
 """
 
 from __future__ import annotations
@@ -12,17 +15,18 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
+import stat
 import sys
 import threading
 import time
 import traceback
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import numpy as np
 
 from ..engine.schedule import grid_json, grid_key
+from ..io.signals import Interrupted, stop_signals_raise
 from .protocol import (
     BSCANS_FILE,
     DEVICE_ERROR,
@@ -33,6 +37,7 @@ from .protocol import (
     encode_array,
     encode_result,
 )
+from .requests import MAX_LINE, BadRequest, Manifest, Request, parse_line
 
 #: Progress events at most this often (seconds), besides one whenever a B-scan finishes.
 PROGRESS_INTERVAL = 0.1
@@ -43,12 +48,13 @@ class DeviceUnavailable(ValueError):
 
 
 class Worker:
-    """Serves requests from ``stdin`` until ``shutdown`` or the end of ``stdin``; logs to ``log``."""
+    """Serves requests from ``stdin`` (lines of bytes or text) until ``shutdown`` or the end of ``stdin``; logs to
+    ``log``; accepts job folders only inside ``home``."""
 
-    def __init__(self, stdin: TextIO, log: TextIO = sys.stderr, home: str | os.PathLike | None = None):
+    def __init__(self, stdin: BinaryIO | TextIO, log: TextIO = sys.stderr, home: str | os.PathLike | None = None):
         self._stdin = stdin
         self._log = log
-        self.home = Path(home) if home else None
+        self.home = Path(os.path.abspath(home)) if home else None
         self._requests: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._cancelled: set[str] = set()
@@ -57,6 +63,7 @@ class Worker:
         self._passes_at_cancel: int | None = None
         self._closing = False  # a shutdown request came
         self._orphaned = False  # stdin ended without one: the session is gone
+        self._manifest = Manifest()
         self._package_key: tuple | None = None
         self._package = None
         self._explainer = None
@@ -64,43 +71,87 @@ class Worker:
 
     # -- requests ------------------------------------------------------------------------------------------------
 
+    def _say(self, text: str) -> None:
+        print(f"DiDA worker: {text}", file=self._log, flush=True)
+
     def serve(self) -> int:
-        print(f"DiDA worker {os.getpid()} started (Python {sys.version.split()[0]})", file=self._log, flush=True)
+        self._say(f"{os.getpid()} started (Python {sys.version.split()[0]})")
         threading.Thread(target=self._read_requests, name="DiDA requests", daemon=True).start()
-        while True:
-            msg = self._requests.get()
-            if msg is None or msg.get("op") == "shutdown":
-                break
-            if msg.get("op") == "job":
-                self._run_job(msg)
-            else:
-                print(f"DiDA worker: unknown request {msg.get('op')!r} ignored", file=self._log, flush=True)
+        code = 0
+        with stop_signals_raise():  # a real Ctrl-C is Interrupted; a package's own KeyboardInterrupt is its failure
+            try:
+                while True:
+                    item = self._requests.get()
+                    if item is None or (isinstance(item, Request) and item.op == "shutdown"):
+                        break
+                    try:
+                        if isinstance(item, BadRequest):
+                            self._refuse(item)
+                        else:
+                            self._run_job(item)
+                    except Exception as exc:  # noqa: BLE001 -- the worker keeps serving whatever one request does
+                        self._say(f"a request failed ({type(exc).__name__}: {' '.join(str(exc).split())[:300]})")
+            except Interrupted as exc:
+                self._say(f"stopped by {exc}")
+                code = 128 + int(exc.signum)
         if self._orphaned and self.home is not None:
-            shutil.rmtree(self.home, ignore_errors=True)
-        return 0
+            self._manifest.add_log(self.home, self._log)
+            self._manifest.remove(self.home, self._log)
+        return code
+
+    def _lines(self):
+        """The lines of stdin, each at most ``MAX_LINE`` long (a longer one is reported and skipped whole)."""
+        while True:
+            line = self._stdin.readline(MAX_LINE + 1)
+            if not line:
+                return
+            if len(line) > MAX_LINE and line[-1:] not in (b"\n", "\n"):
+                while (rest := self._stdin.readline(MAX_LINE)) and rest[-1:] not in (b"\n", "\n"):
+                    pass
+                yield BadRequest(f"a request line longer than {MAX_LINE >> 20} MB was ignored")
+                continue
+            yield line
 
     def _read_requests(self) -> None:
-        for line in self._stdin:
-            if not line.strip():
-                continue
+        try:
+            for line in self._lines():
+                try:
+                    request = line if isinstance(line, BadRequest) else parse_line(line, self.home)
+                except BadRequest as exc:
+                    request = exc
+                except Exception as exc:  # noqa: BLE001 -- no line may stop the reader
+                    request = BadRequest(f"a request that cannot be read ({type(exc).__name__})")
+                if request is None:
+                    continue
+                if isinstance(request, Request) and request.op == "cancel":
+                    self._cancel(request.id)
+                    continue
+                if isinstance(request, Request) and request.op == "shutdown":
+                    self._closing = True
+                self._requests.put(request)
+        except Exception as exc:  # noqa: BLE001 -- stdin itself failed: the session is as good as gone
+            self._say(f"stdin cannot be read ({type(exc).__name__}: {exc})")
+        finally:
+            with self._lock:
+                if not self._closing:
+                    self._orphaned = True
+                    if self._current is not None:
+                        self._cancel_locked(self._current[0])
+            self._requests.put(None)
+
+    def _refuse(self, bad: BadRequest) -> None:
+        """Answer a bad request: an ``error`` event in its job folder where that folder is valid, else stderr."""
+        if bad.folder is not None:
             try:
-                msg = json.loads(line)
-            except ValueError:
-                print(f"DiDA worker: a request that is not JSON was ignored: {line[:200]!r}", file=self._log,
-                      flush=True)
-                continue
-            if msg.get("op") == "cancel":
-                self._cancel(str(msg.get("id")))
-                continue
-            if msg.get("op") == "shutdown":
-                self._closing = True
-            self._requests.put(msg)
-        with self._lock:
-            if not self._closing:
-                self._orphaned = True
-                if self._current is not None:
-                    self._cancel_locked(self._current[0])
-        self._requests.put(None)
+                events = EventWriter(bad.folder / EVENTS_FILE)
+            except OSError as exc:
+                self._say(f"a request was ignored: {bad} (and its error event cannot be written: {exc.strerror})")
+                return
+            self._manifest.add_job(bad.folder, events.fileno())
+            events.write("error", message=str(bad), kind="request")
+            events.close()
+            return
+        self._say(f"a request was ignored: {bad}")
 
     def _cancel(self, job_id: str) -> None:
         with self._lock:
@@ -114,8 +165,8 @@ class Worker:
 
     # -- jobs ----------------------------------------------------------------------------------------------------
 
-    def _run_job(self, msg: dict) -> None:
-        job_id, folder = str(msg.get("id")), Path(msg["dir"])
+    def _run_job(self, request: Request) -> None:
+        job_id, folder, msg = request.id, request.folder, request.message
         cancel = threading.Event()
         with self._lock:
             self._current, self._passes, self._passes_at_cancel = (job_id, cancel), 0, None
@@ -124,26 +175,26 @@ class Worker:
                 cancel.set()
         try:
             events = EventWriter(folder / EVENTS_FILE)
-        except OSError as exc:  # the folder is gone: nobody waits for this job's events
-            print(f"DiDA worker: job {job_id} skipped ({exc})", file=self._log, flush=True)
+        except OSError as exc:  # the folder is gone, or someone put an events file there: nobody waits for it
+            self._say(f"job {job_id} skipped ({exc.strerror or exc})")
             with self._lock:
                 self._current = None
             return
+        self._manifest.add_job(folder, events.fileno())
         try:
             self._job(msg, folder, events, cancel)
         except DeviceUnavailable as exc:
             events.write("error", message=str(exc), kind=DEVICE_ERROR)
-        except Exception as exc:  # reported to the session; the traceback goes to the log
-            traceback.print_exc(file=self._log)
-            self._log.flush()
+        except Exception as exc:  # reported to the session; an unexpected one's traceback goes to the log too
+            if not isinstance(exc, ValueError):
+                traceback.print_exc(file=self._log)
+                self._log.flush()
             events.write("error", message=_message(exc), kind=type(exc).__name__)
         finally:
             events.close()
             with self._lock:
                 self._current = None
                 self._cancelled.discard(job_id)
-            if self._orphaned:
-                shutil.rmtree(folder, ignore_errors=True)
 
     def _job(self, msg: dict, folder: Path, events: EventWriter, cancel: threading.Event) -> None:
         request = JobRequest.from_message(msg)
@@ -166,7 +217,7 @@ class Worker:
 
         package, warm = self._package_for(request.model)
         explainer = self._explainer_for(package, request.settings)
-        bscans = np.load(folder / BSCANS_FILE, mmap_mode="c") if request.indices else None  # "c": never written
+        bscans = _map_bscans(folder / BSCANS_FILE) if request.indices else None
         try:
             if bscans is not None and (bscans.ndim != 3 or len(bscans) != len(request.indices)):
                 raise ValueError(f"{folder / BSCANS_FILE} holds {bscans.shape}, not {len(request.indices)} B-scans")
@@ -253,6 +304,20 @@ class Worker:
         self._explainer = None  # the old engine goes first
         self._explainer, self._explainer_key = VolumeExplainer(package, s), key
         return self._explainer
+
+
+def _map_bscans(path: Path) -> np.ndarray:
+    """The job's B-scans, memory-mapped copy-on-write (never written): the session's regular file itself, not what a
+    symbolic link put in its place points to (on Linux the very file opened without following one is mapped)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                 | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file: the session writes the B-scans there itself")
+        name = f"/proc/self/fd/{fd}" if sys.platform.startswith("linux") else str(path)
+        return np.load(name, mmap_mode="c", allow_pickle=False)
+    finally:
+        os.close(fd)  # the map holds the file open itself
 
 
 def _stamp(path: Path) -> tuple:

@@ -36,15 +36,17 @@ def make_package(folder: Path, classes=CLASSES, input_size=(32, 32)) -> Path:
     return save_model_package(folder, spec, model)
 
 
-def changed_package(folder: Path, package: Path, **fields) -> Path:
-    """A copy of ``package`` at ``folder`` with ``fields`` of its model.json changed."""
+def changed_package(folder: Path, package: Path, text: str | None = None, **fields) -> Path:
+    """A copy of ``package`` at ``folder`` with ``fields`` of its model.json changed (or model.json's ``text``)."""
     import json
     import shutil
 
     shutil.copytree(package, folder)
-    data = json.loads((folder / "model.json").read_text())
-    data.update(fields)
-    (folder / "model.json").write_text(json.dumps(data))
+    if text is None:
+        data = json.loads((folder / "model.json").read_text())
+        data.update(fields)
+        text = json.dumps(data)
+    (folder / "model.json").write_text(text)
     return folder
 
 

@@ -87,3 +87,8 @@ def test_zoo_fidelity_benchmark_runs():
     out = _run("zoo_fidelity.py", "--grids", "3", "--models", "resnet", "--scores", "logits", "--fills", "black")
     assert {(r["model"], r["format"]) for r in out["rows"]} >= {("resnet", "python"), ("resnet", "torch-export")}
     assert out["worst_share_of_bound"] <= 1.0 and len(out["resnet_vs_torchscript"]) == 2
+
+
+def test_graph_check_benchmark_runs():
+    out = _run("bench_graph_check.py", "--model", "test_efficientnet", "--input-size", "32", "--rounds", "1")
+    assert all(out[how]["load_s"] > 0 and out[how]["check_before_s"] > 0 for how in ("script", "trace", "export"))

@@ -166,7 +166,7 @@ def _bad_package(tmp_path, package, **change) -> Path:
         (["--fill", "3"], "within \\[0, 1\\]"),
         (["--device", "cuda"], "CUDA"),
         (["--point", "5"], "ROW,COL"),
-        (["--bscans", ""], "selects no B-scan"),
+        (["--bscans", ""], "--bscans is empty"),
         (["--bscans", ","], "selects no B-scan"),
         (["--grids", "0"], "at least 1"),
         (["--max-memory", "lots"], "--max-memory"),

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import struct
 import threading
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bombs import png_bomb
 from cli_helpers import FAST, bscans, changed_package, make_package, make_torchscript_package, one_line, run
 from oct_samples import write_sample
 
@@ -43,20 +42,9 @@ def _changed(tmp_path: Path, package: Path, **fields) -> Path:
 # -- input files --------------------------------------------------------------------------------------------------
 
 
-def _png_header_only(path: Path, width: int, height: int) -> Path:
-    """A tiny PNG that claims to be width x height: what a decompression bomb looks like to Pillow."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) +
-                     chunk(b"IEND", b""))
-    return path
-
-
 @pytest.mark.parametrize("side", [10000, 14000])  # over Pillow's limit (a warning), and over twice it (an error)
 def test_decompression_bomb_png(tmp_path, capsys, package, side):
-    source = _png_header_only(tmp_path / "bomb.png", side, side)
+    source = png_bomb(tmp_path / "bomb.png", side, side)
     _refused(capsys, tmp_path, source, match="decompression bomb", model=package)
 
 

@@ -255,18 +255,36 @@ def test_new_file_never_replaces_and_leaves_nothing_on_failure(tmp_path):
 
 
 def _dida_result(folder: Path, marker: str) -> Path:
+    """A sealed DiDA result: its one file listed in run.json with its fingerprint."""
+    from DiDALib.io.proof import fingerprints
+
     folder.mkdir()
     (folder / "scores.csv").write_text(marker)
-    (folder / "run.json").write_text(json.dumps({"format": "dida-run/1", "files": ["scores.csv"]}))
+    (folder / "run.json").write_text(json.dumps({"format": "dida-run/1", "files": ["scores.csv"],
+                                                 "file_hashes": fingerprints(folder, ["scores.csv"])}))
     return folder
+
+
+KILLED = "0123456789abcdef"  # the id of a run that was killed, as its lock file recorded it
+
+
+def _killed_run(folder: Path, name: str) -> Path:
+    """The lock file a killed run of destination ``name`` left (its record names the run's id) and its staging
+    folder, with the marker it wrote first."""
+    (folder / f".{name}.dida-lock").write_text(json.dumps({"pid": 999999, "run": KILLED}))
+    stage = folder / f".{name}.dida-staging-{KILLED}"
+    stage.mkdir()
+    (stage / ".dida-run").write_text(KILLED)
+    (stage / "volume.nrrd").write_bytes(b"half written")
+    return stage
 
 
 def test_a_replacement_cut_short_by_a_kill_is_undone(tmp_path):
     from DiDALib.io.output_dir import OutputFolderError, staged_output
 
     out = tmp_path / "out"
-    _dida_result(tmp_path / ".out.dida-old-999999", "the earlier result")  # moved aside, then the run was killed
-    (tmp_path / ".out.dida-staging-999999").mkdir()
+    _dida_result(tmp_path / f".out.dida-old-{KILLED}", "the earlier result")  # moved aside, then the run was killed
+    _killed_run(tmp_path, "out")
     notes = []
     with pytest.raises(OutputFolderError, match="already holds files"), staged_output(out, note=notes.append):
         pass  # the earlier result is back in place, so a run without force must not replace it
@@ -281,8 +299,7 @@ def test_a_replacement_cut_short_by_a_kill_is_undone(tmp_path):
 def test_debris_of_other_destinations_is_cleaned_and_old_partials_named(tmp_path):
     from DiDALib.io.output_dir import staged_output
 
-    (tmp_path / ".other.dida-staging-999999").mkdir()  # a killed run of another destination in the same folder
-    (tmp_path / ".other.dida-lock").write_text("{}")
+    _killed_run(tmp_path, "other")  # a killed run of another destination in the same folder
     legacy = tmp_path / ".older.partial-abcd_123"  # dida 0.1's staging folder: named, never deleted
     legacy.mkdir()
     notes = []

@@ -78,19 +78,22 @@ def test_view_adds_the_page_to_a_result_and_replaces_only_its_own(result, capsys
     assert "report.html" in run["files"] and foreign_files(result) == []  # still a result --force may replace
     data = page_json(result / "report.html")
     assert [b["index"] for b in data["bscans"]] == [0, 2, 3] and data["n_bscans"] == 4
-    # A report.html that run.json does not list is not DiDA's: refused, untouched.
+    # DiDA's own page, as it wrote it: replaced, nothing else changes.
+    code, _, err = _run(capsys, "view", result)
+    assert code == 0, err
+    assert outputs(result) == before | {"report.html"}
+    # A page someone changed since is no longer DiDA's, even though run.json lists it: refused, untouched.
     (result / "report.html").write_text("old page")
+    code, _, err = _run(capsys, "view", result)
+    assert code == 2 and one_line(err) and "changed since dida wrote it" in err
+    assert (result / "report.html").read_text() == "old page"
+    # A report.html that run.json does not list is not DiDA's: refused, untouched.
+    run = json.loads((result / "run.json").read_text())
     run["files"].remove("report.html")
     (result / "run.json").write_text(json.dumps(run))
     code, _, err = _run(capsys, "view", result)
     assert code == 2 and one_line(err) and "not written by dida" in err
     assert (result / "report.html").read_text() == "old page"
-    # Listed, it is DiDA's own page: replaced, nothing else changes.
-    run["files"].append("report.html")
-    (result / "run.json").write_text(json.dumps(run))
-    code, _, err = _run(capsys, "view", result)
-    assert code == 0, err
-    assert (result / "report.html").read_text() != "old page" and outputs(result) == before | {"report.html"}
 
 
 def test_view_writes_elsewhere_only_as_a_new_file(result, tmp_path, capsys):

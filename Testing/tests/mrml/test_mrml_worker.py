@@ -78,13 +78,15 @@ def test_event_reader_returns_whole_lines_in_order(tmp_path):
 
 def test_a_job_from_another_protocol_version_is_refused(tmp_path):
     """The worker answers a request it cannot serve with an error event, not a crash (in-process server)."""
-    message = JobRequest(ModelRequest(str(tmp_path)), {}, [], False).to_message("x", tmp_path)
+    job = tmp_path / "job-1"
+    job.mkdir()
+    message = JobRequest(ModelRequest(str(tmp_path)), {}, [], False).to_message("x", job)
     message["protocol"] = 99
     stdin = io.StringIO(json.dumps(message) + "\n" + json.dumps({"op": "shutdown"}) + "\n")
-    assert Worker(stdin, io.StringIO()).serve() == 0
-    events = EventReader(tmp_path / EVENTS_FILE).read()
+    assert Worker(stdin, io.StringIO(), home=tmp_path).serve() == 0
+    events = EventReader(job / EVENTS_FILE).read()
     assert [e.kind for e in events] == ["error"] and "protocol 99" in events[0].data["message"]
-    assert tmp_path.exists(), "a worker told to shut down must not remove the session's folders"
+    assert job.exists(), "a worker told to shut down must not remove the session's folders"
 
 
 @pytest.mark.parametrize("check", worker_checks.WORKER_CHECKS, ids=lambda c: c.__name__)
