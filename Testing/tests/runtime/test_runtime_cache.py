@@ -9,6 +9,7 @@ import os
 
 import pytest
 import torch
+from cli_helpers import within
 from runtime_models import SmallCNN, trained
 
 from DiDALib.runtime import RuntimeRequest
@@ -117,25 +118,6 @@ def test_a_cache_folder_that_cannot_be_written_is_no_failure(tmp_path, monkeypat
     assert choice.name == "onnxruntime" and "kept in" not in choice.reason
 
 
-class _Hung(Exception):
-    """A cache read still waiting (not an OSError: the cache's own handling must not swallow it)."""
-
-
-def _within(seconds: int, call):
-    import signal
-
-    def alarm(*_):
-        raise _Hung(f"still reading after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(seconds)
-    try:
-        return call()
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
 @pytest.mark.parametrize("hostile", ["record a FIFO", "graph a FIFO", "graph a link to /dev/zero",
                                      "graph a link to a user's file", "record a link to a user's file"])
 def test_a_hostile_entry_is_never_opened(tmp_path, hostile):
@@ -152,7 +134,7 @@ def test_a_hostile_entry_is_never_opened(tmp_path, hostile):
         os.mkfifo(target)
     else:
         target.symlink_to("/dev/zero" if "zero" in hostile else user)
-    assert _within(5, lambda: cache.get("k1")) is None
+    assert within(5, lambda: cache.get("k1")) is None
     assert user.read_bytes()  # and the user's file is still there
 
 
