@@ -106,7 +106,8 @@ class Hung(Exception):
 
 
 def within(seconds: int, call: Callable[[], object]) -> object:
-    """``call()``, or ``Hung`` raised into it after ``seconds`` (a read of a named pipe or ``/dev/zero``)."""
+    """``call()``, or ``Hung`` raised into it after ``seconds`` (a read of a named pipe or ``/dev/zero``); by
+    SIGALRM, so not around ``cli.main``, whose signal handling uses SIGALRM itself (use ``start`` there)."""
     import signal
 
     def alarm(*_):
