@@ -6,6 +6,7 @@ removed, a hang, a traceback, "unexpected error" or exit 1 for bad input, an exi
 
     python Testing/hostile_pass.py                      # every case (200; about 25 minutes on 2 busy cores)
     python Testing/hostile_pass.py --only view --json   # the cases whose name contains "view", as JSON
+    python Testing/hostile_pass.py --only view,audit    # those whose name contains either
     python Testing/hostile_pass.py --root /path/to/other/checkout --skip worker   # another DiDALib, e.g. an older one
 
 It writes only inside a temporary folder (removed at the end, ``--keep`` keeps it). The cases are those of issue
@@ -94,7 +95,7 @@ def run_case(case: Case, sb: Sandbox, root: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", help="run only the cases whose name contains this")
+    parser.add_argument("--only", help="run only the cases whose name contains this (or any of these, comma-separated)")
     parser.add_argument("--skip", help="leave out the cases whose name contains this")
     parser.add_argument("--root", type=Path, default=HERE.parent, help="the checkout whose DiDALib runs")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -107,7 +108,9 @@ def main() -> int:
         cases = [*model_code_cases(sb), *package_cases(sb), *input_cases(sb), *option_cases(sb),
                  *view_cases(sb, result), *staging_cases(sb, result), *worker_cases(sb), *images_cases(sb),
                  *cache_cases(sb, args.root), *shapley_cases(sb), *audit_cases(sb)]
-        cases = [c for c in cases if (not args.only or args.only in c.name) and not (args.skip and args.skip in c.name)]
+        only = [w for w in (args.only or "").split(",") if w]
+        cases = [c for c in cases if (not only or any(w in c.name for w in only))
+                 and not (args.skip and args.skip in c.name)]
         rows = []
         for i, case in enumerate(cases, 1):
             row = run_case(case, sb, args.root)
