@@ -146,7 +146,7 @@ def run_footprint(n_bscans: int, bscan_shape: Sequence[int], explained: int, num
     parts = {"results": results, "model batches": engine, "output maps": reference + maps}
     smaller = ("give --batch-size 1, or " if batch > 1 else "") + "use a package with a smaller input_size"
     fixes = {
-        "results": "explain fewer B-scans at a time (--bscans) or use fewer grids",
+        "results": "explain fewer B-scans at a time (--bscans), or use fewer grids or fewer --permutations",
         "model batches": f"the model input {input_size[0]} x {input_size[1]} at a batch of {batch} is too large: "
                          f"{smaller}",
         "output maps": "the output maps hold the whole volume: explain a smaller volume, or split it",

@@ -4,12 +4,14 @@ the case, the exit code, the first line said, any file written outside ``--out``
 whether the case held (``ok``) or found a failure (``FAIL``: a marker file that appeared, a user file changed or
 removed, a hang, a traceback, "unexpected error" or exit 1 for bad input, an exit other than expected).
 
-    python Testing/hostile_pass.py                      # every case (183; about 20 minutes on 2 busy cores)
+    python Testing/hostile_pass.py                      # every case (200; about 25 minutes on 2 busy cores)
     python Testing/hostile_pass.py --only view --json   # the cases whose name contains "view", as JSON
+    python Testing/hostile_pass.py --only view,audit    # those whose name contains either
     python Testing/hostile_pass.py --root /path/to/other/checkout --skip worker   # another DiDALib, e.g. an older one
 
 It writes only inside a temporary folder (removed at the end, ``--keep`` keeps it). The cases are those of issue
-#21 ("Why") and variations of each; ``Testing/tests`` holds the unit tests of every one.
+#21 ("Why") and variations of each, and those of the features that came after (``hostile_feature_cases``);
+``Testing/tests`` holds the unit tests of every one.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from hostile_feature_cases import audit_cases, cache_cases, images_cases, shapley_cases
 from hostile_io_cases import input_cases, option_cases, staging_cases, view_cases, worker_cases
 from hostile_model_cases import model_code_cases, package_cases
 from hostile_sandbox import HERE, Case, Sandbox, _result
@@ -52,7 +55,8 @@ def run_case(case: Case, sb: Sandbox, root: Path) -> dict:
     out = case.out or (Path(argv[argv.index("--out") + 1]) if "--out" in argv[:-1] else None)
     started = time.monotonic()
     try:
-        code, err, peak = run_capped(case.argv, sb.root, timeout=case.timeout, stdin=case.stdin, root=root)
+        code, err, peak = run_capped(case.argv, sb.root, timeout=case.timeout, stdin=case.stdin, root=root,
+                                     env=case.env)
         hang = False
     except Exception:  # noqa: BLE001 -- subprocess.TimeoutExpired: the case hung
         code, err, peak, hang = "timeout", "", 0, True
@@ -60,7 +64,8 @@ def run_case(case: Case, sb: Sandbox, root: Path) -> dict:
     after = _snapshot(sb.root)
     written = sorted(p for p, v in after.items() if before.get(p) != v and not p.split("/")[-1].startswith("report-")
                      and not (out is not None and (p == str(out) or p.startswith(str(out) + os.sep)
-                                                  or Path(p).name.startswith(f".{Path(out).name}.dida-"))))
+                                                  or Path(p).name.startswith(f".{Path(out).name}.dida-")))
+                     and not any(p == str(a) or p.startswith(str(a) + os.sep) for a in case.also))
     lines = [ln for ln in err.splitlines() if ln.strip() and " started (Python " not in ln]
     first = lines[0] if lines else ""
     problems = []
@@ -90,7 +95,7 @@ def run_case(case: Case, sb: Sandbox, root: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", help="run only the cases whose name contains this")
+    parser.add_argument("--only", help="run only the cases whose name contains this (or any of these, comma-separated)")
     parser.add_argument("--skip", help="leave out the cases whose name contains this")
     parser.add_argument("--root", type=Path, default=HERE.parent, help="the checkout whose DiDALib runs")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -101,8 +106,11 @@ def main() -> int:
         sb = Sandbox(tmp)
         result = _result(sb, args.root)
         cases = [*model_code_cases(sb), *package_cases(sb), *input_cases(sb), *option_cases(sb),
-                 *view_cases(sb, result), *staging_cases(sb, result), *worker_cases(sb)]
-        cases = [c for c in cases if (not args.only or args.only in c.name) and not (args.skip and args.skip in c.name)]
+                 *view_cases(sb, result), *staging_cases(sb, result), *worker_cases(sb), *images_cases(sb),
+                 *cache_cases(sb, args.root), *shapley_cases(sb), *audit_cases(sb)]
+        only = [w for w in (args.only or "").split(",") if w]
+        cases = [c for c in cases if (not only or any(w in c.name for w in only))
+                 and not (args.skip and args.skip in c.name)]
         rows = []
         for i, case in enumerate(cases, 1):
             row = run_case(case, sb, args.root)

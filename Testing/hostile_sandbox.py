@@ -32,6 +32,8 @@ class Case:
     out: Path | None = None  # where the case may write
     stdin: bytes | None = None
     timeout: float = TIMEOUT
+    env: dict[str, str] = field(default_factory=dict)  # set for the case's process (DIDA_CACHE_DIR)
+    also: list[Path] = field(default_factory=list)  # folders it may write besides --out (its cache)
 
 
 class Sandbox:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.common import natural_key
+from ..io.files import special_kind
 from ..io.images import IMAGE_EXTENSIONS
 from ..io.registry import SUPPORTED_EXTENSIONS
 
@@ -63,7 +64,8 @@ def _walk(folder: Path) -> list[Path]:
     found: list[Path] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=natural_key)
-        found.extend(Path(root) / f for f in sorted(files, key=natural_key) if _readable(f))
+        found.extend(Path(root) / f for f in sorted(files, key=natural_key) if _readable(f)
+                     and os.path.isfile(os.path.join(root, f)))  # a named pipe or device is no B-scan
         if len(found) > _LIST_LIMIT:
             raise DatasetError(f"{folder} holds more than {_LIST_LIMIT:,} files: give the dataset's own folder")
     return found
@@ -127,6 +129,10 @@ def list_items(data: str | os.PathLike) -> tuple[list[Item], str]:
     root = Path(os.path.abspath(os.fspath(data)))
     if not root.exists():
         raise DatasetError(f"{data}: no such file or folder: give a folder with one subfolder per label, a CSV of "
+                           "path,label rows, or a folder of OCT files")
+    kind = special_kind(root.stat().st_mode)
+    if kind not in (None, "a folder"):  # opening a named pipe would block for ever
+        raise DatasetError(f"{data} is {kind}, not a dataset: give a folder with one subfolder per label, a CSV of "
                            "path,label rows, or a folder of OCT files")
     if root.is_file():
         if _suffix(root.name) != ".csv":

@@ -47,10 +47,16 @@ OWN_FILES = (STORE_FILE, f"{STORE_FILE}-journal", PAGE_FILE, SUMMARY_FILE, TABLE
 
 
 def read_audit(folder: str | os.PathLike) -> dict | None:
-    """The ``run.json`` of an audit folder, or None when ``folder`` is no audit."""
+    """The ``run.json`` of an audit folder, or None when ``folder`` is no audit. Read as a result's is (a received
+    folder: its own regular file, not through a link, bounded), so that ``dida view`` asking first never blocks on a
+    pipe or fails on JSON nested past the recursion limit; the result reader then says what is wrong."""
+    from ..io.files import open_inside
+    from ..io.result_reading import MAX_RUN_BYTES
+
     try:
-        run = json.loads((Path(folder) / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        with open_inside(folder, RUN_FILE, RUN_FILE, "give a folder that dida audit wrote", MAX_RUN_BYTES) as f:
+            run = json.loads(f.read(MAX_RUN_BYTES + 1).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):  # refused files, undecodable text and JSON are ValueErrors
         return None
     return run if isinstance(run, dict) and run.get("kind") == AUDIT_KIND else None
 

@@ -116,7 +116,7 @@ def explain_images(args, package: ModelPackage, settings: ExplainSettings, maps:
     """``dida explain`` of unrelated B-scans, from its parsed arguments."""
     from .explain import parse_bscans
 
-    images = independent_bscans(args.input)
+    images = independent_bscans(args.input, limit)
     chosen = parse_bscans(args.bscans, len(images))
     images = [images[k] for k in chosen]
     out = Path(args.out)

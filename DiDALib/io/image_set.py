@@ -72,15 +72,18 @@ def sizes_differ(path: str | os.PathLike) -> bool:
     return len(shapes) > 1
 
 
-def independent_bscans(path: str | os.PathLike) -> list[BScanImage]:
+def independent_bscans(path: str | os.PathLike, max_bytes: int | None = None) -> list[BScanImage]:
     """Every B-scan of ``path`` as an unrelated image: each image of a folder (every page of a multi-page TIFF), or
-    each B-scan of any file DiDA reads."""
+    each B-scan of any file DiDA reads. Each file's decoded size (every page: reading one decodes them all) is
+    checked against ``max_bytes`` (None: the memory available) from its header first, as ``load_oct`` does."""
+    from .limits import check_decoded
     from .registry import detect_format, load_oct
 
     p = Path(path)
     if p.is_dir() and detect_format(p) == "image-folder":
         out = []
         for f in _image_files(p):
+            check_decoded("image", f, max_bytes)
             shape, pages = _header(f)
             read = (lambda f=f: read_image(f, None, source=str(f)))
             if pages == 1:
@@ -88,7 +91,7 @@ def independent_bscans(path: str | os.PathLike) -> list[BScanImage]:
             else:
                 out += [BScanImage(f"{f.name} [page {k + 1}]", shape, str(f), read, k) for k in range(pages)]
         return out
-    volume = load_oct(p)  # a volume file: its B-scans, each taken on its own
+    volume = load_oct(p, max_bytes=max_bytes)  # a volume file: its B-scans, each taken on its own
     if volume.n_bscans == 1:
         return [BScanImage(p.name, volume.bscans.shape[1:], str(p), lambda: volume)]
     shape = tuple(int(v) for v in volume.bscans.shape[1:])

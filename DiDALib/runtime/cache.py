@@ -17,13 +17,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
 
+from ..io.files import open_regular, read_regular
+
 CACHE_ENV = "DIDA_CACHE_DIR"
 #: Bumped whenever what an entry holds changes meaning.
 ENTRY_FORMAT = "dida-onnx-cache/1"
+#: The most bytes an entry's record can hold (it holds a few lines).
+MAX_RECORD = 1 << 20
+#: An entry is read only as the plain file DiDA wrote: never through a link, never a pipe or device.
+_ENTRY_FIX = "DiDA writes its cache entries as plain files; delete the cache folder and the export is made again"
 
 
 def cache_folder() -> Path:
@@ -34,9 +41,11 @@ def cache_folder() -> Path:
     return Path(base) / "dida"
 
 
-def _sha256(path: Path) -> str:
+def _sha256(path: Path, follow: bool = True) -> str:
+    """The file's SHA-256; a regular file only (a pipe or device is refused, never read), not through a symbolic
+    link unless ``follow``."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, "the file", _ENTRY_FIX, follow=follow) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -71,13 +80,14 @@ class OnnxCache:
 
     def get(self, key: str) -> Path | None:
         """The ONNX file of ``key`` if its entry is whole and its hash is the one recorded; None otherwise (missing,
-        unreadable, corrupt or stale entries are not trusted: the caller makes the export again)."""
+        unreadable, corrupt or stale entries are not trusted: the caller makes the export again). Either file
+        that is not the plain file DiDA wrote (a link, a named pipe, a device) is no entry and is never read."""
         onnx_path, record_path = self._paths(key)
         try:
-            record = json.loads(record_path.read_text(encoding="utf-8"))
+            record = json.loads(read_regular(record_path, "the cache record", _ENTRY_FIX, MAX_RECORD, follow=False))
             if record.get("format") != ENTRY_FORMAT or record.get("key") != key:
                 return None
-            return onnx_path if _sha256(onnx_path) == record.get("sha256") else None
+            return onnx_path if _sha256(onnx_path, follow=False) == record.get("sha256") else None
         except (OSError, ValueError, AttributeError):
             return None
 
@@ -95,11 +105,13 @@ class OnnxCache:
 
 
     def _sweep(self, age: float = 3600.0) -> None:
-        """Remove this cache's temporary files that a killed run left (an hour old: no run still writes them)."""
+        """Remove this cache's temporary files that a killed run left (an hour old: no run still writes them), by
+        ``_write_atomic``'s whole name pattern and as plain files only: other hidden files are not DiDA's."""
         now = time.time()
-        for tmp in self.folder.glob(".*.tmp"):
+        for tmp in [*self.folder.glob(".*.onnx.*.tmp"), *self.folder.glob(".*.json.*.tmp")]:
             try:
-                if now - tmp.stat().st_mtime > age:
+                st = tmp.lstat()
+                if stat.S_ISREG(st.st_mode) and now - st.st_mtime > age:
                     tmp.unlink()
             except OSError:
                 pass

@@ -48,12 +48,12 @@ finally:
 
 
 def run_capped(argv, tmp: Path, cap: int = 6 << 30, timeout: float = 300, stdin: bytes | None = None,
-               root: Path = ROOT) -> tuple[object, str, int]:
+               root: Path = ROOT, env: dict[str, str] | None = None) -> tuple[object, str, int]:
     """``dida ARGV`` (``["--worker", ...]``: the worker, fed ``stdin``) in a child process under an address-space
     cap: (exit code, stderr, peak RSS in bytes). The cap leaves room for torch's own reservations (about 3.6 GB of
-    address space) and little more. ``root``: the checkout whose DiDALib runs."""
+    address space) and little more. ``root``: the checkout whose DiDALib runs; ``env``: variables set for it."""
     report = tmp / f"report-{os.getpid()}-{len(list(tmp.glob('report-*')))}.json"
-    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **(env or {}))
     proc = subprocess.run([sys.executable, "-c", _LAUNCHER, str(report), str(cap), *map(str, argv)], cwd=tmp,
                           env=env, capture_output=True, timeout=timeout, input=stdin if stdin is not None else b"")
     proc.stderr = proc.stderr.decode(errors="replace")

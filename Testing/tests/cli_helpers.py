@@ -101,6 +101,27 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen | None = None
     return False
 
 
+class Hung(Exception):
+    """A call still waiting after its time (not an OSError, so that the code under test cannot swallow it)."""
+
+
+def within(seconds: int, call: Callable[[], object]) -> object:
+    """``call()``, or ``Hung`` raised into it after ``seconds`` (a read of a named pipe or ``/dev/zero``); by
+    SIGALRM, so not around ``cli.main``, whose signal handling uses SIGALRM itself (use ``start`` there)."""
+    import signal
+
+    def alarm(*_):
+        raise Hung(f"still waiting after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        return call()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def hidden(folder: Path) -> list[str]:
     """The hidden entries of ``folder`` (staging folders, locks)."""
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))

@@ -116,3 +116,20 @@ def test_explain_independent_is_one_result_per_image_at_its_own_size(package):
                                                                          score=got[0].results[0].score))
     ref = alone.explain_all(images[1][None])
     np.testing.assert_allclose(got[1].results[0].deltas[3], ref.results[0].deltas[3], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("where", ["file", "folder"])
+def test_images_are_bounded_by_max_memory_before_decoding(tmp_path, capsys, package, where):
+    """Each unrelated image is read when it is explained, and reading one page of a TIFF decodes every page: its
+    decoded size is checked against --max-memory from the header, before anything else, as for a volume."""
+    from bombs import tiff_bomb
+
+    (tmp_path / "in").mkdir()
+    bomb = tiff_bomb(tmp_path / "in" / "c.tif", pages=100)  # 1.6 GiB of zeros in a small file
+    if where == "folder":  # with B-scans of other sizes, as a hostile folder would mix them
+        _png(tmp_path / "in" / "a.png", 24, 30, 0)
+        _png(tmp_path / "in" / "b.png", 28, 36, 1)
+    code, _, err = _run(capsys, "explain", tmp_path / "in" if where == "folder" else bomb, "--images", "--model",
+                        package, "--out", tmp_path / "out", *FAST, "--max-memory", "1G")
+    assert code == 2 and "decoded pixels" in err and "--max-memory" in err, err
+    assert not (tmp_path / "out").exists()

@@ -82,6 +82,7 @@ def test_default_shapley_grids_fit_the_papers_budget():
     (["--estimator", "shapley", "--permutations", "5"], "even"),
     (["--estimator", "shapley", "--permutations", "4,4,4"], "one per grid"),
     (["--estimator", "shapley", "--permutations", "x"], "whole numbers"),
+    (["--estimator", "shapley", "--permutations", "1000000000000"], "fewer --permutations"),  # named in the fix
     (["--estimator", "banzhaf"], "invalid choice"),
 ])
 def test_bad_shapley_options_fail_with_one_line_and_write_nothing(tmp_path, capsys, package, args, match):

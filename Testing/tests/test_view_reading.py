@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import FAST, make_torchscript_package, one_line, run, write_volume
+from cli_helpers import FAST, make_torchscript_package, one_line, run, start, write_volume
 
 from DiDALib import cli
 
@@ -72,6 +72,27 @@ def test_a_linked_result_file_is_refused(result, tmp_path, capsys, name):
     shutil.move(result / name, moved)
     os.symlink(moved, result / name)
     _refused(capsys, result, name)
+
+
+@pytest.mark.parametrize("hostile", ["deeply nested", "a FIFO"])
+def test_a_hostile_run_json_is_refused_by_whatever_reads_it_first(result, tmp_path, hostile):
+    """Asking whether a folder is an audit (``dida view AUDIT``) reads run.json before the result reader does: it
+    reads it the same way (the folder's own regular file, bounded, any JSON error refused), never blocking on a
+    pipe or failing on JSON nested past Python's recursion limit."""
+    path = result / "run.json"
+    path.unlink()
+    if hostile == "a FIFO":
+        os.mkfifo(path)
+    else:
+        path.write_text("[" * 100000 + "]" * 100000)
+    proc = start("view", result, cwd=tmp_path)  # a process of its own: a read that blocks must not block the tests
+    try:
+        _, err = proc.communicate(timeout=120)
+    except Exception:
+        proc.kill()
+        proc.communicate()
+        raise
+    assert proc.returncode == cli.EXIT_BAD_INPUT and one_line(err) and "run.json" in err, err
 
 
 @pytest.mark.parametrize("fields, match", [

@@ -4,9 +4,11 @@ each item recorded once, a full disk reported as such and nothing of the batch k
 from __future__ import annotations
 
 import errno
+import os
 
 import numpy as np
 import pytest
+from cli_helpers import within
 from PIL import Image
 
 from DiDALib.audit.dataset import DatasetError, Item, ItemReader, list_items, sample_items
@@ -41,6 +43,22 @@ def test_an_image_folder_lists_every_image_below_its_label_folders(tmp_path):
     with pytest.raises(OCTReadError, match="broken.png"):
         read(items[2])  # listed without being opened; its failure is the audit's to record
 
+
+
+def test_what_is_no_file_is_never_opened(tmp_path):
+    """A named pipe among the images (opening it, e.g. to count a TIFF's pages, blocks for ever) or a link to a
+    device is no B-scan: left out as the folder-of-OCT-files layout leaves it; a dataset that is itself a pipe is
+    refused, naming what it is."""
+    png(tmp_path / "CNV" / "a.png")
+    png(tmp_path / "NORMAL" / "b.png")
+    os.mkfifo(tmp_path / "CNV" / "pipe.tif")
+    os.mkfifo(tmp_path / "NORMAL" / "pipe.png")
+    (tmp_path / "NORMAL" / "zero.png").symlink_to("/dev/zero")
+    items, layout = within(5, lambda: list_items(tmp_path))
+    assert layout == "image-folder" and [i.id for i in items] == ["CNV/a.png", "NORMAL/b.png"]
+    os.mkfifo(tmp_path / "data")
+    with pytest.raises(DatasetError, match="named pipe"):
+        within(5, lambda: list_items(tmp_path / "data"))
 
 def test_a_csv_and_a_folder_of_oct_files(tmp_path):
     import SimpleITK as sitk

@@ -9,6 +9,7 @@ import os
 
 import pytest
 import torch
+from cli_helpers import within
 from runtime_models import SmallCNN, trained
 
 from DiDALib.runtime import RuntimeRequest
@@ -115,3 +116,35 @@ def test_a_cache_folder_that_cannot_be_written_is_no_failure(tmp_path, monkeypat
     monkeypatch.setenv(CACHE_ENV, str(blocked))
     choice = _choose(trained(SmallCNN()), _package(tmp_path))
     assert choice.name == "onnxruntime" and "kept in" not in choice.reason
+
+
+@pytest.mark.parametrize("hostile", ["record a FIFO", "graph a FIFO", "graph a link to /dev/zero",
+                                     "graph a link to a user's file", "record a link to a user's file"])
+def test_a_hostile_entry_is_never_opened(tmp_path, hostile):
+    """DiDA writes its entries as plain files: anything else in their place (a named pipe, which would block a run
+    for ever, a link to a device that never ends, a link to a file DiDA did not write, even one whose hash the
+    record names) is no entry: never read through, never handed to a runtime."""
+    cache = OnnxCache(tmp_path / "onnx")
+    graph, record = cache.put("k1", b"graph bytes"), cache.folder / "k1.json"
+    user = tmp_path / ("notes.json" if hostile.startswith("record") else "notes.onnx")
+    user.write_bytes(record.read_bytes() if hostile.startswith("record") else b"graph bytes")
+    target = record if hostile.startswith("record") else graph
+    target.unlink()
+    if "FIFO" in hostile:
+        os.mkfifo(target)
+    else:
+        target.symlink_to("/dev/zero" if "zero" in hostile else user)
+    assert within(5, lambda: cache.get("k1")) is None
+    assert user.read_bytes()  # and the user's file is still there
+
+
+def test_only_the_caches_own_leftovers_are_swept(tmp_path):
+    """A killed run's temporary files are removed by their name's full pattern; a user's hidden .tmp file in the
+    folder is not DiDA's (nothing DiDA did not write is deleted)."""
+    cache = OnnxCache(tmp_path / "onnx")
+    cache.folder.mkdir()
+    mine = cache.folder / ".draft.tmp"
+    mine.write_text("the user's")
+    os.utime(mine, (0, 0))
+    cache.put("k1", b"graph")
+    assert mine.read_text() == "the user's"
