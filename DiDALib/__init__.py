@@ -18,6 +18,17 @@ of hiding the cells (``explain(..., estimator=Shapley())``, read like d); ``mixe
 those numbers into the paper's Grid and Mixed Images, and ``evidence_map`` into one signed, measurable map per class
 (most faithful on the overlapping grids of ``EVIDENCE_GRIDS``).
 
+Quick start (README.md; the reference is ``help(DiDALib.DiDAEngine)`` and the help of every name below)::
+
+    from DiDALib import DiDAEngine, mixed_image, overlay
+    result = DiDAEngine(model).explain(image)        # image: (C, H, W) as the model takes it
+    mixed = mixed_image(result, class_index=0)       # red: for class 0, blue: against it
+    rgb = overlay(grey_image, mixed)                 # (H, W, 3) uint8
+
+Grid schedules (tuples of grid keys): ``DEFAULT_GRIDS`` = ``PAPER_GRIDS``, the paper's aligned 7, 9, ..., 21;
+``EVIDENCE_GRIDS``, sizes 7, 11 and 15 at 2 x 2 half-cell offsets; ``SHAPLEY_GRIDS``, 5 and 9 for
+``estimator=Shapley()``; ``SCHEDULES`` by name (``paper``, ``evidence``). The rest of the API: docs/python.md.
+
 Names are imported on first use, so that ``import DiDALib.io.registry`` (say, in Slicer's file reader at start-up)
 does not load torch.
 """

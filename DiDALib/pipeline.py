@@ -28,7 +28,7 @@ class ExplainSettings:
     """What a user chooses for a run; ``score=None`` takes the model package's default, ``"auto"`` lets the
     explainer choose from the model's outputs on the explained B-scans (``engine.scores.choose_auto``). The default
     fill is the B-scan's own lateral median (``"background"``): the faithfulness benchmark found that black, the
-    paper's fill, looks like fluid to an OCT classifier (README, "Faithfulness"); ``fill="black"`` gives the
+    paper's fill, looks like fluid to an OCT classifier (docs/faithfulness.md, "Fill"); ``fill="black"`` gives the
     paper's. ``runtime`` is what runs the model's passes on a CPU (``DiDALib.runtime``): ``auto`` the fastest
     exact one, ``torch`` eager PyTorch as before.
     ``estimator`` is ``"leave-one-out"`` (the paper's d) or ``"shapley"`` (Shapley values from
@@ -102,7 +102,21 @@ def engine_fill(fill: str | float, package: ModelPackage):
 
 
 class VolumeExplainer:
-    """Runs DiDA with one model package over the B-scans of OCT volumes."""
+    """Runs DiDA with one model package over the B-scans of OCT volumes: each B-scan preprocessed as the package
+    says, explained with the settings' grids, fill, score mode, estimator and runtime, and mapped back.
+
+    ``explain_bscan(bscan)`` explains one (depth, width) B-scan in [0, 1]; ``explain(bscans, indices)`` streams
+    the results of a (n_bscans, depth, width) stack; ``explain_all`` collects them in a ``VolumeExplanation``.
+    Writing the files of ``dida explain`` is ``DiDALib.cli.run_explain``'s job.
+
+    Example
+    -------
+    >>> volume = load_oct("scan.vol")
+    >>> explainer = VolumeExplainer(load_model_package("Resources/Models/kermany-oct"),
+    ...                             ExplainSettings(grids=(7, 11), device="cpu"))
+    >>> run = explainer.explain_all(volume.bscans, indices=[0])
+    >>> run.results[0].top_classes(3), run.scores()
+    """
 
     def __init__(self, package: ModelPackage, settings: ExplainSettings | None = None):
         self.package = package

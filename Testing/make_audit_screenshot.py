@@ -1,5 +1,5 @@
-"""Renders README's screenshot of the audit page: an audit's audit.html in headless Chromium, from the top through the
-per-class maps and the flagged lists, scaled to half size.
+"""Renders the audit page screenshot (docs/cli.md, docs/audit.md): an audit's audit.html in headless Chromium, from
+the top through the per-class maps and the flagged lists, scaled to half size.
 
     dida audit kermany2018 --model PKG --out audit --sample 40 --grids 7,11,15
     python Testing/make_audit_screenshot.py audit

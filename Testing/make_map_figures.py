@@ -1,4 +1,4 @@
-"""Render the README's figures of the maps for a differential diagnosis from a ``dida demo`` result, without the
+"""Render the figures (docs/maps.md) of the maps for a differential diagnosis from a ``dida demo`` result, without the
 model (the result's ``dida_results.npz``, ``volume.nrrd`` and ``run.json`` hold every number): the contrast panels
 and the feature-scale map of one B-scan, and the en-face evidence of the volume. Each PNG is kept small for the
 repository (palette-quantised where the plain PNG would pass ``--max-kb``).

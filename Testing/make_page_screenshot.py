@@ -1,5 +1,6 @@
-"""Renders README's screenshot of the interactive DiDA View page: a result's report.html in headless Chromium, the
-square moved onto a B-scan's strongest evidence, the panels and the readout cut out and scaled to half size.
+"""Renders the screenshot (docs/page.md) of the interactive DiDA View page: a result's report.html in headless
+Chromium, the square moved onto a B-scan's strongest evidence, the panels and the readout cut out and scaled to half
+size.
 
     dida demo --out dida-demo && python Testing/make_page_screenshot.py dida-demo --bscan 4
 """

@@ -1,5 +1,5 @@
-"""Render the README's score-mode figure: one overconfident model's DiDA View in each score mode, one row each,
-and print the figures the README quotes.
+"""Render the score-mode figure (docs/maps.md): one overconfident model's DiDA View in each score mode, one row each,
+and print the figures docs/maps.md quotes.
 
 The overconfident model is the demo model with its last layer multiplied by ``--sharpen`` (logits times that
 factor: the same ranking, margins in the tens, like the third-party Kermany classifier of issue 14).

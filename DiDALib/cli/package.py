@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
     p.add_argument("--width-scale", type=float, default=1.0, help="B-scan width factor before resizing "
                    "(the paper: 0.5)")
     p.add_argument("--score", default=DEFAULT_SCORE, choices=SCORE_MODES + (AUTO,),
-                   help="the package's default score mode (default: %(default)s, see README)")
+                   help="the package's default score mode (default: %(default)s, see docs/maps.md)")
     p.add_argument("--head", help="torchvision: the layer resized to the classes, e.g. fc or classifier.1")
     p.add_argument("--output", help="which output holds the class scores, for a model that returns more than one: "
                    "an index into its tuple (0) or a name (a dict key or attribute such as logits, an ONNX output)")

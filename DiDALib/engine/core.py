@@ -63,23 +63,55 @@ class _Item:
 
 
 class DiDAEngine:
-    """Runs DiDA for any classifier.
+    """Runs DiDA for any classifier: every masked image of every grid through the model, in shared batches.
 
-    ``model`` takes a float tensor (B, C, H, W) and returns (B, K) scores; a ``torch.nn.Module`` is put in eval
-    mode and moved to the device, a plain function is called as it is. ``channels_last=None`` chooses the memory
-    format by evidence on the first image (``memory_format.probe``: contiguous unless channels-last runs, agrees and
-    is faster); True or False asks for one. Either way a batch that fails in one format is tried in the other.
-    ``score`` is ``"probabilities"`` (softmax of the outputs, sigmoid for a single output), ``"logits"`` or
-    ``"log-odds"`` (``scores.py`` says when to choose which).
-    ``fill`` is what a masked cell shows, in the model-input domain: a number, one per channel, ``"mean"``,
-    ``"blur"`` or ``"background"`` (``masks.fill_image``). ``batch_size=None`` picks one for the device (on CUDA
-    from its free memory, and an out-of-memory
-    error halves it and retries; on the CPU the fastest of a few sizes, timed on the first batches of real work).
-    ``precision`` is the model's compute dtype (``"auto"``: float16 on CUDA, float32 elsewhere); scores are always
-    compared in float32. ``compile`` wraps the model in ``torch.compile`` (``True`` or a mode such as
-    ``"reduce-overhead"`` for CUDA graphs), falling back to eager if that fails. ``runtime`` runs the model's passes
-    on another exact runtime (``DiDALib.runtime``: ``"auto"`` picks the fastest on the first image, ``"torch"``, the
-    default, is the model as it is); ``runtime_choice`` then says which and why.
+    Parameters
+    ----------
+    model
+        Takes a float tensor (B, C, H, W) and returns (B, K) scores. A ``torch.nn.Module`` is put in eval mode and
+        moved to the device; a plain function is called as it is.
+    device
+        ``"auto"`` (default: CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a
+        ``torch.device``; a named device must exist.
+    score
+        What d compares: ``"probabilities"`` (default: softmax of the outputs, sigmoid for a single output),
+        ``"logits"`` or ``"log-odds"`` (never saturates; ``scores.py`` says when to choose which).
+    fill
+        What a masked cell shows, in the model-input domain: a number (default 0.0), one number per channel,
+        ``"mean"``, ``"blur"`` or ``"background"`` (the image's own lateral median, the default of ``dida
+        explain``; ``masks.fill_image``).
+    batch_size
+        Masked images per model call. ``None`` picks one for the device: on CUDA from its free memory (an
+        out-of-memory error halves it and retries); on the CPU the fastest of a few sizes, timed on the first
+        batches of real work.
+    precision
+        The model's compute dtype: ``"auto"`` (float16 autocast on CUDA, float32 elsewhere), ``"float32"``,
+        ``"float16"`` or ``"bfloat16"``. Scores are always compared in float32.
+    channels_last
+        ``None`` chooses the memory format by evidence on the first image (``memory_format.probe``: contiguous
+        unless channels-last runs, agrees and is faster); True or False asks for one. Either way a batch that
+        fails in one format is tried in the other.
+    compile
+        Wrap the model in ``torch.compile`` (``True`` or a mode such as ``"reduce-overhead"`` for CUDA graphs),
+        falling back to eager if that fails.
+    class_names
+        The classes' names in output order, carried into every ``DiDAResult``.
+    runtime
+        What runs the passes on a CPU (``DiDALib.runtime``): ``"torch"`` (default: the model as it is),
+        ``"auto"`` (the fastest runtime whose d equal torch's, chosen on the first image), ``"onnxruntime"``,
+        ``"openvino"`` or ``"compile"``; ``runtime_choice`` then says which and why.
+
+    Example
+    -------
+    >>> import torch, torchvision
+    >>> from DiDALib import DiDAEngine, evidence_map, mixed_image
+    >>> model = torchvision.models.resnet18(num_classes=4)
+    >>> engine = DiDAEngine(model, device="cpu", class_names=["CNV", "DME", "DRUSEN", "NORMAL"])
+    >>> result = engine.explain(torch.rand(3, 224, 224), grids=[7, 11])  # default: the paper's 8 grids
+    >>> result.deltas[7].shape                    # d of every class on every cell of the 7 x 7 grid
+    (4, 7, 7)
+    >>> mixed = mixed_image(result, "DRUSEN")     # .positive (red), .negative (blue), .net; (224, 224)
+    >>> e = evidence_map(result, "DRUSEN")        # signed, in units of d
     """
 
     def __init__(
@@ -297,11 +329,32 @@ class DiDAEngine:
     ) -> DiDAResult:
         """DiDA of one (C, H, W) image in model-input form: the scores of the original and every grid's values.
 
-        ``grids`` are grid keys: sizes n (the paper's aligned grids, the default) or shifted grids, such as the
-        evidence schedule ``EVIDENCE_GRIDS``. ``region`` = (top, left, height, width) limits the grids to part of
-        the input (a letterboxed B-scan); ``on_grid(index, n, values, base_scores)`` is called as soon as grid n
-        is done (coarsest first). ``estimator``: ``"leave-one-out"`` (the paper's d, one pass per cell) or
-        ``"shapley"`` / a ``Shapley`` (signed Shapley values from permutation walks, ``shapley.py``).
+        Parameters
+        ----------
+        image
+            A (C, H, W) float tensor or numpy array, preprocessed as the model takes it (a grey (H, W) image
+            needs its channel axis: ``image[None]``).
+        grids
+            Grid keys: sizes n (default ``DEFAULT_GRIDS``, the paper's aligned grids 7, 9, ..., 21) or shifted
+            grids, such as the evidence schedule ``EVIDENCE_GRIDS``; ``SHAPLEY_GRIDS`` for Shapley values.
+        region
+            (top, left, height, width): limits the grids to part of the input (a letterboxed B-scan).
+        on_grid
+            ``on_grid(index, n, values, base_scores)`` is called as soon as grid n is done (coarsest first).
+        cancel
+            A callable or ``threading.Event``, checked before every batch.
+        estimator
+            ``"leave-one-out"`` (default: the paper's d, one pass per cell) or ``"shapley"`` / a ``Shapley``
+            (signed Shapley values from permutation walks, ``shapley.py``; read like d, with standard errors).
+
+        Returns
+        -------
+        DiDAResult
+            ``base_scores`` (K,) and ``deltas[n]`` (K, n, n) for every grid; ``passes_per_image(grids)`` model
+            passes were made.
+
+        Raises ``DiDACancelled`` when ``cancel`` was set, ``ValueError`` or ``TypeError`` when the image, grids or
+        model outputs do not fit (the message names what and why).
         """
         return next(self.explain_volume([image], grids=grids, region=region, on_grid=on_grid, cancel=cancel,
                                         estimator=estimator))
@@ -322,7 +375,14 @@ class DiDAEngine:
         Images are read from ``images`` lazily, and only the few whose masked images share the batch in flight are
         held, so memory stays bounded for any number of B-scans. ``cancel`` (a callable or a ``threading.Event``)
         is checked before every batch; when set, ``DiDACancelled`` is raised and the image in progress is dropped,
-        so every result that was yielded is complete. ``estimator`` as in ``explain``.
+        so every result that was yielded is complete. ``grids``, ``region``, ``on_grid`` and ``estimator`` as in
+        ``explain``; ``progress(Progress)`` is called after every batch; ``total`` is the number of images where
+        ``images`` has no length (for progress).
+
+        Example
+        -------
+        >>> for result in engine.explain_volume(bscans, progress=print):  # bscans: (C, H, W) tensors
+        ...     print(result.index, result.top_classes(3))
         """
         estimator = as_estimator(estimator)
         if total is None and hasattr(images, "__len__"):

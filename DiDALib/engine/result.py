@@ -21,6 +21,18 @@ class DiDAResult:
     ``estimator`` says what the values are: ``"leave-one-out"`` (the paper's d above) or ``"shapley"`` (each cell's
     Shapley value, read exactly like d: signed, in score units, one array per grid; ``engine/shapley.py``), whose
     standard errors ``stderr[n]`` has the same shapes (None for leave-one-out, which is exact).
+
+    ``score`` names the unit of the scores and d (``"probabilities"``, ``"logits"`` or ``"log-odds"``);
+    ``index`` is the image's index in its volume; ``class_names`` the classes in output order (when the engine was
+    given them: then every function that takes a class takes its name too).
+
+    Example
+    -------
+    >>> result = DiDAEngine(model).explain(image)          # DiDAEngine's example
+    >>> result.top_classes(3)                               # class indices, best first
+    >>> result.base_scores[result.top_classes(1)[0]]        # the top class's score
+    >>> result.deltas[7][k]                                 # (7, 7): d of class k on the 7 x 7 grid
+    >>> result.delta_map(7, k)                              # the same per pixel of the explained region
     """
 
     base_scores: np.ndarray

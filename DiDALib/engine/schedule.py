@@ -3,7 +3,7 @@
 A schedule is a tuple of grid keys (``grid.py``): ``PAPER_GRIDS`` are the paper's eight aligned grids, whose Mixed
 Image is the method's picture; ``EVIDENCE_GRIDS`` are fewer sizes, each at 2 x 2 half-cell offsets, so that cells
 overlap, which is what DiDA's evidence map (``maps/evidence.py``) reads best (chosen on the faithfulness benchmark,
-``Testing/benchmarks/bench_faithfulness.py``; README, "Faithfulness"). Every schedule is still multi-scale, every
+``Testing/benchmarks/bench_faithfulness.py``; docs/faithfulness.md). Every schedule is still multi-scale, every
 class still comes from one pass per masked image, and every grid is still an exact partition.
 
 Text form (``--grids`` on the command line, the Slicer parameter node): a schedule name, or comma-separated items
@@ -32,7 +32,7 @@ def offset_grids(sizes: Iterable[int], k: int = 2) -> tuple[GridKey, ...]:
 
 #: DiDA's evidence schedule: sizes 7, 11, 15 at 2 x 2 half-cell offsets, 12 overlapping grids, 1,716 passes per
 #: image (the paper's grids take 1,737). Chosen among 8 schedules of 996-1,716 passes and 4 readouts on the
-#: faithfulness benchmark's selection phantoms (seed 4099), never on the phantoms it reports (README, "Faithfulness").
+#: faithfulness benchmark's selection phantoms (seed 4099), never on the phantoms it reports (docs/faithfulness.md).
 EVIDENCE_GRIDS: tuple[GridKey, ...] = offset_grids((7, 11, 15), 2)
 
 #: Schedules by name, for ``--grids NAME`` and the Slicer module.

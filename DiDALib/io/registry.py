@@ -131,6 +131,14 @@ def load_oct(path: str | os.PathLike, *, bscan_distance: float | None = None,
 
     Raises :class:`OCTReadError` for anything that cannot be read, naming the file, what was found and what
     was expected, and ValueError for a ``bscan_distance`` that is not a positive number.
+
+    Returns an ``OCTVolume``: ``bscans`` (n_bscans, depth, width) float32 in [0, 1], its spacing in mm, and what
+    the file says of its geometry. The formats: docs/formats.md, or ``dida explain --help``.
+
+    Example
+    -------
+    >>> volume = load_oct("Testing/Data/oct/spectralis_linescan_real.vol")
+    >>> volume.bscans.shape        # (n_bscans, depth, width)
     """
     if bscan_distance is not None:
         bscan_distance = check_bscan_distance(bscan_distance)

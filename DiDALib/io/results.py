@@ -169,7 +169,16 @@ def load_results(path: str | Path | BinaryIO, max_bytes: int | None = None,
     The file may come from anyone: every array's shape and type is checked from the npz headers first (``limits``:
     nothing is decompressed), against each other (a class name per score column, d of every grid for every B-scan
     and class) and against ``max_bytes`` (default: the memory available now); a ``ValueError`` names what is
-    wrong. ``path`` may be an open binary file (read from its start; ``where`` names it in messages)."""
+    wrong. ``path`` may be an open binary file (read from its start; ``where`` names it in messages).
+
+    Returns a ``VolumeExplanation``: ``class_names``, ``results`` (B-scan index -> ``DiDAResult``), ``scores()``,
+    and ``mixed(index, class_index)`` / ``evidence(index, class_index)`` for any class, without the model.
+
+    Example
+    -------
+    >>> run = load_results("results/dida_results.npz")   # written by dida explain
+    >>> e = run.evidence(run.indices[0], 0)
+    """
     from ..footprint import Footprint
     from .limits import npz_bytes, npz_headers
 

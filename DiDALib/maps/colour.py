@@ -49,7 +49,10 @@ def overlay(bscan: np.ndarray, mixed: MixedImage, opacity: float = 0.6) -> np.nd
     """A Mixed Image laid semi-transparently over a grey B-scan (same shape), as RGB uint8.
 
     Each pixel takes the hue of its evidence (red, blue, or purple where both) with an opacity that grows with
-    its strength, so places without contribution show the B-scan unchanged.
+    its strength, so places without contribution show the B-scan unchanged. ``bscan`` is uint8 grey, or any real
+    image (windowed by ``grey_to_uint8``); ``opacity`` in [0, 1] is that of the strongest evidence.
+
+    Returns (height, width, 3) uint8, e.g. for ``PIL.Image.fromarray(...).save("overlay.png")``.
     """
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity {opacity} must be within 0..1")

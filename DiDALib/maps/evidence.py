@@ -8,8 +8,8 @@ one scale and blue at another counts twice. The evidence map reads the same pass
 
 so each pixel carries the average score change of the cells that hid it, at every scale and offset alike. On the
 paper's aligned grids a pixel sees one cell per size; on the evidence schedule (``EVIDENCE_GRIDS``: several sizes,
-each at 2 x 2 half-cell offsets) it sees four, whose overlap localises evidence within a cell (README,
-"Faithfulness", has the benchmark that chose this readout and schedule).
+each at 2 x 2 half-cell offsets) it sees four, whose overlap localises evidence within a cell
+(docs/faithfulness.md has the benchmark that chose this readout and schedule).
 """
 
 from __future__ import annotations
@@ -26,7 +26,18 @@ from .mixing import cell_map
 def evidence_map(result: DiDAResult, class_index: int | str, shape: tuple[int, int] | None = None) -> np.ndarray:
     """The signed evidence of one class at every pixel (float32, in the units of d: probability or logit): positive
     for the class, negative against it. On the explained region's pixels, or resampled (nearest, cells crisp)
-    onto ``shape``, e.g. the B-scan's own (depth, width). Works on results of any grid schedule."""
+    onto ``shape``, e.g. the B-scan's own (depth, width). Works on results of any grid schedule.
+
+    At each pixel: the mean over grid sizes of the mean over that size's grids (aligned and shifted) of the value of
+    the cell that hid the pixel. Linear, so it ranks and measures where the Mixed Image (gamma 0.5) only shows; the
+    most faithful leave-one-out map on ``EVIDENCE_GRIDS`` (docs/faithfulness.md).
+
+    Example
+    -------
+    >>> result = DiDAEngine(model, fill="background").explain(image, grids=EVIDENCE_GRIDS)
+    >>> e = evidence_map(result, class_index=0)     # (H, W) float32: > 0 for, < 0 against
+    >>> row, col = np.unravel_index(np.argmax(e), e.shape)   # the strongest evidence for the class
+    """
     k = result.class_index(class_index)
     _, _, h, w = result.region
     out_shape = tuple(int(v) for v in shape) if shape is not None else (h, w)

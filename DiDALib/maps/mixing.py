@@ -138,7 +138,19 @@ def mixed_image(
     """The Mixed Image of one class: ``p(D) = sum_i w_i p(G_i)`` on the coloured pixels, so red and blue
     accumulate separately. ``scale`` defaults to the result's own ``saturation_scale`` (its strongest Mixed-Image
     evidence over all classes); pass one scale (``saturation_scale`` of a whole run) to compare B-scans.
-    ``shape`` resamples onto another pixel grid."""
+    ``shape`` resamples onto another pixel grid.
+
+    ``class_index`` is a class's index or, where the result has ``class_names``, its name; ``weights`` one per
+    grid (default: ``default_weights``, finer grids slightly heavier); ``gamma`` the brightness exponent (0.5).
+
+    Returns a ``MixedImage``: ``positive`` (red) and ``negative`` (blue) brightness in [0, 1], (height, width) of
+    the explained region or ``shape``, and ``net`` = positive - negative. ``mixed_to_rgb`` and ``overlay`` colour it.
+
+    Example
+    -------
+    >>> mixed = mixed_image(result, class_index=0)
+    >>> rgb = overlay(bscan, mixed)   # bscan: the grey image at the same (height, width); uint8 RGB
+    """
     k = result.class_index(class_index)
     w = check_weights(weights, result.grids)
     scale = saturation_scale(result, weights=w, gamma=gamma) if scale is None else float(scale)

@@ -42,6 +42,17 @@ def load_model_package(package: str | Path, trust_code: bool = False) -> ModelPa
 
     A package whose network is built by its own Python code raises ``UntrustedCodeError`` (naming the file)
     unless ``trust_code`` is True: set it only after the user agreed to run that file.
+
+    Returns a ``ModelPackage``: ``model`` (the ``nn.Module`` or runtime wrapper, eval mode, CPU), ``spec`` (what
+    ``model.json`` says: ``classes``, ``input_size``, preprocessing, ``score``), ``path``. Raises
+    ``ModelPackageError`` with the reason and the fix for a package that cannot be used. Formats and every field:
+    docs/formats.md.
+
+    Example
+    -------
+    >>> package = load_model_package("Resources/Models/kermany-oct")
+    >>> package.spec.classes
+    ('CNV', 'DME', 'DRUSEN', 'NORMAL')
     """
     path = Path(package)
     if not path.exists():

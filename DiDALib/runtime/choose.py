@@ -27,7 +27,7 @@ from .timing import time_candidates
 
 #: ``auto`` keeps torch for runs of fewer model passes: the choice costs about 200 passes (probe and timing, once
 #: per engine) besides the first export, which a run of 1,000 passes (a B-scan on the paper's grids has 1,737)
-#: repays at the speed-ups measured (README, "Speed").
+#: repays at the speed-ups measured (docs/speed.md).
 MIN_PASSES = 1000
 #: Another runtime replaces torch only when it is at least this much faster (a tie is torch's: the original path).
 MARGIN = 1.05

@@ -17,7 +17,7 @@ BUILDERS: dict[str, str] = {
 }
 #: What ``auto`` tries against torch. ``compile`` is not among them: Inductor compiles for tens of seconds in every
 #: new process (about as long as a whole B-scan on two cores), and onnxruntime matched or beat it on every model
-#: measured (README, "Speed"); it stays available by name.
+#: measured (docs/speed.md); it stays available by name.
 AUTO_CANDIDATES: tuple[str, ...] = ("onnxruntime", "openvino")
 
 __all__ = ["AUTO_CANDIDATES", "BUILDERS", "BuildContext", "RuntimeUnavailable", "build"]

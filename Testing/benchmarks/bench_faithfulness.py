@@ -1,6 +1,6 @@
 """Benchmark: how faithful DiDA's maps are, against Grad-CAM, RISE, single-scale occlusion and sanity maps.
 
-    python Testing/benchmarks/bench_faithfulness.py --json                       # the defaults (README figures)
+    python Testing/benchmarks/bench_faithfulness.py --json                       # the defaults (docs/faithfulness.md)
     python Testing/benchmarks/bench_faithfulness.py --per-class 2 --fill-per-class 1 --json     # a quick look
     python Testing/benchmarks/bench_faithfulness.py --seed 4099 --per-class 3 --candidates --json  # the selection
     python Testing/benchmarks/bench_faithfulness.py --seed 4099 --per-class 3 --shapley-candidates --fills background --json
