@@ -173,4 +173,4 @@ def write_stored_results(path: str | Path, worker, package_dir: str | Path) -> P
         fx = explain_volume(env, worker, package_dir)
         fx.views.detach()
         return write_results(Path(path), fx.session.explanation,
-                             {"made_by": "DiDALib.mrml.scenarios.write_stored_results", "settings": TEST_SETTINGS})
+                             {"made_by": "DiDALib.mrml.selftest.fixtures.write_stored_results", "settings": TEST_SETTINGS})
