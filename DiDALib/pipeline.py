@@ -33,7 +33,9 @@ class ExplainSettings:
     exact one, ``torch`` eager PyTorch as before.
     ``estimator`` is ``"leave-one-out"`` (the paper's d) or ``"shapley"`` (Shapley values from
     ``permutations`` per grid, None: the paper's budget split, drawn from ``seed``); ``grids=None`` takes the
-    estimator's own: the paper's for leave-one-out, ``SHAPLEY_GRIDS`` for Shapley."""
+    estimator's own: the paper's for leave-one-out, ``SHAPLEY_GRIDS`` for Shapley. ``channels_last`` fixes the
+    memory format (None: the engine's probe picks the faster on the first image, ``engine.memory_format``; a run
+    whose bits must not depend on timing, such as an audit's workers, fixes it)."""
 
     grids: tuple[GridKey, ...] | None = None
     weights: tuple[float, ...] | None = None
@@ -48,6 +50,7 @@ class ExplainSettings:
     estimator: str = LEAVE_ONE_OUT
     permutations: tuple[int, ...] | int | None = None
     seed: int = 0
+    channels_last: bool | None = None
 
     def __post_init__(self):
         if self.grids is None:
@@ -137,6 +140,7 @@ class VolumeExplainer:
             batch_size=self.settings.batch_size,
             precision=self.settings.precision,
             compile=self.settings.compile,
+            channels_last=self.settings.channels_last,
             class_names=spec.classes,
             # torch.compile asked for by its own setting (CUDA graphs on a GPU) is the torch path's business
             runtime=RuntimeRequest("torch" if self.settings.compile else self.settings.runtime, package.path),

@@ -1,6 +1,6 @@
 """What DiDA needs of the Slicer application itself: the layout node and the slice views' renderers, the DiDA View
-in the layout menu, and the environment of ``DiDALib.mrml.scenarios`` for ``DiDATest`` (the CI tests use the
-``slicer-core`` one, ``scenarios.HeadlessEnvironment``)."""
+in the layout menu, and the environment of ``DiDALib.mrml.selftest.scenarios`` for ``DiDATest`` (the CI tests use
+the ``slicer-core`` one, ``selftest.headless.HeadlessEnvironment``)."""
 
 import logging
 import os

@@ -26,6 +26,7 @@ from ..io.output_dir import (
     RUN_FILE,
     RUN_FORMAT,
     OutputFolderError,
+    _claim,
     _lock,
     _recover,
     _release,
@@ -33,6 +34,7 @@ from ..io.output_dir import (
     hidden_sibling,
     staged_output,
 )
+from ..io.proof import HASHES_FIELD, fingerprints, new_run_id
 from ..io.signals import signals_deferred
 from .dataset import Item
 from .store import STORE_FILE, AuditStore
@@ -68,7 +70,9 @@ def prepare(out: str | os.PathLike, resume: bool, force: bool, protect: Iterable
     path = Path(os.path.abspath(os.fspath(out)))
     run = read_audit(path) if path.is_dir() and not path.is_symlink() else None
     if run is not None:
-        check_output(out, True, protect, what)  # an audit may be continued only where one could be written
+        # continued only where one could be written, and only while every file in it is DiDA's (its store has
+        # changed since run.json was sealed: that is what a resumed audit continues)
+        check_output(out, True, protect, what, unsealed=resume)
         if resume:
             return "resume"
         if not force:
@@ -78,9 +82,12 @@ def prepare(out: str | os.PathLike, resume: bool, force: bool, protect: Iterable
     return "new"
 
 
-def _run_record(settings: dict, finished: bool, files: Sequence[str]) -> dict:
-    return {"format": RUN_FORMAT, "kind": AUDIT_KIND, "dida_version": __version__, "finished": finished,
-            "settings": settings, "files": sorted(set(files))}
+def _run_record(settings: dict, finished: bool, files: Sequence[str], hashes: dict | None = None) -> dict:
+    record = {"format": RUN_FORMAT, "kind": AUDIT_KIND, "dida_version": __version__, "finished": finished,
+              "settings": settings, "files": sorted(set(files))}
+    if hashes is not None:  # the files' fingerprints at sealing: --force replaces the audit only while they hold
+        record[HASHES_FIELD] = hashes
+    return record
 
 
 def create(out: str | os.PathLike, force: bool, protect: Iterable[str | os.PathLike], settings: dict,
@@ -94,28 +101,31 @@ def create(out: str | os.PathLike, force: bool, protect: Iterable[str | os.PathL
 
 
 @contextlib.contextmanager
-def locked(folder: Path, note: Callable[[str], None], what: str = "--out") -> Iterator[Path]:
-    """Hold the audit folder's lock (refused while another dida run holds it) and clean up what a killed earlier
-    write of its final files left beside them."""
-    lock = _lock(folder, what)
+def locked(folder: Path, note: Callable[[str], None], what: str = "--out") -> Iterator[str]:
+    """Hold the audit folder's lock (refused while another dida run holds it), clean up what a killed earlier
+    write of its final files left beside them (by proof: the run id its lock recorded, ``io.proof``), and record
+    this run's id in the lock; yields that id, which names this run's files written beside (``write_own``)."""
+    lock, fd, killed = _lock(folder, what)
     try:
         for name in (*OWN_FILES, RUN_FILE):
-            _recover(folder / name, note)
-        yield folder
+            _recover(folder / name, note, killed)
+        run_id = new_run_id()
+        _claim(fd, folder, run_id)
+        yield run_id
     finally:
-        _release(*lock)
+        _release(lock, fd)
 
 
-def write_own(folder: Path, name: str, write: Callable[[Path], object]) -> None:
-    """Write ``name`` into the audit folder (whose lock the caller holds) through ``write(temporary path)``,
-    replacing only a file DiDA wrote (``run.json`` lists it)."""
+def write_own(folder: Path, name: str, write: Callable[[Path], object], run_id: str) -> None:
+    """Write ``name`` into the audit folder (whose lock the run ``run_id`` holds) through ``write(temporary
+    path)``, replacing only a file DiDA wrote (``run.json`` lists it)."""
     run = read_audit(folder) or {}
     target = folder / name
     listed = name in run.get("files", []) or (name == RUN_FILE and bool(run))
     if (target.exists() or target.is_symlink()) and not (listed and target.is_file() and not target.is_symlink()):
         raise OutputFolderError(f"{target} exists and was not written by dida: move it away and run the audit again "
                                 "with --resume")
-    tmp = hidden_sibling(target, f"staging-{os.getpid()}")
+    tmp = hidden_sibling(target, f"staging-{run_id}")
     try:
         write(tmp)
         with signals_deferred():
@@ -128,10 +138,14 @@ def write_own(folder: Path, name: str, write: Callable[[Path], object]) -> None:
             tmp.unlink()
 
 
-def seal(folder: Path, settings: dict, finished: bool) -> None:
-    """Rewrite ``run.json`` (atomically): whether the audit is finished, and every file it holds (files that
-    ``dida view --item`` added stay listed)."""
+def seal(folder: Path, settings: dict, finished: bool, run_id: str) -> None:
+    """Rewrite ``run.json`` (atomically): whether the audit is finished, every file it holds (files that ``dida
+    view --item`` added stay listed, with the fingerprints they were added with) and the fingerprints of its own."""
     run = read_audit(folder) or {}
     files = {*run.get("files", []), *OWN_FILES}
-    record = _run_record(settings, finished, sorted(files))
-    write_own(folder, RUN_FILE, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8"))
+    earlier = run.get(HASHES_FIELD) if isinstance(run.get(HASHES_FIELD), dict) else {}
+    own = [name for name in OWN_FILES if (folder / name).is_file() and not (folder / name).is_symlink()]
+    hashes = {**{k: v for k, v in earlier.items() if k not in OWN_FILES}, **fingerprints(folder, own)}
+    record = _run_record(settings, finished, sorted(files), hashes)
+    write_own(folder, RUN_FILE, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8"),
+              run_id)

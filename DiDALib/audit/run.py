@@ -137,8 +137,9 @@ def worker_plan(request: AuditRequest, resources: dict) -> tuple[WorkerPlan, str
 
 def _explain_fields(s: ExplainSettings, score: str, device: str) -> dict:
     batch = s.batch_size if s.batch_size is not None else (CPU_BATCH if device == "cpu" else None)
+    # A fixed memory format, not the probe's choice by timing: an item's bits must not depend on the worker's load.
     return {"grids": s.grids, "weights": s.weights, "fill": s.fill, "score": score, "classes": "all",
-            "precision": s.precision, "batch_size": batch}
+            "precision": s.precision, "batch_size": batch, "runtime": s.runtime, "channels_last": False}
 
 
 def start_or_resume(request: AuditRequest, note: Callable[[str], None]) -> tuple[Path, dict, ModelPlan | None]:
@@ -206,7 +207,7 @@ def run_audit(request: AuditRequest, note: Callable[[str], None], progress=None)
     out, settings, model = start_or_resume(request, note)
     started = time.perf_counter()
     workers_text = ""
-    with locked(out, note), AuditStore(out / STORE_FILE) as store:
+    with locked(out, note) as run_id, AuditStore(out / STORE_FILE) as store:
         if request.retry_failed:
             n = store.forget_failed()
             if n:
@@ -236,7 +237,7 @@ def run_audit(request: AuditRequest, note: Callable[[str], None], progress=None)
                     bar.close()
                 if owned:
                     stop_ray()
-        outcome = finish(out, store, settings)
+        outcome = finish(out, store, settings, run_id)
     outcome.workers, outcome.seconds, outcome.new_records = workers_text, time.perf_counter() - started, commit.added
     return outcome
 
@@ -252,18 +253,20 @@ def _local_plan(request: AuditRequest) -> WorkerPlan:
     return WorkerPlan(1, float(cores), float(gpus), 1, None)
 
 
-def finish(out: Path, store: AuditStore, settings: dict) -> AuditOutcome:
-    """Write the summary, the table and the page from the store, then ``run.json``."""
+def finish(out: Path, store: AuditStore, settings: dict, run_id: str) -> AuditOutcome:
+    """Write the summary, the table and the page from the store, then ``run.json`` (as the run ``run_id``, which
+    holds the folder's lock)."""
     from ..reports.audit_page import write_audit_page
     from .summary import summarize
 
     summary = summarize(store)
     figures = {"format": "dida-audit-summary/1", **summary.figures, "settings": _public(settings)}
-    write_own(out, SUMMARY_FILE, lambda tmp: tmp.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8"))
-    write_own(out, TABLE_FILE, lambda tmp: write_table(tmp, store, settings["classes"]))
-    write_own(out, PAGE_FILE, lambda tmp: write_audit_page(tmp, store, summary, settings))
+    write_own(out, SUMMARY_FILE, lambda tmp: tmp.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8"),
+              run_id)
+    write_own(out, TABLE_FILE, lambda tmp: write_table(tmp, store, settings["classes"]), run_id)
+    write_own(out, PAGE_FILE, lambda tmp: write_audit_page(tmp, store, summary, settings), run_id)
     counts = store.counts()
-    seal(out, settings, counts["done"] + counts["failed"] == counts["items"])
+    seal(out, settings, counts["done"] + counts["failed"] == counts["items"], run_id)
     return AuditOutcome(out, counts, figures, files=[PAGE_FILE, SUMMARY_FILE, TABLE_FILE])
 
 

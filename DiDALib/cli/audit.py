@@ -66,10 +66,14 @@ def add_parser(sub) -> None:
 def request_from_args(args):
     """The checked request (every option once, here)."""
     from ..audit.run import AuditRequest
+    from ..engine.estimators import LEAVE_ONE_OUT
     from ..models.package import demo_model_path
     from .explain import settings_from_args
 
     args.classes = "all"
+    # an audit records the paper's d of every cell (leave-one-out; its --seed draws --sample, not permutations)
+    args.estimator, args.permutations = LEAVE_ONE_OUT, None
+    args.runtime = "torch"  # an item's bits must not depend on the runtime a worker's timing would pick (auto)
     settings = settings_from_args(args)
     if args.sample is not None and args.sample < 1:
         raise UsageError(f"--sample {args.sample}: give a positive number of B-scans")

@@ -117,10 +117,11 @@ def _shown(names: list[str], limit: int = 3) -> str:
 
 
 def check_output(out: str | os.PathLike, force: bool = False, protect: Iterable[str | os.PathLike] = (),
-                 what: str = "the output folder") -> OutputPlan:
+                 what: str = "the output folder", unsealed: bool = False) -> OutputPlan:
     """Check a destination folder before anything is computed (writes nothing); raises ``OutputFolderError``
     naming ``what`` (e.g. '--out') and the fix. ``protect``: paths that must stay untouched (the input, the model
-    package); the current folder is always protected."""
+    package); the current folder is always protected. ``unsealed``: the folder is to be continued by its own
+    writer (an audit's ``--resume``), not replaced: its files must all be DiDA's, but they changed since sealing."""
     text = os.fspath(out)
     if not str(text).strip():
         raise OutputFolderError(f"{what} is empty (an unset variable?): give the name of a new folder")
@@ -161,7 +162,7 @@ def check_output(out: str | os.PathLike, force: bool = False, protect: Iterable[
     if foreign:
         raise OutputFolderError(f"{what} {text} is a DiDA result but also holds files dida did not write "
                                 f"({_shown(foreign)}): move them out, or choose another folder")
-    changed = changed_files(real)
+    changed = [] if unsealed else changed_files(real)
     if changed:
         raise OutputFolderError(f"{what} {text} is a DiDA result whose files are not as dida wrote them "
                                 f"({_shown(changed)}: changed since, or no fingerprint in its run.json), so "

@@ -9,6 +9,8 @@ threads share.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
 
@@ -32,9 +34,26 @@ class OpenVinoModel:
         return in_fixed_batches(self._run, x, self.fixed_batch_size).to(x.device)
 
 
-def build(context: BuildContext) -> OpenVinoModel:
+def import_openvino():
+    """``openvino``, imported without its model converter (``openvino.tools.ovc``), whose import posts a usage event
+    over the network from a forked process (``openvino_telemetry``) unless the user opted out: DiDA sends nothing at
+    run time, and in the worker the fork copies the lock of the thread that reads stdin, so the child hangs and the
+    worker never ends. DiDA reads ONNX with ``Core.read_model`` and needs no converter; a converter imported later by
+    someone else is theirs (the block is lifted once openvino is in)."""
+    blocked = "openvino" not in sys.modules and "openvino.tools.ovc" not in sys.modules
+    if blocked:
+        sys.modules["openvino.tools.ovc"] = None  # openvino's own try/except ImportError skips the converter
     try:
         import openvino as ov
+    finally:
+        if blocked and "openvino.tools.ovc" in sys.modules and sys.modules["openvino.tools.ovc"] is None:
+            del sys.modules["openvino.tools.ovc"]
+    return ov
+
+
+def build(context: BuildContext) -> OpenVinoModel:
+    try:
+        ov = import_openvino()
     except ImportError:
         raise RuntimeUnavailable("OpenVINO is not installed (pip install openvino)") from None
     core = ov.Core()

@@ -32,10 +32,7 @@ from DiDALib.mrml.session import ExplainSession  # noqa: E402
 from DiDALib.mrml.volumes import add_volume, ijk_to_ras  # noqa: E402
 from DiDALib.worker.client import WorkerClient  # noqa: E402
 
-try:  # the self-test's environment (before it moved, with the scenarios)
-    from DiDALib.mrml.selftest.headless import HeadlessEnvironment  # noqa: E402
-except ImportError:
-    from DiDALib.mrml.scenarios import HeadlessEnvironment  # noqa: E402
+from DiDALib.mrml.selftest.headless import HeadlessEnvironment  # noqa: E402
 
 
 def timed(calls: list, name: str, fn, *args, **kwargs):

@@ -17,7 +17,7 @@ from DiDALib.engine.estimators import estimator_passes
 from DiDALib.engine.masks import fill_image, gaussian_blur
 from DiDALib.evaluation import metrics as M
 from DiDALib.evaluation.cases import phantom_cases
-from DiDALib.models.package import demo_model_path, load_model_package
+from DiDALib.models.package import load_model_package, phantom_model_path
 from DiDALib.pipeline import ExplainSettings, engine_fill
 
 SEED = 2027  # the faithfulness tests' seed (test_faithfulness.py): not the benchmark's 31337 nor its selection's 4099
@@ -27,7 +27,7 @@ MARGIN = 0.3
 
 
 def test_shapley_map_beats_leave_one_out_on_spread_atrophy():
-    demo = load_model_package(demo_model_path())
+    demo = load_model_package(phantom_model_path())  # phantoms: the phantom model (#23 made Kermany the default)
     case = phantom_cases(demo, SEED, 1, labels=("geographic_atrophy",), depth=256, width=384)[0]
     fill = engine_fill(ExplainSettings().fill, demo)
     engine = DiDAEngine(demo.model, device="cpu", score=demo.spec.score, fill=fill, class_names=demo.spec.classes)

@@ -172,5 +172,5 @@ def write_stored_results(path: str | Path, worker, package_dir: str | Path) -> P
     with HeadlessEnvironment() as env:
         fx = explain_volume(env, worker, package_dir)
         fx.views.detach()
-        return write_results(Path(path), fx.session.explanation,
-                             {"made_by": "DiDALib.mrml.scenarios.write_stored_results", "settings": TEST_SETTINGS})
+        made_by = "DiDALib.mrml.selftest.fixtures.write_stored_results"
+        return write_results(Path(path), fx.session.explanation, {"made_by": made_by, "settings": TEST_SETTINGS})

@@ -18,7 +18,7 @@ from cli_helpers import make_package, one_line, run
 from PIL import Image
 
 from DiDALib.audit.store import STORE_FILE, AuditStore
-from DiDALib.io.output_dir import foreign_files
+from DiDALib.io.output_dir import changed_files, foreign_files
 from DiDALib.phantom import make_bscan
 
 GRIDS = ["--grids", "2,3", "--device", "cpu", "--quiet"]
@@ -94,6 +94,7 @@ def test_an_audit_explains_every_image_records_the_corrupt_one_and_writes_its_fo
     run_json = json.loads((audit / "run.json").read_text())
     assert run_json["kind"] == "dida-audit" and run_json["finished"] is True
     assert foreign_files(audit) == []  # every file is DiDA's: --force may replace it, nothing else may
+    assert changed_files(audit) == []  # and each is as DiDA sealed it (run.json's fingerprints, io.proof)
     assert not [p for p in audit.parent.iterdir() if p.name.startswith(".")]  # no staging or lock left
 
 
@@ -271,3 +272,19 @@ def test_the_audit_page_is_offline_sortable_filterable_and_says_what_summary_jso
     assert driver.find_element("id", "accuracy").text == f"{summary['accuracy']:.3f}"
     assert len(driver.find_elements("css selector", ".card[data-class]")) == len(summary["per_class"]) - sum(
         1 for v in summary["per_class"].values() if not v["items"])
+
+
+def test_every_worker_runs_the_model_as_torch_runs_it_and_the_seed_draws_the_sample(dataset, package, tmp_path):
+    """An item's bits depend on the worker's cores only: no worker picks its own runtime by timing (``--runtime
+    auto`` of dida explain); an audit computes the paper's d, and its --seed draws --sample."""
+    from DiDALib.audit.run import _explain_fields
+    from DiDALib.cli import build_parser
+    from DiDALib.cli.audit import request_from_args
+
+    args = build_parser().parse_args(["audit", str(dataset), "--model", str(package), "--out", str(tmp_path / "a"),
+                                      "--sample", "3", "--seed", "5", *GRIDS])
+    request = request_from_args(args)
+    assert request.seed == 5 and request.explain.estimator == "leave-one-out"
+    fields = _explain_fields(request.explain, "probabilities", "cpu")
+    assert fields["runtime"] == "torch" and fields.get("estimator", "leave-one-out") == "leave-one-out"
+    assert fields["channels_last"] is False  # a memory format chosen by timing changes the last bits

@@ -157,3 +157,13 @@ def test_trusted_code_that_ends_the_process_is_the_models_failure(tmp_path, caps
         "input_size": [32, 32], "channels": 1, "normalisation": "none"}))
     err = _refused(capsys, tmp_path, volume, folder, match, "--trust-code")
     assert "cancelled" not in err and "net.py" in err
+
+
+def test_the_bundled_packages_pass_the_argument_checks():
+    """The allow-list admits what real shape-only arguments look like: the bundled models' own (timm's ResNet
+    ``channels``, the block widths of the Kermany demo model)."""
+    from DiDALib.models.package import demo_model_path, phantom_model_path
+    from DiDALib.models.spec import read_spec
+
+    for path in (demo_model_path(), phantom_model_path()):
+        assert read_spec(path).architecture.startswith("timm:")

@@ -159,7 +159,7 @@ def test_shapley_values_reach_the_scene_and_the_export(env, worker, mrml_package
     from DiDALib.mrml.export import export_session
     from DiDALib.mrml.session import ExplainSession
 
-    volume = scenarios.make_test_volume(env, n_bscans=1)
+    volume = fixtures.make_test_volume(env, n_bscans=1)
     settings, indices = choices.run_choices(_parameters(volume, estimator="shapley", gridPreset="evidence"),
                                             current=False)
     assert settings["grids"] == list(SHAPLEY_GRIDS) and settings["estimator"] == "shapley"

@@ -170,8 +170,8 @@ def test_the_status_line_warns_about_saturated_probabilities(env):
     from DiDALib.engine.result import DiDAResult
     from DiDALib.explanation import VolumeExplanation
 
-    volume = scenarios.make_test_volume(env, n_bscans=2)
-    names = tuple(scenarios.TEST_CLASSES)
+    volume = fixtures.make_test_volume(env, n_bscans=2)
+    names = tuple(fixtures.TEST_CLASSES)
     d = np.full((len(names), 3, 3), 1e-7, np.float32)
     base = np.full(len(names), 1e-5, np.float32)
     base[0] = 1 - base[1:].sum()  # saturated: the top class at 0.99996

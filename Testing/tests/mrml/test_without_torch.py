@@ -20,8 +20,10 @@ ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "Testing" / "tests" / "without_torch.py"
 OCT_FILE = ROOT / "Testing" / "Data" / "oct" / "heyex_synthetic_10x40x50.vol"
 #: The modules on the Slicer path that import torch when they load, each reached only from inside a function that
-#: loads a model (``models.package.load_model_package``, ``models.python_code``'s builder), which runs in the worker.
-MODEL_LOADING = ("DiDALib.models.preprocess", "DiDALib.models.validate", "DiDALib.models.weights")
+#: loads a model (``models.package.load_model_package``, ``models.python_code``'s builder), which runs in the worker,
+#: or from such a module (``checkpoints`` from ``weights``, ``fixed_batch`` from ``outputs``).
+MODEL_LOADING = ("DiDALib.models.checkpoints", "DiDALib.models.fixed_batch", "DiDALib.models.outputs",
+                 "DiDALib.models.preprocess", "DiDALib.models.validate", "DiDALib.models.weights")
 TORCH = {"torch", "timm", "torchvision"}
 #: The virtual environment without torch (``.ci/run`` makes it from ``NOTORCH_REQUIREMENTS``).
 NOTORCH = ROOT / ".venv-notorch"

@@ -75,8 +75,8 @@ def test_compiled_d_equal_torch_d():
 def test_torch_runtime_is_the_engine_path_bit_for_bit():
     """``runtime="torch"`` builds nothing and probes nothing: every d is what the model itself gives on the
     engine's own masked batch."""
-    from DiDALib.engine.grid import cell_boxes
     from DiDALib.engine.masks import fill_image, mask_batch
+    from DiDALib.engine.plan import leave_one_out_plan
     from DiDALib.engine.scores import transform_scores
 
     model = trained(SmallCNN()).eval()
@@ -85,9 +85,9 @@ def test_torch_runtime_is_the_engine_path_bit_for_bit():
     result = engine.explain(image, grids=(3, 5))
     assert engine.runtime_choice.name == "torch" and engine.runtime_choice.forward is None
     assert engine._forward_fn is engine.model
-    boxes = torch.from_numpy(np.concatenate([np.zeros((1, 4), np.int64), cell_boxes(32, 32, 3),
-                                             cell_boxes(32, 32, 5)]))
-    x = mask_batch(image[None], fill_image(image, "background")[None], boxes, memory_format=engine.memory_format)
+    plan = leave_one_out_plan((32, 32), (0, 0, 32, 32), (3, 5), torch.device("cpu"))  # the original, then cells
+    x = mask_batch(image[None], fill_image(image, "background")[None], plan.masks(0, plan.num_jobs),
+                   memory_format=engine.memory_format)
     with torch.inference_mode():
         s = transform_scores(model(x), "probabilities").numpy()
     np.testing.assert_array_equal(result.base_scores, s[0])
