@@ -30,7 +30,8 @@ KINDS = {
 TIMM_ARGS = {
     **dict.fromkeys(("drop_rate", "drop_path_rate", "drop_block_rate", "proj_drop_rate", "attn_drop_rate",
                      "pos_drop_rate", "patch_drop_rate"), "rate"),
-    **dict.fromkeys(("img_size", "patch_size", "window_size", "depths", "dims", "layers", "embed_dim"), "ints"),
+    **dict.fromkeys(("img_size", "patch_size", "window_size", "depths", "dims", "layers", "embed_dim", "channels"),
+                    "ints"),  # channels: a ResNet's stage widths (the Kermany demo model's narrowed resnet10t)
     **dict.fromkeys(("output_stride", "reg_tokens", "depth", "num_heads", "stem_width", "base_width", "cardinality",
                      "head_hidden_size"), "int"),
     **dict.fromkeys(("class_token", "no_embed_class", "dynamic_img_size", "dynamic_img_pad", "qkv_bias", "fix_stem",
