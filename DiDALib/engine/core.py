@@ -278,7 +278,8 @@ class DiDAEngine:
             x = x.to(self.device)
         fill = fill_image(x, self.fill, reg)
         if self.memory_format is None:  # settled on the first image's own masked images
-            self._settle_format(mask_batch(x[None], fill[None], plan.boxes[: formats.probe_images(self.device)]))
+            probe = min(formats.probe_images(self.device), plan.num_jobs)
+            self._settle_format(mask_batch(x[None], fill[None], plan.masks(0, probe)))
         # Kept as (1, C, H, W) in the model's memory format so that masks broadcast straight into that layout.
         source = x[None].contiguous(memory_format=self.memory_format)
         return _Item(index, source, fill[None], plan, reg)
