@@ -8,14 +8,15 @@ in the package: patients it never trained on), the first ``--per-class`` of each
 classifies right, for the true class. Each explainer's map is scored by deletion (most relevant first, and least
 relevant first), ABPC (the area between those two curves) and insertion from a blurred copy, on the class's
 probability, the removed pixels showing what DiDA shows in a masked cell (the default fill, ``background``).
-Means come with 95 % bootstrap intervals over B-scans (stratified by class), and DiDA's evidence map with paired
-intervals against every other explainer.
+Means come with 95 % bootstrap intervals over B-scans (stratified by class), and each of DiDA's readouts with paired
+intervals against every other explainer; each explainer's seconds per B-scan are reported beside its passes.
 
 The explainers are ``METHODS``, one entry each: a name and a function from the run's context and one B-scan to the
 class's map and the model passes it used. Perturbation explainers get DiDA's budget (the paper's grids: 1,737
-passes): RISE with as many masks, captum's occlusion with the window of the phantom table scaled to the input and
-the finest stride within the budget, captum's Shapley value sampling over DiDA's 7 x 7 cells with as many
-permutations as fit. Grad-CAM (one pass and its gradient) and the random and centre maps are references.
+passes): DiDA's Shapley values (``--estimator shapley``: its default schedule, read as the phantom table reads
+them, ``bench_faithfulness.shapley_maps``), RISE with as many masks, captum's occlusion with the window of the
+phantom table scaled to the input and the finest stride within the budget, captum's Shapley value sampling over
+DiDA's 7 x 7 cells with as many permutations as fit. Grad-CAM (one pass and its gradient) and the random and centre maps are references.
 """
 
 from __future__ import annotations
