@@ -16,7 +16,8 @@ class's map and the model passes it used. Perturbation explainers get DiDA's bud
 passes): DiDA's Shapley values (``--estimator shapley``: its default schedule, read as the phantom table reads
 them, ``bench_faithfulness.shapley_maps``), RISE with as many masks, captum's occlusion with the window of the
 phantom table scaled to the input and the finest stride within the budget, captum's Shapley value sampling over
-DiDA's 7 x 7 cells with as many permutations as fit. Grad-CAM (one pass and its gradient) and the random and centre maps are references.
+DiDA's 7 x 7 cells with as many permutations as fit. Grad-CAM (one pass and its gradient) and the random and
+centre maps are references.
 """
 
 from __future__ import annotations
@@ -292,6 +293,7 @@ def markdown(out: dict) -> str:
         run = cost["dida_leave_one_out_run"]
         lines += ["", "| explainer | seconds per B-scan (its own work) |", "|---|---|",
                   f"| DiDA leave-one-out run, both schedules ({run['passes']:,} passes) | {run['seconds']:.2f} |",
-                  f"| the same at its rate, paper grids' {BUDGET:,} passes | {run['paper_grids_seconds_at_its_rate']:.2f} |"]
+                  f"| the same at its rate, paper grids' {BUDGET:,} passes | "
+                  f"{run['paper_grids_seconds_at_its_rate']:.2f} |"]
         lines += [f"| {name} | {sec:.2f} |" for name, sec in cost["explainers"].items()]
     return "\n".join(lines)
