@@ -147,7 +147,8 @@ def test_schedule_fits_the_paper_budget_and_counts_every_pass():
     assert Shapley().counts(SHAPLEY_GRIDS) == counts
     shape = (1, 33, 33)
     model = IntegerLinear(shape)
-    engine = DiDAEngine(model, device="cpu", score="logits", batch_size=64)
+    # channels_last=False: no memory-format probe (test_memory_format.py), whose passes would count here
+    engine = DiDAEngine(model, device="cpu", score="logits", batch_size=64, channels_last=False)
     seen = []
     engine.explain(torch.rand(shape), grids=(3, 5), estimator=Shapley((6, 4)),
                    on_grid=lambda i, g, values, base: seen.append(g))
