@@ -173,11 +173,11 @@ def dida_maps(logit_result, k: int, schedules: dict, candidates: bool) -> dict[s
     return out
 
 
-def shapley_maps(ctx: dict, case, value, candidates: bool) -> tuple[dict[str, tuple[np.ndarray, int]], float]:
-    """DiDA's Shapley readouts of one case, every score mode from the same passes (``all_modes_model``): the
-    evidence map of the main schedule, and with ``candidates`` every candidate schedule and readout. Returns them
-    and the seconds of the main schedule's run (all classes)."""
-    engine = DiDAEngine(all_modes_model(ctx["scorer"].logits), device="cpu", score="logits", fill=value, batch_size=64)
+def shapley_maps(scorer: Counter, case, value, candidates: bool) -> tuple[dict[str, tuple[np.ndarray, int]], float]:
+    """DiDA's Shapley readouts of one case (phantom or real B-scan), every score mode from the same passes
+    (``all_modes_model``): the evidence map of the main schedule, and with ``candidates`` every candidate schedule
+    and readout. Returns them and the seconds of the main schedule's run (all classes)."""
+    engine = DiDAEngine(all_modes_model(scorer.logits), device="cpu", score="logits", fill=value, batch_size=64)
     out, seconds = {}, 0.0
     for name, (grids, counts) in (SHAPLEY_CANDIDATES if candidates else SHAPLEY_SCHEDULE).items():
         started = time.perf_counter()
@@ -240,7 +240,7 @@ def run_fill(ctx: dict, fill: str, cases, normals, baselines: bool) -> tuple[lis
             r, n = B.rise_map(scorer.probabilities, x, fill_img, args.rise_masks, args.rise_cells, seed=args.seed + i)
             maps[f"rise_{args.rise_masks}"] = (r[k], n)
             maps["gradcam_layer3"] = ctx["gradcam"][i]
-            shapley, ctx["cost"]["dida_shapley_s"][i] = shapley_maps(ctx, case, value, args.shapley_candidates)
+            shapley, ctx["cost"]["dida_shapley_s"][i] = shapley_maps(scorer, case, value, args.shapley_candidates)
             maps.update(shapley)
             maps[CAPTUM_MAP], ctx["cost"]["captum_shapley_s"][i] = captum_shapley(ctx, case, fill_img)
         shape = case.input_mask.shape

@@ -2,8 +2,9 @@
 
 The benchmarks are not timed tests (their figures are read by people, with the command), but they call into the
 library's internals (bench_maps wraps the run writer's map steps by name): a refactor that moves one of those must
-not leave a benchmark that no longer starts, as happened once. The faithfulness benchmark is left out: its smallest
-run takes about a minute (its metric code and phantoms run in test_faithfulness.py).
+not leave a benchmark that no longer starts, as happened once. The faithfulness benchmark's phantom mode is left
+out: its smallest run takes about a minute (its metric code and phantoms run in test_faithfulness.py); its real-data
+mode runs on the shipped Kermany samples with a tiny model.
 """
 
 from __future__ import annotations
@@ -92,3 +93,44 @@ def test_zoo_fidelity_benchmark_runs():
 def test_graph_check_benchmark_runs():
     out = _run("bench_graph_check.py", "--model", "test_efficientnet", "--input-size", "32", "--rounds", "1")
     assert all(out[how]["load_s"] > 0 and out[how]["check_before_s"] > 0 for how in ("script", "trace", "export"))
+
+
+def test_faithfulness_real_mode_runs(tmp_path):
+    """``--real`` end to end without ../shared: a folder of the shipped Kermany samples, a split list that labels
+    each as the tiny random model classifies it (the benchmark explains only B-scans the model gets right), every
+    explainer of ``METHODS`` on one B-scan per class found, the JSON and the paired tables of every DiDA readout."""
+    import csv
+    import shutil
+
+    import torch
+
+    from cli_helpers import make_package
+
+    from DiDALib.evaluation.image_cases import image_cases
+    from DiDALib.models.package import load_model_package
+
+    package_dir = make_package(tmp_path / "tiny", ("CNV", "DME", "DRUSEN", "NORMAL"))
+    package = load_model_package(package_dir)
+    data = tmp_path / "data"
+    samples = sorted((ROOT / "Resources" / "Samples" / "kermany").glob("*.jpeg"))
+    rows = []
+    for case in image_cases(package, [(p, p.name.split("-")[0]) for p in samples], 1, correct_only=False):
+        with torch.inference_mode():
+            label = package.spec.classes[int(package.model(case.image[None]).argmax())]
+        (data / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(case.path, data / label / case.path.name)
+        rows.append({"path": f"{label}/{case.path.name}", "class": label, "patient": case.path.name.split("-")[1],
+                     "part": "validation"})
+    with open(tmp_path / "split.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, ["path", "class", "patient", "part"])
+        writer.writeheader()
+        writer.writerows(rows)
+    out = _run("bench_faithfulness.py", "--real", str(data), "--model", str(package_dir), "--split",
+               str(tmp_path / "split.csv"), "--per-class", "1", "--steps", "4", "--gradcam-layer", "conv_head")
+    found = {r["class"] for r in rows}
+    assert out["bscans"] == {c: int(c in found) for c in package.spec.classes}
+    shapley = out["main"]["dida_shapley|probabilities"]
+    assert shapley["passes"] == out["schedules"]["shapley"]["passes"] <= out["schedules"]["paper"]["passes"]
+    assert {"paired_dida_shapley_minus", "paired_dida_evidence_evidence_minus"} <= set(out)
+    assert set(out["paired_dida_shapley_minus"]) >= {"vs_rise", "vs_occlusion", "vs_shapley_7x7", "vs_gradcam"}
+    assert out["seconds_per_bscan"]["explainers"]["dida_shapley"] > 0

@@ -14,6 +14,7 @@ import torch
 
 from cli_helpers import make_package
 
+from DiDALib.engine.estimators import SHAPLEY_GRIDS, Shapley, estimator_passes
 from DiDALib.evaluation import baselines as B
 from DiDALib.evaluation.image_cases import image_cases
 from DiDALib.models.package import load_model_package
@@ -80,7 +81,9 @@ def test_every_explainer_maps_a_real_bscan_at_its_cost(tiny_run):
         before = ctx.scorer.images
         m, passes = method.explain(ctx, case, 2)
         assert m.shape == tuple(case.image.shape[1:]) and np.isfinite(m).all(), method.name
-        if method.name.startswith("dida_"):
+        if method.name == "dida_shapley":  # its own run, every class at once, in the phantom table's schedule
+            assert passes == estimator_passes(SHAPLEY_GRIDS, Shapley()) == ctx.scorer.images - before <= FR.BUDGET
+        elif method.name.startswith("dida_"):
             assert passes in (FR.BUDGET, 1716) and ctx.scorer.images == before, method.name
         elif method.name in ("rise", "occlusion", "shapley_7x7"):  # occlusion_map asks once more for the classes
             assert 0 < passes <= ctx.scorer.images - before <= passes + 1, method.name
@@ -90,14 +93,19 @@ def test_every_explainer_maps_a_real_bscan_at_its_cost(tiny_run):
 def test_the_tables_come_from_the_rows():
     """The summary and the README tables of made-up rows: means, paired differences and ABPC per class."""
     rows = [{"case": i, "label": CLASSES[i % 4], "explainer": name, "score": "probabilities", "passes": passes,
-             "deletion": 0.1 * k, "lerf": 0.5, "abpc": 0.5 - 0.1 * k, "insertion": 0.9}
+             "seconds": 1.0 + i + k, "deletion": 0.1 * k, "lerf": 0.5, "abpc": 0.5 - 0.1 * k, "insertion": 0.9}
             for i in range(8) for k, (name, passes) in enumerate((("dida_evidence_evidence", 1716), ("rise", 1737)))]
     table = FR.summarise(rows, 0, FR.METRICS, CLASSES)
     pairs = {"vs_rise": FR.paired(rows, "dida_evidence_evidence|probabilities", "rise|probabilities", 0, FR.METRICS)}
     assert table["rise|probabilities"]["abpc"][0] == pytest.approx(0.4)
     assert pairs["vs_rise"]["abpc"] == pytest.approx([0.1, 0.1, 0.1])
+    cost = FR.cost_per_bscan(rows, [6.0, 8.0], 3057)
+    assert cost["explainers"] == {"dida_evidence_evidence": 4.5, "rise": 5.5}
+    assert cost["dida_leave_one_out_run"] == {"passes": 3057, "seconds": 7.0,
+                                              "paper_grids_seconds_at_its_rate": round(7.0 * FR.BUDGET / 3057, 3)}
     text = FR.markdown({"main": table, "paired_dida_evidence_evidence_minus": pairs,
-                        "bscans": dict.fromkeys(CLASSES, 2)})
+                        "bscans": dict.fromkeys(CLASSES, 2), "seconds_per_bscan": cost})
+    assert "| rise | 5.50 |" in text and "| DiDA leave-one-out run, both schedules (3,057 passes) | 7.00 |" in text
     assert "| rise | 1,737 | 0.100 [0.100, 0.100] | 0.900 [0.900, 0.900] | 0.400 [0.400, 0.400] |" in text
     assert "| dida_evidence_evidence minus |" in text and "| rise | -0.100" in text
     assert "| dida_evidence_evidence | 0.500 | 0.500 | 0.500 | 0.500 |" in text
